@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The numeric targets are compiled with -Ounchecked in every configuration:
+// `swift run lab ...` is a debug build, and unoptimized Swift is ~60x slower
+// in hot loops. (-wmo would break the debug build, so it is not used.)
+let numeric: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+
+let package = Package(
+    name: "lab",
+    products: [
+        .executable(name: "lab", targets: ["lab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "Engine", dependencies: ["CBLAS"], swiftSettings: numeric),
+        .executableTarget(
+            name: "lab",
+            dependencies: [
+                "Engine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["Engine"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: numeric
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

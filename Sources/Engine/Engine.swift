@@ -1,0 +1,43 @@
+// Engine: the CNN, forward and backward, NHWC float32, GEMMs through OpenBLAS.
+//
+// Dimension legend used in every buffer comment of this module:
+//   N  batch           H, W  height, width        C  channels (input)
+//   OC output channels K     9*C (a 3x3 patch)     M  N*H*W rows of a GEMM
+//   IN, OUT  dense layer widths                     L  number of classes
+//
+// Conventions (as in llm.c):
+// - Kernels are free functions over raw pointers with explicit sizes, each
+//   forward beside its backward in one file.
+// - Backward functions ACCUMULATE (+=) into input and parameter gradients;
+//   the model zeroes gradients once per step. A residual input therefore
+//   receives its two gradient contributions without extra buffers.
+// - The engine knows nothing of files, JSON or SQLite (DESIGN.md §3);
+//   safetensors encoding is bytes in, bytes out.
+
+import CBLAS
+
+public enum BLAS {
+    /// Sets OpenBLAS's thread count. Debian's OpenBLAS is a pthread build
+    /// whose default depends on the machine, so every entry point sets it.
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// OpenBLAS's build string, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Zen MAX_THREADS=64".
+    public static var config: String {
+        guard let c = openblas_get_config() else { return "unknown" }
+        return String(cString: c).trimmingCharacters(in: .whitespaces)
+    }
+}
+
+/// How this module was compiled: `lab bench` prints it, because a debug
+/// build without -Ounchecked would be ~60x slower in hot loops.
+public var engineBuildConfiguration: String {
+    #if DEBUG
+    return "debug (numeric targets -Ounchecked)"
+    #else
+    return "release"
+    #endif
+}

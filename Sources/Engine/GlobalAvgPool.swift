@@ -1,0 +1,33 @@
+// Global average pool: [N, H, W, C] -> [N, C].
+
+public func globalAvgPoolForward(
+    _ out: UnsafeMutablePointer<Float>,  // [N, C]
+    _ inp: UnsafePointer<Float>,         // [N, H, W, C]
+    N: Int, HW: Int, C: Int
+) {
+    let s = 1 / Float(HW)
+    for n in 0..<N {
+        let o = out + n * C
+        for c in 0..<C { o[c] = 0 }
+        for p in 0..<HW {
+            let i = inp + (n * HW + p) * C
+            for c in 0..<C { o[c] += i[c] }
+        }
+        for c in 0..<C { o[c] *= s }
+    }
+}
+
+public func globalAvgPoolBackward(
+    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] accumulated
+    _ dout: UnsafePointer<Float>,        // [N, C]
+    N: Int, HW: Int, C: Int
+) {
+    let s = 1 / Float(HW)
+    for n in 0..<N {
+        let d = dout + n * C
+        for p in 0..<HW {
+            let i = dinp + (n * HW + p) * C
+            for c in 0..<C { i[c] += d[c] * s }
+        }
+    }
+}

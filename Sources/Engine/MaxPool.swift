@@ -1,0 +1,55 @@
+// 2x2 max-pool, stride 2, NHWC; H and W even. Backward finds the winner
+// again from the input instead of storing indices: it is one more read of
+// data the backward of the layer below reads anyway.
+
+public func maxPool2x2Forward(
+    _ out: UnsafeMutablePointer<Float>,  // [N, H/2, W/2, C]
+    _ inp: UnsafePointer<Float>,         // [N, H, W, C]
+    N: Int, H: Int, W: Int, C: Int
+) {
+    let OH = H / 2, OW = W / 2
+    for n in 0..<N {
+        for oy in 0..<OH {
+            let r0 = inp + ((n * H + 2 * oy) * W) * C
+            let r1 = r0 + W * C
+            let o = out + ((n * OH + oy) * OW) * C
+            for ox in 0..<OW {
+                let a = r0 + 2 * ox * C, b = r1 + 2 * ox * C, d = o + ox * C
+                for c in 0..<C { d[c] = max(max(a[c], a[c + C]), max(b[c], b[c + C])) }
+            }
+        }
+    }
+}
+
+/// dinp accumulates; ties go to the first of (top-left, top-right,
+/// bottom-left, bottom-right), as one gradient path, like PyTorch.
+public func maxPool2x2Backward(
+    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] accumulated
+    _ dout: UnsafePointer<Float>,        // [N, H/2, W/2, C]
+    inp: UnsafePointer<Float>,           // [N, H, W, C]
+    out: UnsafePointer<Float>,           // [N, H/2, W/2, C]
+    N: Int, H: Int, W: Int, C: Int
+) {
+    let OH = H / 2, OW = W / 2
+    for n in 0..<N {
+        for oy in 0..<OH {
+            let i0 = ((n * H + 2 * oy) * W) * C
+            let i1 = i0 + W * C
+            let ob = ((n * OH + oy) * OW) * C
+            for ox in 0..<OW {
+                let a = i0 + 2 * ox * C, b = i1 + 2 * ox * C, o = ob + ox * C
+                for c in 0..<C {
+                    let m = out[o + c], g = dout[o + c]
+                    let t0 = inp[a + c] == m
+                    let t1 = !t0 && inp[a + C + c] == m
+                    let t2 = !t0 && !t1 && inp[b + c] == m
+                    let t3 = !t0 && !t1 && !t2
+                    dinp[a + c] += t0 ? g : 0
+                    dinp[a + C + c] += t1 ? g : 0
+                    dinp[b + c] += t2 ? g : 0
+                    dinp[b + C + c] += t3 ? g : 0
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import XCTest
+@testable import Engine
+
+/// Every kernel's backward against finite differences of its own forward,
+/// and the convolution's forward against a direct (non-GEMM) reference.
+final class LayerGradientTests: XCTestCase {
+    override func setUp() { BLAS.setThreads(1) }
+
+    /// Direct 3x3 convolution, NHWC, zero padding: the independent reference.
+    func directConv(_ x: [Float], _ w: [Float], _ b: [Float]?, N: Int, H: Int, W: Int, C: Int, OC: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: N * H * W * OC)
+        for n in 0..<N { for y in 0..<H { for xx in 0..<W { for o in 0..<OC {
+            var s = Double(b?[o] ?? 0)
+            for ky in 0..<3 { for kx in 0..<3 {
+                let iy = y + ky - 1, ix = xx + kx - 1
+                guard iy >= 0, iy < H, ix >= 0, ix < W else { continue }
+                for c in 0..<C {
+                    s += Double(x[((n * H + iy) * W + ix) * C + c]) * Double(w[((ky * 3 + kx) * C + c) * OC + o])
+                }
+            } }
+            out[((n * H + y) * W + xx) * OC + o] = Float(s)
+        } } } }
+        return out
+    }
+
+    func checkConv(N: Int, H: Int, W: Int, C: Int, OC: Int, bias: Bool, tileFloats: Int) {
+        let ws = ConvWorkspace(tileFloats: tileFloats)
+        var x = randomArray(N * H * W * C, seed: 1)
+        var w = randomArray(9 * C * OC, seed: 2, scale: 0.5)
+        var b = bias ? randomArray(OC, seed: 3) : []
+        let r = randomArray(N * H * W * OC, seed: 4)
+        func forward(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: N * H * W * OC)
+            b.withUnsafeBufferPointer { bp in
+                conv3x3Forward(&out, x, w, bias ? bp.baseAddress : nil, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+            }
+            return out
+        }
+        let out = forward(x, w, b)
+        let ref = directConv(x, w, bias ? b : nil, N: N, H: H, W: W, C: C, OC: OC)
+        XCTAssertLessThan(maxAbsDiff(out, ref), 1e-4, "conv forward vs direct \(N)x\(H)x\(W)x\(C)->\(OC)")
+
+        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
+        var db = [Float](repeating: 0, count: OC)
+        db.withUnsafeMutableBufferPointer { dbp in
+            conv3x3Backward(&dx, &dw, bias ? dbp.baseAddress : nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+        }
+        let loss = { (x: [Float], w: [Float], b: [Float]) in dot(forward(x, w, b), r) }
+        assertGradient("conv dx", x: &x, analytic: dx) { loss($0, w, b) }
+        assertGradient("conv dw", x: &w, analytic: dw) { loss(x, $0, b) }
+        if bias { assertGradient("conv db", x: &b, analytic: db) { loss(x, w, $0) } }
+    }
+
+    func testConv3x3() {
+        checkConv(N: 2, H: 5, W: 4, C: 3, OC: 4, bias: true, tileFloats: 1 << 20)
+        checkConv(N: 2, H: 5, W: 4, C: 3, OC: 4, bias: false, tileFloats: 1)  // one row per tile
+        checkConv(N: 1, H: 3, W: 7, C: 2, OC: 3, bias: true, tileFloats: 3 * 7 * 18)  // tiles cross rows
+        checkConv(N: 2, H: 2, W: 1, C: 2, OC: 2, bias: true, tileFloats: 1 << 20)   // W = 1 border case
+        checkConv(N: 1, H: 1, W: 2, C: 3, OC: 2, bias: false, tileFloats: 1 << 20)  // W = 2, H = 1
+    }
+
+    func checkBatchNorm(training: Bool, residual: Bool) {
+        let M = 12, C = 3
+        var x = randomArray(M * C, seed: 10, scale: 2).enumerated().map { $0.element + Float($0.offset % C) }
+        var g = randomArray(C, seed: 11).map { 1 + 0.3 * $0 }
+        var be = randomArray(C, seed: 12, scale: 0.5)
+        var res = randomArray(M * C, seed: 13)
+        let r = randomArray(M * C, seed: 14)
+        let rm0 = randomArray(C, seed: 15, scale: 0.3), rv0 = randomArray(C, seed: 16).map { 1 + 0.5 * $0 }
+        func forward(_ x: [Float], _ g: [Float], _ be: [Float], _ res: [Float]) -> (out: [Float], mean: [Float], rstd: [Float]) {
+            var mean = [Float](repeating: 0, count: C), rstd = mean, rm = rm0, rv = rv0
+            batchNormStatistics(mean: &mean, rstd: &rstd, runningMean: &rm, runningVar: &rv, x, M: M, C: C, training: training)
+            var out = [Float](repeating: 0, count: M * C)
+            res.withUnsafeBufferPointer { rp in
+                batchNormReLUForward(&out, x, residual: residual ? rp.baseAddress : nil, gamma: g, beta: be,
+                                     mean: mean, rstd: rstd, M: M, C: C)
+            }
+            return (out, mean, rstd)
+        }
+        let f = forward(x, g, be, res)
+        var dx = [Float](repeating: 0, count: M * C), dg = [Float](repeating: 0, count: C), db = dg
+        var dres = [Float](repeating: 0, count: M * C)
+        dres.withUnsafeMutableBufferPointer { dp in
+            batchNormReLUBackward(&dx, dresidual: residual ? dp.baseAddress : nil, dgamma: &dg, dbeta: &db, r,
+                                  out: f.out, inp: x, gamma: g, mean: f.mean, rstd: f.rstd, M: M, C: C, training: training)
+        }
+        let tag = "bn(training: \(training), residual: \(residual))"
+        let loss = { (x: [Float], g: [Float], be: [Float], res: [Float]) in dot(forward(x, g, be, res).out, r) }
+        assertGradient("\(tag) dx", x: &x, analytic: dx, eps: 1e-3) { loss($0, g, be, res) }
+        assertGradient("\(tag) dgamma", x: &g, analytic: dg, eps: 1e-3) { loss(x, $0, be, res) }
+        assertGradient("\(tag) dbeta", x: &be, analytic: db, eps: 1e-3) { loss(x, g, $0, res) }
+        if residual { assertGradient("\(tag) dres", x: &res, analytic: dres, eps: 1e-3) { loss(x, g, be, $0) } }
+    }
+
+    func testBatchNormReLU() {
+        for training in [true, false] { for residual in [false, true] { checkBatchNorm(training: training, residual: residual) } }
+    }
+
+    func testBatchNormRunningStatistics() {
+        // Running mean/var move by momentum 0.1 toward the batch mean and the unbiased variance.
+        let M = 4, C = 1
+        let x: [Float] = [1, 2, 3, 6]
+        var mean: [Float] = [0], rstd: [Float] = [0], rm: [Float] = [0], rv: [Float] = [1]
+        batchNormStatistics(mean: &mean, rstd: &rstd, runningMean: &rm, runningVar: &rv, x, M: M, C: C, training: true)
+        XCTAssertEqual(mean[0], 3, accuracy: 1e-6)
+        XCTAssertEqual(rstd[0], 1 / (3.5 + 1e-5).squareRoot(), accuracy: 1e-6)   // biased var 14/4
+        XCTAssertEqual(rm[0], 0.3, accuracy: 1e-6)
+        XCTAssertEqual(rv[0], 0.9 + 0.1 * 14 / 3, accuracy: 1e-6)                   // unbiased 14/3
+    }
+
+    func testAddReLU() {
+        let n = 20
+        var x = randomArray(n, seed: 20), res = randomArray(n, seed: 21)
+        let r = randomArray(n, seed: 22)
+        func forward(_ x: [Float], _ res: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: n)
+            addReLUForward(&out, x, residual: res, count: n)
+            return out
+        }
+        var dx = [Float](repeating: 0, count: n), dres = [Float](repeating: 0, count: n)
+        addReLUBackward(&dx, dresidual: &dres, r, out: forward(x, res), count: n)
+        assertGradient("addrelu dx", x: &x, analytic: dx, eps: 1e-3) { dot(forward($0, res), r) }
+        assertGradient("addrelu dres", x: &res, analytic: dres, eps: 1e-3) { dot(forward(x, $0), r) }
+    }
+
+    func testMaxPool() {
+        let N = 2, H = 4, W = 6, C = 3
+        // Distinct values, spaced wider than eps, so no max changes under the perturbation.
+        var rng = RNG(seed: 30)
+        var x = (0..<(N * H * W * C)).map { Float($0) * 0.1 }
+        x.shuffle(using: &rng)
+        let r = randomArray(N * H * W * C / 4, seed: 31)
+        func forward(_ x: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: N * H * W * C / 4)
+            maxPool2x2Forward(&out, x, N: N, H: H, W: W, C: C)
+            return out
+        }
+        let out = forward(x)
+        XCTAssertEqual(out[0], [x[0], x[C], x[W * C], x[W * C + C]].max()!)
+        var dx = [Float](repeating: 0, count: x.count)
+        maxPool2x2Backward(&dx, r, inp: x, out: out, N: N, H: H, W: W, C: C)
+        assertGradient("maxpool dx", x: &x, analytic: dx, eps: 1e-2) { dot(forward($0), r) }
+    }
+
+    func testGlobalAvgPool() {
+        let N = 2, HW = 6, C = 3
+        var x = randomArray(N * HW * C, seed: 40)
+        let r = randomArray(N * C, seed: 41)
+        func forward(_ x: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: N * C)
+            globalAvgPoolForward(&out, x, N: N, HW: HW, C: C)
+            return out
+        }
+        var dx = [Float](repeating: 0, count: x.count)
+        globalAvgPoolBackward(&dx, r, N: N, HW: HW, C: C)
+        assertGradient("gap dx", x: &x, analytic: dx) { dot(forward($0), r) }
+    }
+
+    func testDenseAndReLU() {
+        let N = 3, IN = 5, OUT = 4
+        var x = randomArray(N * IN, seed: 50), w = randomArray(OUT * IN, seed: 51), b = randomArray(OUT, seed: 52)
+        let r = randomArray(N * OUT, seed: 53)
+        func forward(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            var z = [Float](repeating: 0, count: N * OUT), a = z
+            denseForward(&z, x, w, b, N: N, IN: IN, OUT: OUT)
+            reluForward(&a, z, count: N * OUT)
+            return a
+        }
+        let a = forward(x, w, b)
+        var dz = [Float](repeating: 0, count: N * OUT)
+        reluBackward(&dz, r, out: a, count: N * OUT)
+        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: OUT)
+        denseBackward(&dx, &dw, &db, dz, x, w, N: N, IN: IN, OUT: OUT)
+        assertGradient("dense dx", x: &x, analytic: dx, eps: 1e-3) { dot(forward($0, w, b), r) }
+        assertGradient("dense dw", x: &w, analytic: dw, eps: 1e-3) { dot(forward(x, $0, b), r) }
+        assertGradient("dense db", x: &b, analytic: db, eps: 1e-3) { dot(forward(x, w, $0), r) }
+    }
+
+    func testDropout() {
+        let n = 1000
+        var x = randomArray(n, seed: 60)
+        let r = randomArray(n, seed: 61)
+        var out = [Float](repeating: 0, count: n), mask = out
+        var rng = RNG(seed: 62)
+        dropoutForward(&out, mask: &mask, x, count: n, p: 0.5, training: true, rng: &rng)
+        let kept = mask.filter { $0 != 0 }.count
+        XCTAssertTrue((400...600).contains(kept), "kept \(kept) of 1000 at p=0.5")
+        XCTAssertTrue(mask.allSatisfy { $0 == 0 || $0 == 2 })
+        var dx = [Float](repeating: 0, count: n)
+        dropoutBackward(&dx, r, mask: mask, count: n)
+        assertGradient("dropout dx", x: &x, analytic: dx, samples: 50) { x in
+            var o = [Float](repeating: 0, count: n)
+            for i in 0..<n { o[i] = x[i] * mask[i] }
+            return dot(o, r)
+        }
+        var evalOut = [Float](repeating: 0, count: n)
+        dropoutForward(&evalOut, mask: &mask, x, count: n, p: 0.5, training: false, rng: &rng)
+        XCTAssertEqual(evalOut, x)
+    }
+
+    func testSoftmaxCrossEntropy() {
+        let N = 3, L = 6
+        var z = randomArray(N * L, seed: 70, scale: 3)
+        var t = randomArray(N * L, seed: 71).map { abs($0) }
+        for n in 0..<N { let s = t[(n * L)..<((n + 1) * L)].reduce(0, +); for k in 0..<L { t[n * L + k] /= s } }
+        for weights in [nil, randomArray(L, seed: 72).map { 1 + abs($0) }] as [[Float]?] {
+            func loss(_ z: [Float]) -> Double {
+                var p = [Float](repeating: 0, count: N * L)
+                return Double(weights.withOptionalPointer { softmaxCrossEntropyForward(probs: &p, z, targets: t, classWeights: $0, N: N, L: L) })
+            }
+            var p = [Float](repeating: 0, count: N * L)
+            _ = weights.withOptionalPointer { softmaxCrossEntropyForward(probs: &p, z, targets: t, classWeights: $0, N: N, L: L) }
+            var dz = [Float](repeating: 0, count: N * L)
+            weights.withOptionalPointer { softmaxCrossEntropyBackward(&dz, probs: p, targets: t, classWeights: $0, N: N, L: L) }
+            assertGradient("softmax-ce dz (weights: \(weights != nil))", x: &z, analytic: dz, eps: 1e-3) { loss($0) }
+        }
+        // Hand-worked: uniform logits, one-hot target -> log(L).
+        var p = [Float](repeating: 0, count: L)
+        let l = softmaxCrossEntropyForward(probs: &p, [Float](repeating: 0, count: L), targets: [1, 0, 0, 0, 0, 0],
+                                           classWeights: nil, N: 1, L: L)
+        XCTAssertEqual(l, log(6), accuracy: 1e-6)
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .none: return body(nil)
+        case .some(let a): return a.withUnsafeBufferPointer { body($0.baseAddress) }
+        }
+    }
+}

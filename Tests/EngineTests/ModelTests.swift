@@ -1,0 +1,263 @@
+import Foundation
+import XCTest
+@testable import Engine
+
+/// Whole-model checks: finite differences through every configuration, an
+/// independent PyTorch reference (Fixtures/, made by python/make_reference.py),
+/// checkpoints, and learning.
+final class ModelTests: XCTestCase {
+    override func setUp() { BLAS.setThreads(1) }
+
+    static let small = ModelConfig(widths: [3, 4, 5], convsPerBlock: [2, 1, 3], skip: true, batchNorm: true,
+                                   hidden: 6, dropout: 0.3, classes: 6)
+
+    func softTargets(N: Int, L: Int, seed: UInt64) -> [Float] {
+        var t = randomArray(N * L, seed: seed).map { abs($0) + 0.05 }
+        for n in 0..<N { let s = t[(n * L)..<((n + 1) * L)].reduce(0, +); for k in 0..<L { t[n * L + k] /= s } }
+        return t
+    }
+
+    /// Loss of one forward in the given mode; dropout draws from a fresh copy
+    /// of the same generator so every evaluation sees the same mask.
+    func loss(_ model: Model, _ x: [Float], _ t: [Float], N: Int, training: Bool) -> Double {
+        var rng = RNG(seed: 99)
+        let saved = model.units.map { ($0.runningMean.array, $0.runningVar.array) }
+        model.forward(x, N: N, training: training, rng: &rng)
+        let l = Double(model.loss(targets: t, classWeights: nil, N: N))
+        for (u, s) in zip(model.units, saved) {   // finite differences must not drift the running stats
+            for i in 0..<u.OC { u.runningMean[i] = s.0[i]; u.runningVar[i] = s.1[i] }
+        }
+        return l
+    }
+
+    func checkModelGradients(skip: Bool, batchNorm: Bool, training: Bool) {
+        var cfg = Self.small
+        cfg.skip = skip; cfg.batchNorm = batchNorm
+        if !training { cfg.dropout = 0 }
+        let model = Model(config: cfg, imageSize: 8)
+        var rng = RNG(seed: 7)
+        model.initialize(rng: &rng)
+        if batchNorm {  // non-trivial affine and running statistics
+            for u in model.units {
+                for i in 0..<u.OC {
+                    u.gamma!.value[i] = 1 + 0.3 * rng.uniform(-1, 1); u.beta!.value[i] = 0.2 * rng.uniform(-1, 1)
+                    u.runningMean[i] = 0.1 * rng.uniform(-1, 1); u.runningVar[i] = 1 + 0.5 * rng.uniform(-1, 1)
+                }
+            }
+        }
+        let N = 3
+        var x = randomArray(N * 8 * 8 * 3, seed: 8)
+        let t = softTargets(N: N, L: 6, seed: 9)
+        model.computeInputGradient = true
+        _ = loss(model, x, t, N: N, training: training)
+        var r = RNG(seed: 99)
+        model.forward(x, N: N, training: training, rng: &r)
+        _ = model.loss(targets: t, classWeights: nil, N: N)
+        model.backwardLoss(targets: t, classWeights: nil, N: N, training: training)
+        let tag = "model(skip: \(skip), bn: \(batchNorm), training: \(training))"
+        let dx = Array(UnsafeBufferPointer(start: model.dinput!.data, count: x.count))
+        assertGradient("\(tag) input", x: &x, analytic: dx, samples: 40, eps: 5e-4, rtol: 3e-2, atol: 3e-4) {
+            loss(model, $0, t, N: N, training: training)
+        }
+        for p in model.parameters {
+            let g = p.grad.array
+            var v = p.value.array
+            assertGradient("\(tag) \(p.name)", x: &v, analytic: g, samples: 12, eps: 5e-4, rtol: 3e-2, atol: 3e-4) { v in
+                let saved = p.value.array
+                for i in 0..<v.count { p.value[i] = v[i] }
+                defer { for i in 0..<v.count { p.value[i] = saved[i] } }
+                return loss(model, x, t, N: N, training: training)
+            }
+        }
+    }
+
+    func testModelGradientsAllConfigurations() {
+        for skip in [true, false] { for bn in [true, false] {
+            checkModelGradients(skip: skip, batchNorm: bn, training: true)
+        } }
+        checkModelGradients(skip: true, batchNorm: true, training: false)
+    }
+
+    // MARK: PyTorch reference
+
+    struct Fixture {
+        let tensors: [String: SafeTensor]
+        let config: ModelConfig
+        func f(_ name: String) -> [Float] {
+            guard let t = tensors[name] else { XCTFail("fixture lacks \(name)"); return [] }
+            return t.floats
+        }
+        var stateDict: [String: SafeTensor] {
+            tensors.filter { k, _ in !["input", "target", "train.", "eval.", "adamw."].contains { k.hasPrefix($0) } }
+        }
+    }
+
+    func fixture(_ name: String) throws -> Fixture {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: "safetensors"))
+        let (t, meta) = try Safetensors.decode(Array(try Data(contentsOf: url)))
+        let cfg = try JSONDecoder().decode(ModelConfig.self, from: Data(try XCTUnwrap(meta["config"]).utf8))
+        return Fixture(tensors: t, config: cfg)
+    }
+
+    func assertClose(_ a: [Float], _ b: [Float], _ label: String, rtol: Float = 1e-3, file: StaticString = #filePath, line: UInt = #line) {
+        let scale = max(1e-3, b.map(abs).max() ?? 0)
+        let d = maxAbsDiff(a, b)
+        XCTAssertLessThanOrEqual(d, rtol * scale, "\(label): max |diff| \(d), reference scale \(scale)", file: file, line: line)
+    }
+
+    func checkReference(_ name: String) throws {
+        let fx = try fixture(name)
+        let input = fx.f("input"), target = fx.f("target")
+        let N = fx.tensors["input"]!.shape[0], S = fx.tensors["input"]!.shape[1]
+        var rng = RNG(seed: 0)
+
+        for mode in ["train", "eval"] {
+            let training = mode == "train"
+            let model = Model(config: fx.config, imageSize: S)
+            try model.load(stateDict: fx.stateDict)
+            model.computeInputGradient = true
+            model.forward(input, N: N, training: training, rng: &rng)
+            let l = model.loss(targets: target, classWeights: nil, N: N)
+            assertClose(Array(UnsafeBufferPointer(start: model.logits.data, count: N * 6)), fx.f("\(mode).logits"), "\(name) \(mode) logits")
+            XCTAssertEqual(l, fx.f("\(mode).loss")[0], accuracy: 1e-4, "\(name) \(mode) loss")
+            model.backwardLoss(targets: target, classWeights: nil, N: N, training: training)
+            for p in model.parameters {
+                assertClose(p.torchGrad(), fx.f("\(mode).grad.\(p.name)"), "\(name) \(mode) grad \(p.name)")
+            }
+            assertClose(Array(UnsafeBufferPointer(start: model.dinput!.data, count: input.count)), fx.f("\(mode).grad.input"), "\(name) \(mode) grad input")
+            if training && fx.config.batchNorm {
+                for u in model.units {
+                    assertClose(u.runningMean.array, fx.f("train.running.\(u.bnName).running_mean"), "\(u.bnName) running_mean")
+                    assertClose(u.runningVar.array, fx.f("train.running.\(u.bnName).running_var"), "\(u.bnName) running_var")
+                }
+            }
+        }
+
+        // Two AdamW steps, as torch.optim.AdamW(lr=0.01, weight_decay=0.1).
+        let model = Model(config: fx.config, imageSize: S)
+        try model.load(stateDict: fx.stateDict)
+        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: 0.01, weightDecay: 0.1))
+        for step in 1...2 {
+            model.forward(input, N: N, training: true, rng: &rng)
+            let l = model.loss(targets: target, classWeights: nil, N: N)
+            XCTAssertEqual(l, fx.f("adamw.loss\(step)")[0], accuracy: 1e-4, "\(name) adamw loss \(step)")
+            model.backwardLoss(targets: target, classWeights: nil, N: N, training: true)
+            adam.update()
+        }
+        let state = model.stateDict()
+        for (k, v) in state where v.dtype == .f32 {
+            assertClose(v.floats, fx.f("adamw.\(k)"), "\(name) after AdamW: \(k)")
+        }
+    }
+
+    func testMatchesPyTorchReferenceWithBatchNormAndSkip() throws { try checkReference("reference_bn_skip") }
+    func testMatchesPyTorchReferenceWithoutBatchNormOrSkip() throws { try checkReference("reference_nobn_noskip") }
+
+    // MARK: checkpoints
+
+    func testCheckpointRoundTripGivesIdenticalOutputs() throws {
+        let model = Model(config: Self.small, imageSize: 8)
+        var rng = RNG(seed: 1)
+        model.initialize(rng: &rng)
+        let x = randomArray(2 * 8 * 8 * 3, seed: 2)
+        model.forward(x, N: 2, training: true, rng: &rng)   // moves running stats off their init
+        let bytes = model.checkpoint(metadata: ["lab.spec": "{}"])
+        let (copy, meta) = try Model.load(checkpoint: bytes)
+        XCTAssertEqual(meta["lab.spec"], "{}")
+        XCTAssertEqual(copy.config, model.config)
+        XCTAssertEqual(copy.units[0].batchesTracked, 1)
+        let a = Array(UnsafeBufferPointer(start: model.forward(x, N: 2, training: false, rng: &rng), count: 12))
+        let b = Array(UnsafeBufferPointer(start: copy.forward(x, N: 2, training: false, rng: &rng), count: 12))
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(copy.checkpoint(metadata: ["lab.spec": "{}"]), bytes, "same state, same bytes")
+        // PyTorch layout on disk: [OC, C, 3, 3].
+        let (tensors, _) = try Safetensors.decode(bytes)
+        XCTAssertEqual(tensors["block1.conv1.weight"]?.shape, [3, 3, 3, 3])
+        XCTAssertEqual(tensors["block2.conv1.weight"]?.shape, [4, 3, 3, 3])
+        XCTAssertEqual(tensors["fc1.weight"]?.shape, [6, 5])
+    }
+
+    func testCheckpointErrorsNameTheProblem() throws {
+        let model = Model(config: Self.small, imageSize: 8)
+        var d = model.stateDict()
+        d["fc2.bias"] = nil
+        XCTAssertThrowsError(try Model(config: Self.small, imageSize: 8).load(stateDict: d)) {
+            XCTAssertEqual("\($0)", "checkpoint has no tensor fc2.bias")
+        }
+        d = model.stateDict()
+        d["fc2.bias"] = SafeTensor(shape: [7], floats: Array(repeating: 0, count: 7))
+        XCTAssertThrowsError(try Model(config: Self.small, imageSize: 8).load(stateDict: d)) {
+            XCTAssertEqual("\($0)", "checkpoint does not fit the model: fc2.bias is F32[7], model wants F32[6]")
+        }
+        let bytes = model.checkpoint()
+        XCTAssertThrowsError(try Model.load(checkpoint: Array(bytes.prefix(bytes.count - 10))))
+        XCTAssertThrowsError(try Model.load(checkpoint: [1, 2, 3]))
+    }
+
+    func testOptimizerStateRoundTrip() throws {
+        let model = Model(config: Self.small, imageSize: 8)
+        var rng = RNG(seed: 3)
+        model.initialize(rng: &rng)
+        let adam = Adam(parameters: model.parameters, config: AdamConfig())
+        for p in model.parameters { for i in 0..<p.grad.count { p.grad[i] = rng.normal() } }
+        adam.update(); adam.update()
+        let other = Adam(parameters: model.parameters, config: AdamConfig())
+        let meta = try other.load(state: adam.state(metadata: ["rng": "x"]))
+        XCTAssertEqual(meta["rng"], "x")
+        XCTAssertEqual(other.step, 2)
+        XCTAssertEqual(other.m.map(\.array), adam.m.map(\.array))
+        XCTAssertEqual(other.v.map(\.array), adam.v.map(\.array))
+    }
+
+    // MARK: learning
+
+    /// Two classes told apart by which half of the image is bright: a tiny
+    /// model must drive the training loss near zero (backward + Adam learn).
+    func testLearnsToySeparableProblem() {
+        let cfg = ModelConfig(widths: [4, 8], convsPerBlock: [1, 2], skip: true, batchNorm: true,
+                              hidden: 8, dropout: 0, classes: 2)
+        let model = Model(config: cfg, imageSize: 8)
+        var rng = RNG(seed: 11)
+        model.initialize(rng: &rng)
+        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: 3e-3))
+        let N = 16
+        var x = [Float](repeating: 0, count: N * 64 * 3), t = [Float](repeating: 0, count: N * 2)
+        for n in 0..<N {
+            let cls = n % 2
+            t[n * 2 + cls] = 1
+            for y in 0..<8 { for xx in 0..<8 { for c in 0..<3 {
+                let bright = (cls == 0) == (xx < 4)
+                x[((n * 8 + y) * 8 + xx) * 3 + c] = (bright ? 0.8 : -0.8) + 0.3 * rng.normal()
+            } } }
+        }
+        var first: Float = 0, last: Float = 0
+        for step in 0..<300 {
+            model.forward(x, N: N, training: true, rng: &rng)
+            let l = model.loss(targets: t, classWeights: nil, N: N)
+            if step == 0 { first = l }
+            last = l
+            model.backwardLoss(targets: t, classWeights: nil, N: N, training: true)
+            adam.update()
+        }
+        XCTAssertGreaterThan(first, 0.5)
+        XCTAssertLessThan(last, 0.02, "loss \(first) -> \(last) after 300 steps")
+    }
+
+    func testSameSeedSameThreadsGivesIdenticalTraining() {
+        func train() -> [Float] {
+            let model = Model(config: Self.small, imageSize: 8)
+            var rng = RNG(seed: 5)
+            model.initialize(rng: &rng)
+            let adam = Adam(parameters: model.parameters, config: AdamConfig())
+            let x = randomArray(4 * 8 * 8 * 3, seed: 6), t = softTargets(N: 4, L: 6, seed: 7)
+            for _ in 0..<5 {
+                model.forward(x, N: 4, training: true, rng: &rng)
+                _ = model.loss(targets: t, classWeights: nil, N: 4)
+                model.backwardLoss(targets: t, classWeights: nil, N: 4, training: true)
+                adam.update()
+            }
+            return model.parameters.flatMap { $0.value.array }
+        }
+        XCTAssertEqual(train(), train())
+    }
+}
