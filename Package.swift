@@ -21,9 +21,11 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "Engine", dependencies: ["CBLAS"], swiftSettings: numeric),
+        .target(name: "LabKit", dependencies: ["Engine"]),
         .executableTarget(
             name: "lab",
             dependencies: [
+                "LabKit",
                 "Engine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -11,7 +11,6 @@ import json
 import struct
 
 import numpy as np
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -124,14 +124,16 @@ public func batchNormReLUBackward(
                         for c in 0..<C { bs[c] = 0; bx[c] = 0 }
                         for m in m0..<m1 {
                             let d = dout + m * C, o = out + m * C, x = inp + m * C
+                            // Loads before the select: a conditional load blocks vectorization.
                             for c in 0..<C {
-                                let dz = o[c] > 0 ? d[c] : 0
+                                let dv = d[c], ov = o[c], xv = x[c]
+                                let dz = ov > 0 ? dv : 0
                                 bs[c] += dz
-                                bx[c] += dz * (x[c] - mean[c])
+                                bx[c] += dz * (xv - mean[c])
                             }
                             if let dresidual {
                                 let r = dresidual + m * C
-                                for c in 0..<C { r[c] += o[c] > 0 ? d[c] : 0 }
+                                for c in 0..<C { let dv = d[c], ov = o[c]; r[c] += ov > 0 ? dv : 0 }
                             }
                         }
                         for c in 0..<C { ds[c] += Double(bs[c]); dx[c] += Double(bx[c]) }
@@ -161,7 +163,8 @@ public func batchNormReLUBackward(
                         for m in 0..<M {
                             let d = dout + m * C, o = out + m * C, x = inp + m * C, di = dinp + m * C
                             for c in 0..<C {
-                                let dz = o[c] > 0 ? d[c] : 0
+                                let dv = d[c], ov = o[c]
+                                let dz = ov > 0 ? dv : 0
                                 di[c] = k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
                             }
                         }
@@ -195,7 +198,7 @@ public func addReLUBackward(
     out: UnsafePointer<Float>,               // [M*C] forward output: the mask
     count: Int
 ) {
-    for i in 0..<count { dinp[i] = out[i] > 0 ? dout[i] : 0 }
+    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] = o > 0 ? d : 0 }
     if let dresidual {
         for i in 0..<count { dresidual[i] += dinp[i] }
     }

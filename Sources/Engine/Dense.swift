@@ -41,5 +41,5 @@ public func reluBackward(
     _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
     out: UnsafePointer<Float>, count: Int
 ) {
-    for i in 0..<count { dinp[i] += out[i] > 0 ? dout[i] : 0 }
+    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] += o > 0 ? d : 0 }
 }

@@ -39,10 +39,12 @@ public func maxPool2x2Backward(
             for ox in 0..<OW {
                 let a = i0 + 2 * ox * C, b = i1 + 2 * ox * C, o = ob + ox * C
                 for c in 0..<C {
+                    // All loads first, then selects: branch-free, so it vectorizes.
                     let m = out[o + c], g = dout[o + c]
-                    let t0 = inp[a + c] == m
-                    let t1 = !t0 && inp[a + C + c] == m
-                    let t2 = !t0 && !t1 && inp[b + c] == m
+                    let v0 = inp[a + c], v1 = inp[a + C + c], v2 = inp[b + c]
+                    let t0 = v0 == m
+                    let t1 = !t0 && v1 == m
+                    let t2 = !t0 && !t1 && v2 == m
                     let t3 = !t0 && !t1 && !t2
                     dinp[a + c] += t0 ? g : 0
                     dinp[a + C + c] += t1 ? g : 0

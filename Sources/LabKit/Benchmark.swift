@@ -1,0 +1,92 @@
+import Engine
+import Foundation
+
+/// `lab bench`: the baseline model on random data, timed step by step.
+public struct BenchmarkResult: Sendable {
+    public struct Layer: Sendable { public let name: String; public let forward: Double; public let backward: Double }
+    public var threads = 0
+    public var batch = 0
+    public var buildConfiguration = ""
+    public var blas = ""
+    public var parameters = 0
+    public var forwardGFLOPPerImage = 0.0
+    public var trainImagesPerSecond = 0.0
+    public var inferenceImagesPerSecond = 0.0
+    public var latencyMilliseconds = 0.0
+    public var layers: [Layer] = []   // seconds per training step
+    public var stepSeconds = 0.0
+
+    /// Training costs about three forwards (forward, input and weight gradients).
+    public var trainGFLOPPerSecond: Double { 3 * forwardGFLOPPerImage * trainImagesPerSecond }
+    public var inferenceGFLOPPerSecond: Double { forwardGFLOPPerImage * inferenceImagesPerSecond }
+}
+
+public enum Benchmark {
+    public static func run(config: ModelConfig = ModelConfig(), imageSize: Int = 64, batch: Int = 64,
+                           steps: Int = 8, threads: Int,
+                           progress: (String) -> Void = { _ in }) -> (result: BenchmarkResult, model: Model) {
+        BLAS.setThreads(threads)
+        let model = Model(config: config, imageSize: imageSize)
+        var rng = RNG(seed: 1)
+        model.initialize(rng: &rng)
+        let adam = Adam(parameters: model.parameters, config: AdamConfig())
+        let per = imageSize * imageSize * 3
+        let x = (0..<(batch * per)).map { _ in rng.uniform(-1, 1) }
+        var t = [Float](repeating: 0, count: batch * config.classes)
+        for n in 0..<batch { t[n * config.classes + n % config.classes] = 1 }
+
+        var r = BenchmarkResult()
+        r.threads = threads; r.batch = batch; r.buildConfiguration = engineBuildConfiguration
+        r.blas = BLAS.config; r.parameters = model.parameterCount
+        r.forwardGFLOPPerImage = config.forwardFLOPs(imageSize: imageSize) / 1e9
+
+        func step() {
+            model.forward(x, N: batch, training: true, rng: &rng)
+            _ = model.loss(targets: t, classWeights: nil, N: batch)
+            model.backwardLoss(targets: t, classWeights: nil, N: batch, training: true)
+            adam.update()
+        }
+        progress("warm-up")
+        step(); step()
+        let profile = LayerProfile()
+        model.profile = profile
+        var times = [Double]()
+        for i in 0..<steps {
+            let t0 = now()
+            step()
+            times.append(now() - t0)
+            progress("training step \(i + 1)/\(steps): \(String(format: "%.0f", Double(batch) / times.last!)) img/s")
+        }
+        model.profile = nil
+        r.stepSeconds = median(times)
+        r.trainImagesPerSecond = Double(batch) / r.stepSeconds
+        r.layers = profile.order.map {
+            .init(name: $0, forward: (profile.forward[$0] ?? 0) / Double(steps), backward: (profile.backward[$0] ?? 0) / Double(steps))
+        }
+
+        progress("inference")
+        model.forward(x, N: batch, training: false, rng: &rng)
+        times = []
+        for _ in 0..<steps {
+            let t0 = now()
+            model.forward(x, N: batch, training: false, rng: &rng)
+            times.append(now() - t0)
+        }
+        r.inferenceImagesPerSecond = Double(batch) / median(times)
+
+        progress("latency")
+        let single = Model(config: config, imageSize: imageSize)
+        for (a, b) in zip(single.parameters, model.parameters) { a.value.copy(from: b.value) }
+        times = []
+        for i in 0..<(4 * steps + 2) {
+            let t0 = now()
+            single.forward(x, N: 1, training: false, rng: &rng)
+            if i >= 2 { times.append(now() - t0) }
+        }
+        r.latencyMilliseconds = 1000 * median(times)
+        return (r, model)
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+    static func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Engine
+import Foundation
+import LabKit
+
+extension Lab {
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure training and inference throughput of the baseline model on random data.")
+
+        @OptionGroup var compute: ComputeOptions
+
+        @Option(help: "Images per training batch.")
+        var batch = 64
+
+        @Option(help: "Timed steps per measurement (the median is reported).")
+        var steps = 8
+
+        @Option(help: ArgumentHelp("Also write the benchmarked model as a safetensors checkpoint.",
+                                   discussion: "python3 python/load_checkpoint.py FILE loads it into PyTorch."),
+                completion: .file())
+        var checkpoint: String?
+
+        func validate() throws {
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+            guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        }
+
+        func run() throws {
+            let r = Benchmark.run(batch: batch, steps: steps, threads: compute.threads, progress: Progress.show)
+            Progress.done()
+            print(BenchReport.text(r.result))
+            if let checkpoint {
+                do {
+                    try Data(r.model.checkpoint(metadata: ["lab.source": "lab bench"])).write(to: URL(fileURLWithPath: checkpoint))
+                } catch {
+                    throw LabError("cannot write checkpoint \(checkpoint): \(error.localizedDescription)")
+                }
+                print("checkpoint: \(checkpoint)")
+            }
+        }
+    }
+}
+
+enum BenchReport {
+    static func text(_ r: BenchmarkResult) -> String {
+        func f(_ v: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", v) }
+        var lines = [
+            "lab bench — baseline model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per 64x64 image)",
+            "build: \(r.buildConfiguration); threads: \(r.threads); BLAS: \(r.blas)",
+            "",
+            "training   \(f(r.trainImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.stepSeconds * 1000)) ms/step, \(f(r.trainGFLOPPerSecond)) GFLOP/s)",
+            "inference  \(f(r.inferenceImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.inferenceGFLOPPerSecond)) GFLOP/s)",
+            "latency    \(f(r.latencyMilliseconds, 2)) ms  (one image, eval)",
+            "",
+            "per layer, ms per training step:",
+            "  layer              forward  backward   share",
+        ]
+        let total = r.layers.reduce(0) { $0 + $1.forward + $1.backward }
+        for l in r.layers {
+            lines.append("  " + l.name.padding(toLength: 17, withPad: " ", startingAt: 0)
+                + String(format: "%9.2f %9.2f %6.1f%%", l.forward * 1000, l.backward * 1000, 100 * (l.forward + l.backward) / max(total, 1e-12)))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
