@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -20,8 +21,18 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "Engine", dependencies: ["CBLAS"], swiftSettings: numeric),
-        .target(name: "LabKit", dependencies: ["Engine"]),
+        .target(
+            name: "CJPEG",
+            linkerSettings: [.linkedLibrary("jpeg")]
+        ),
+        .target(name: "LabRandom", swiftSettings: numeric),
+        .target(name: "Engine", dependencies: ["CBLAS", "LabRandom"], swiftSettings: numeric),
+        .target(
+            name: "Faces",
+            dependencies: ["CJPEG", "LabRandom", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: numeric
+        ),
+        .target(name: "LabKit", dependencies: ["Engine", "Faces"]),
         .executableTarget(
             name: "lab",
             dependencies: [
@@ -29,6 +40,11 @@ let package = Package(
                 "Engine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .testTarget(
+            name: "FacesTests",
+            dependencies: ["Faces"],
+            swiftSettings: numeric
         ),
         .testTarget(
             name: "EngineTests",

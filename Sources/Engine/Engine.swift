@@ -41,3 +41,5 @@ public var engineBuildConfiguration: String {
     return "release"
     #endif
 }
+
+@_exported import LabRandom

@@ -1,0 +1,119 @@
+#include <stdio.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <setjmp.h>
+#include <jpeglib.h>
+#include "cjpeg.h"
+
+struct lab_error_mgr {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+    int warned;
+};
+
+static void lab_error_exit(j_common_ptr cinfo) {
+    struct lab_error_mgr *e = (struct lab_error_mgr *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, e->message);
+    longjmp(e->jump, 1);
+}
+
+// Keep the first warning; corrupt data is reported as a warning by libjpeg.
+static void lab_emit_message(j_common_ptr cinfo, int level) {
+    struct lab_error_mgr *e = (struct lab_error_mgr *)cinfo->err;
+    if (level < 0 && !e->warned) {
+        (*cinfo->err->format_message)(cinfo, e->message);
+        e->warned = 1;
+    }
+}
+
+static void copy_message(char *err, size_t errlen, const char *msg) {
+    if (err && errlen) { strncpy(err, msg, errlen - 1); err[errlen - 1] = 0; }
+}
+
+int lab_jpeg_decode(const unsigned char *data, size_t size,
+                    unsigned char **rgb, int *width, int *height,
+                    char *err, size_t errlen) {
+    struct jpeg_decompress_struct cinfo;
+    struct lab_error_mgr jerr;
+    unsigned char *volatile buffer = NULL;
+    memset(&jerr, 0, sizeof jerr);
+    *rgb = NULL;
+    if (size == 0) { copy_message(err, errlen, "empty file"); return -1; }
+    cinfo.err = jpeg_std_error(&jerr.pub);
+    jerr.pub.error_exit = lab_error_exit;
+    jerr.pub.emit_message = lab_emit_message;
+    if (setjmp(jerr.jump)) {
+        copy_message(err, errlen, jerr.message);
+        jpeg_destroy_decompress(&cinfo);
+        free(buffer);
+        return -1;
+    }
+    jpeg_CreateDecompress(&cinfo, JPEG_LIB_VERSION, sizeof(struct jpeg_decompress_struct));
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    cinfo.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    int w = (int)cinfo.output_width, h = (int)cinfo.output_height;
+    if (cinfo.output_components != 3) {
+        copy_message(err, errlen, "unsupported colour components");
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    buffer = malloc((size_t)w * h * 3);
+    if (!buffer) { copy_message(err, errlen, "out of memory"); jpeg_destroy_decompress(&cinfo); return -1; }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = buffer + (size_t)cinfo.output_scanline * w * 3;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    if (jerr.warned) {
+        copy_message(err, errlen, jerr.message);
+        free(buffer);
+        return -1;
+    }
+    *rgb = buffer;
+    *width = w;
+    *height = h;
+    return 0;
+}
+
+int lab_jpeg_encode(const unsigned char *rgb, int width, int height, int quality,
+                    unsigned char **out, unsigned long *outsize,
+                    char *err, size_t errlen) {
+    struct jpeg_compress_struct cinfo;
+    struct lab_error_mgr jerr;
+    memset(&jerr, 0, sizeof jerr);
+    *out = NULL;
+    *outsize = 0;
+    cinfo.err = jpeg_std_error(&jerr.pub);
+    jerr.pub.error_exit = lab_error_exit;
+    jerr.pub.emit_message = lab_emit_message;
+    if (setjmp(jerr.jump)) {
+        copy_message(err, errlen, jerr.message);
+        jpeg_destroy_compress(&cinfo);
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    jpeg_CreateCompress(&cinfo, JPEG_LIB_VERSION, sizeof(struct jpeg_compress_struct));
+    jpeg_mem_dest(&cinfo, out, outsize);
+    cinfo.image_width = (JDIMENSION)width;
+    cinfo.image_height = (JDIMENSION)height;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * width * 3);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    return 0;
+}
+
+void lab_jpeg_free(void *p) { free(p); }

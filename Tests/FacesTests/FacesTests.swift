@@ -1,0 +1,260 @@
+import Foundation
+import XCTest
+@testable import Faces
+
+final class JPEGTests: XCTestCase {
+    func testRoundTripIsClose() throws {
+        let img = DatasetFixture.image(code: 3, k: 5)
+        let back = try JPEG.decode(JPEG.encode(img, quality: 95))
+        XCTAssertEqual(back.width, 100); XCTAssertEqual(back.height, 100)
+        let err = zip(img.pixels, back.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +)
+        XCTAssertLessThan(Double(err) / Double(img.pixels.count), 3.0, "mean abs error per channel")
+    }
+
+    func testCorruptAndTruncatedJPEGAreErrors() throws {
+        let good = JPEG.encode(DatasetFixture.image(code: 1, k: 1))
+        XCTAssertThrowsError(try JPEG.decode(Array("not a jpeg at all".utf8))) {
+            XCTAssertTrue("\($0)".hasPrefix("not a JPEG file"), "\($0)")
+        }
+        XCTAssertThrowsError(try JPEG.decode(Array(good.prefix(good.count / 2)))) {
+            XCTAssertTrue("\($0)".lowercased().contains("premature end"), "\($0)")
+        }
+        XCTAssertThrowsError(try JPEG.decode([]))
+    }
+}
+
+final class ImageTests: XCTestCase {
+    func testResizeAntialiasesACheckerboard() {
+        // 1-pixel checkerboard at 100 -> 64: a proper low-pass gives flat grey;
+        // point sampling would give a beat pattern of black and white.
+        var px = [UInt8](repeating: 0, count: 100 * 100 * 3)
+        for y in 0..<100 { for x in 0..<100 where (x + y) % 2 == 0 { for c in 0..<3 { px[(y * 100 + x) * 3 + c] = 255 } } }
+        let small = RGBImage(width: 100, height: 100, pixels: px).resized(width: 64, height: 64)
+        let v = small.pixels.map(Int.init)
+        XCTAssertLessThan(v.max()! - v.min()!, 60, "range \(v.min()!)...\(v.max()!)")
+        XCTAssertEqual(Double(v.reduce(0, +)) / Double(v.count), 127.5, accuracy: 3)
+    }
+
+    func testResizeKeepsAConstantImage() {
+        let img = RGBImage(width: 100, height: 100, pixels: [UInt8](repeating: 77, count: 30000))
+        XCTAssertTrue(img.resized(width: 64, height: 64).pixels.allSatisfy { $0 == 77 })
+    }
+
+    func testPGMRoundTrip() throws {
+        let px: [UInt8] = (0..<12).map { UInt8($0 * 20) }
+        let d = try PGM.decode(PGM.encode(width: 4, height: 3, pixels: px))
+        XCTAssertEqual(d.width, 4); XCTAssertEqual(d.height, 3); XCTAssertEqual(d.pixels, px)
+    }
+}
+
+final class EmotionTests: XCTestCase {
+    func testRAFCodesMapByName() {
+        let expected: [Int: Emotion?] = [1: .surprise, 2: .fear, 3: .disgust, 4: .happiness, 5: .sadness, 6: .anger, 7: nil]
+        for (code, e) in expected { XCTAssertEqual(Emotion(rafCode: code), e, "code \(code)") }
+        XCTAssertNil(Emotion(rafCode: 0)); XCTAssertNil(Emotion(rafCode: 8))
+        XCTAssertEqual(Emotion.allCases.map(\.name), ["happiness", "surprise", "sadness", "anger", "disgust", "fear"])
+        for e in Emotion.allCases { XCTAssertEqual(Emotion.rafNames[e.rafCode - 1], e.name) }
+    }
+}
+
+final class RAFDBTests: XCTestCase {
+    func testOfficialLayoutRoundTrips() throws {
+        let fx = try DatasetFixture(); defer { fx.remove() }
+        try fx.writeOfficial(trainPerCode: [1: 3, 2: 2, 3: 2, 4: 5, 5: 3, 6: 2, 7: 4], testPerCode: 1)
+        let index = try RAFDB.index(root: fx.root)
+        XCTAssertEqual(index.layout, .official)
+        XCTAssertEqual(index.records.count, 21 + 7)
+        XCTAssertEqual(index.distributionFile, "EmoLabel/distribution.txt")
+        let (set, report) = try FaceLoader.load(index, imageSize: 64, cacheDirectory: nil)
+        XCTAssertTrue(report.problems.isEmpty)
+        XCTAssertEqual(set.count, 17 + 6, "neutral excluded")
+        XCTAssertEqual(set.excludedNeutral[.train], 4)
+        XCTAssertEqual(set.excludedNeutral[.test], 1)
+        // Train counts in class order: happiness(4) 5, surprise(1) 3, sadness(5) 3, anger(6) 2, disgust(3) 2, fear(2) 2.
+        XCTAssertEqual(set.counts(.train), [5, 3, 3, 2, 2, 2])
+        XCTAssertEqual(set.counts(.test), [1, 1, 1, 1, 1, 1])
+        XCTAssertEqual(set.pixels.count, 23 * 64 * 64 * 3)
+        // The first train image is code 1 (surprise), its red channel encodes the code (30).
+        XCTAssertEqual(set.names[0], "train_00001.jpg")
+        XCTAssertEqual(set.classes[0], Emotion.surprise.rawValue)
+        XCTAssertEqual(Double(set.pixels[0]), 30, accuracy: 4)
+        // Soft labels: neutral's 4 votes dropped, renormalized over six classes, in class order.
+        let d = try XCTUnwrap(set.distributions?[0])
+        XCTAssertEqual(d.reduce(0, +), 1, accuracy: 1e-5)
+        XCTAssertEqual(d[Emotion.surprise.rawValue], 28.0 / 38.0, accuracy: 1e-5)
+        XCTAssertEqual(d[Emotion.fear.rawValue], 2.0 / 38.0, accuracy: 1e-5)
+        var t = [Float](repeating: 0, count: 6)
+        set.target(0, mode: .soft, into: &t)
+        XCTAssertEqual(t, d)
+        set.target(0, mode: .hard(smoothing: 0), into: &t)
+        XCTAssertEqual(t, [0, 1, 0, 0, 0, 0])
+        set.target(0, mode: .hard(smoothing: 0.12), into: &t)
+        XCTAssertEqual(t[1], 0.9, accuracy: 1e-6); XCTAssertEqual(t[0], 0.02, accuracy: 1e-6)
+        XCTAssertEqual(set.fingerprint.count, 64)
+    }
+
+    func testWithoutDistributionFileLabelsAreHard() throws {
+        let fx = try DatasetFixture(); defer { fx.remove() }
+        try fx.writeOfficial(trainPerCode: [1: 1, 4: 1], testPerCode: 0, distribution: false, labelFile: "list_partition_label.txt")
+        let (set, _) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 32, cacheDirectory: nil)
+        XCTAssertNil(set.distributions)
+        XCTAssertEqual(set.effectiveLabelMode(.soft), .hard(smoothing: 0))
+    }
+
+    func testFolderLayout() throws {
+        let fx = try DatasetFixture(); defer { fx.remove() }
+        var train = ["image,label"], test = ["image,label"]
+        for (i, code) in [4, 4, 1, 7, 2].enumerated() {
+            let name = String(format: "train_%05d_aligned.jpg", i + 1)
+            train.append("\(name),\(code)")
+            try fx.write("DATASET/train/\(code)/\(name)", JPEG.encode(DatasetFixture.image(code: code, k: i)))
+        }
+        test.append("test_00001_aligned.jpg,5")
+        try fx.write("DATASET/test/5/test_00001_aligned.jpg", JPEG.encode(DatasetFixture.image(code: 5, k: 9)))
+        try fx.write("train_labels.csv", text: train.joined(separator: "\n"))
+        try fx.write("test_labels.csv", text: test.joined(separator: "\r\n"))
+        let index = try RAFDB.index(root: fx.root)
+        XCTAssertEqual(index.layout, .folders)
+        let (set, _) = try FaceLoader.load(index, imageSize: 64, cacheDirectory: nil)
+        XCTAssertEqual(set.count, 5)
+        XCTAssertEqual(set.counts(.train), [2, 1, 0, 0, 0, 1])
+        XCTAssertEqual(set.counts(.test), [0, 0, 1, 0, 0, 0])
+    }
+
+    func testSplitIsStratifiedDisjointAndStable() throws {
+        let fx = try DatasetFixture(); defer { fx.remove() }
+        try fx.writeOfficial(trainPerCode: [1: 10, 2: 10, 3: 10, 4: 30, 5: 20, 6: 10, 7: 5], testPerCode: 2)
+        let (set, _) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 16, cacheDirectory: nil, threads: 2)
+        let a = set.split(validationFraction: 0.1, seed: 42)
+        XCTAssertEqual(a.validation.count, 1 + 1 + 1 + 3 + 2 + 1)
+        XCTAssertTrue(Set(a.train).isDisjoint(with: a.validation))
+        XCTAssertEqual(Set(a.train + a.validation).count, set.counts(.train).reduce(0, +))
+        XCTAssertTrue(a.test.allSatisfy { set.splits[$0] == .test })
+        var perClass = [Int](repeating: 0, count: 6)
+        for i in a.validation { perClass[set.classes[i]] += 1 }
+        XCTAssertEqual(perClass, [3, 1, 2, 1, 1, 1], "10% of each class")
+        let b = set.split(validationFraction: 0.1, seed: 42)
+        XCTAssertEqual(a.validation, b.validation)
+        XCTAssertNotEqual(a.validation, set.split(validationFraction: 0.1, seed: 43).validation)
+    }
+
+    func testDiskCacheServesASecondLoadAndNoticesEdits() throws {
+        let fx = try DatasetFixture(); defer { fx.remove() }
+        try fx.writeOfficial(trainPerCode: [1: 2, 4: 2], testPerCode: 1)
+        let cache = fx.root.appendingPathComponent(".cache")
+        let (a, ra) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 32, cacheDirectory: cache)
+        XCTAssertFalse(ra.fromCache)
+        let (b, rb) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 32, cacheDirectory: cache)
+        XCTAssertTrue(rb.fromCache)
+        XCTAssertEqual(a.pixels, b.pixels); XCTAssertEqual(a.fingerprint, b.fingerprint)
+        XCTAssertEqual(a.distributions, b.distributions); XCTAssertEqual(a.classes, b.classes)
+        try fx.write("Image/aligned/train_00001_aligned.jpg", JPEG.encode(DatasetFixture.image(code: 6, k: 99)))
+        let (c, rc) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 32, cacheDirectory: cache)
+        XCTAssertFalse(rc.fromCache)
+        XCTAssertNotEqual(c.fingerprint, a.fingerprint)
+    }
+}
+
+final class BadInputTests: XCTestCase {
+    func error(_ body: () throws -> Void) -> String {
+        do { try body(); return "no error" } catch { return "\(error)" }
+    }
+
+    func testEachProblemIsOneLineNamingTheFile() throws {
+        let fx = try DatasetFixture(); defer { fx.remove() }
+        let labels = fx.root.appendingPathComponent("EmoLabel/list_patition_label.txt").path
+        let empty = fx.root.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertTrue(error { _ = try RAFDB.index(root: empty) }.hasPrefix("no RAF-DB dataset at \(empty.path): expected EmoLabel/list_patition_label.txt"))
+        XCTAssertEqual(error { _ = try RAFDB.index(root: fx.root.appendingPathComponent("nope")) },
+                       "dataset folder \(fx.root.appendingPathComponent("nope").path) does not exist")
+
+        try fx.writeOfficial(trainPerCode: [1: 2, 4: 2], testPerCode: 1)
+        let good = try String(contentsOfFile: labels, encoding: .utf8)
+        try fx.write("EmoLabel/list_patition_label.txt", text: good + "train_00099.jpg 9\n")
+        XCTAssertEqual(error { _ = try RAFDB.index(root: fx.root) },
+                       "\(labels):12: unknown label code 9 for train_00099.jpg (RAF-DB codes are 1..7)")
+        try fx.write("EmoLabel/list_patition_label.txt", text: good + "train_00099.jpg\n")
+        XCTAssertEqual(error { _ = try RAFDB.index(root: fx.root) },
+                       "\(labels):12: expected '<image> <label 1-7>', got 'train_00099.jpg'")
+
+        // Listed but missing.
+        try fx.write("EmoLabel/list_patition_label.txt", text: good + "train_00099.jpg 4\n")
+        let missing = fx.root.appendingPathComponent("Image/aligned/train_00099_aligned.jpg").path
+        XCTAssertEqual(error { _ = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 32, cacheDirectory: nil) },
+                       "\(missing): listed in EmoLabel/list_patition_label.txt but missing")
+        try fx.write("EmoLabel/list_patition_label.txt", text: good)
+
+        // Malformed distribution row.
+        let dist = fx.root.appendingPathComponent("EmoLabel/distribution.txt").path
+        let goodDist = try String(contentsOfFile: dist, encoding: .utf8)
+        try fx.write("EmoLabel/distribution.txt", text: goodDist + "train_00001.jpg 0.1 0.2 abc\n")
+        XCTAssertTrue(error { _ = try RAFDB.index(root: fx.root) }.hasPrefix("\(dist):12: expected an image name and 7"))
+        try fx.write("EmoLabel/distribution.txt", text: goodDist)
+
+        // Corrupt and truncated JPEGs: named, and the others are untouched.
+        let img = "Image/aligned/train_00002_aligned.jpg"
+        try fx.write(img, Array(repeating: 0x42, count: 500))
+        let msg = error { _ = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 32, cacheDirectory: nil) }
+        XCTAssertTrue(msg.hasPrefix(fx.root.appendingPathComponent(img).path + ": not a JPEG file"), msg)
+        XCTAssertFalse(msg.contains("\n"))
+        let bytes = JPEG.encode(DatasetFixture.image(code: 1, k: 2))
+        try fx.write(img, Array(bytes.prefix(bytes.count / 2)))
+        let (_, report) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 32, cacheDirectory: nil, collectProblems: true)
+        XCTAssertEqual(report.problems.count, 1)
+        XCTAssertTrue(report.problems[0].contains("train_00002_aligned.jpg") && report.problems[0].lowercased().contains("premature end"), report.problems[0])
+    }
+}
+
+final class AugmentTests: XCTestCase {
+    func makeSet() throws -> (FaceSet, DatasetFixture) {
+        let fx = try DatasetFixture("augment")
+        try fx.writeOfficial(trainPerCode: [1: 2, 4: 2, 5: 1], testPerCode: 1)
+        let (set, _) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 64, cacheDirectory: nil)
+        return (set, fx)
+    }
+
+    func testNoAugmentationIsExactNormalization() throws {
+        let (set, fx) = try makeSet(); defer { fx.remove() }
+        var x = [Float](repeating: 0, count: 64 * 64 * 3), t = [Float](repeating: 0, count: 6)
+        Augmenter.assemble(x: &x, targets: &t, set: set, indices: [1], augmentation: nil, labelMode: .soft,
+                           normalization: Normalization(), seed: 1)
+        for p in 0..<x.count { XCTAssertEqual(x[p], Float(set.pixels[64 * 64 * 3 + p]) / 127.5 - 1, accuracy: 1e-6) }
+        XCTAssertTrue(x.allSatisfy { $0 >= -1 && $0 <= 1 })
+    }
+
+    func testFlipOnlyMirrors() throws {
+        let (set, fx) = try makeSet(); defer { fx.remove() }
+        // Draw seeds until the flip coin comes up heads, then compare with the mirror image.
+        var x = [Float](repeating: 0, count: 64 * 64 * 3), t = [Float](repeating: 0, count: 6)
+        var flipped = 0
+        for seed in 0..<20 {
+            Augmenter.assemble(x: &x, targets: &t, set: set, indices: [0], augmentation: Augmentation(flip: true, rotation: 0, translation: 0),
+                               labelMode: .soft, normalization: Normalization(), seed: UInt64(seed))
+            let mirrored = (0..<64).allSatisfy { y in (0..<64).allSatisfy { xx in
+                abs(x[(y * 64 + xx) * 3 + 1] - (Float(set.pixels[(y * 64 + 63 - xx) * 3 + 1]) / 127.5 - 1)) < 1e-4 } }
+            if mirrored { flipped += 1 }
+        }
+        XCTAssertTrue((3...17).contains(flipped), "flipped \(flipped) of 20")
+    }
+
+    func testWarpIsDeterministicPerSeedAndStreamDeliversEveryImage() throws {
+        let (set, fx) = try makeSet(); defer { fx.remove() }
+        let order = Array((0..<set.count).reversed())
+        func collect(_ seed: UInt64) -> ([Int], [Float]) {
+            let s = BatchStream(set: set, order: order, batchSize: 3, augmentation: Augmentation(), labelMode: .soft,
+                                normalization: Normalization(), seed: seed)
+            var idx = [Int](), xs = [Float]()
+            while let b = s.next() {
+                idx += b.indices
+                xs += Array(UnsafeBufferPointer(start: b.x, count: b.count * 64 * 64 * 3))
+                s.release(b)
+            }
+            return (idx, xs)
+        }
+        let a = collect(5), b = collect(5), c = collect(6)
+        XCTAssertEqual(a.0, order)
+        XCTAssertEqual(a.1, b.1)
+        XCTAssertNotEqual(a.1, c.1)
+    }
+}
