@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -32,7 +33,14 @@ let package = Package(
             dependencies: ["CJPEG", "LabRandom", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: numeric
         ),
-        .target(name: "LabKit", dependencies: ["Engine", "Faces"]),
+        .target(
+            name: "Registry",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "LabKit",
+            dependencies: ["Engine", "Faces", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .executableTarget(
             name: "lab",
             dependencies: [
@@ -40,6 +48,11 @@ let package = Package(
                 "Engine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .testTarget(name: "CLITests"),
+        .testTarget(
+            name: "LabKitTests",
+            dependencies: ["LabKit", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "FacesTests",

@@ -55,7 +55,7 @@ extension Model {
     }
 
     /// Builds a model from checkpoint bytes.
-    public static func load(checkpoint bytes: [UInt8]) throws -> (model: Model, metadata: [String: String]) {
+    public static func load(checkpoint bytes: [UInt8], threads: Int = 1) throws -> (model: Model, metadata: [String: String]) {
         let (tensors, meta) = try Safetensors.decode(bytes)
         guard let cfgJSON = meta["lab.model"], let cfg = try? JSONDecoder().decode(ModelConfig.self, from: Data(cfgJSON.utf8)) else {
             throw SafetensorsError.badHeader("no lab.model configuration in __metadata__")
@@ -64,7 +64,7 @@ extension Model {
         guard cfg.problems(imageSize: size).isEmpty else {
             throw SafetensorsError.badHeader("invalid model configuration: \(cfg.problems(imageSize: size).joined(separator: "; "))")
         }
-        let model = Model(config: cfg, imageSize: size)
+        let model = Model(config: cfg, imageSize: size, threads: threads)
         try model.load(stateDict: tensors)
         return (model, meta)
     }

@@ -18,7 +18,9 @@ import CBLAS
 
 public enum BLAS {
     /// Sets OpenBLAS's thread count. Debian's OpenBLAS is a pthread build
-    /// whose default depends on the machine, so every entry point sets it.
+    /// whose default depends on the machine, so it is always set explicitly:
+    /// models set it to 1 and split convolutions across their own workers
+    /// (ConvWorkspace says why).
     public static func setThreads(_ n: Int) {
         openblas_set_num_threads(Int32(max(1, n)))
     }

@@ -76,7 +76,9 @@ public final class Model {
     public let fc2w: Parameter, fc2b: Parameter  // [classes, hidden], [classes]
     public let parameters: [Parameter]
     public var profile: LayerProfile?
-    let workspace = ConvWorkspace()
+    /// Convolution workers (threads); OpenBLAS itself runs single-threaded.
+    public let threads: Int
+    let workspace: ConvWorkspace
 
     public private(set) var capacity = 0
     var pooled: [Tensor] = []    // per block but the last: [N, H/2, W/2, C]
@@ -94,10 +96,13 @@ public final class Model {
     public var computeInputGradient = false
     public private(set) var dinput: Tensor?
 
-    public init(config: ModelConfig, imageSize: Int = 64) {
+    public init(config: ModelConfig, imageSize: Int = 64, threads: Int = 1) {
         let problems = config.problems(imageSize: imageSize)
         precondition(problems.isEmpty, problems.joined(separator: "; "))
         self.config = config
+        self.threads = max(1, threads)
+        workspace = ConvWorkspace(workers: self.threads)
+        BLAS.setThreads(1)
         self.imageSize = imageSize
         var blocks = [[ConvUnit]]()
         var s = imageSize, c = 3

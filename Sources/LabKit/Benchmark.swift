@@ -1,4 +1,5 @@
 import Engine
+import Faces
 import Foundation
 
 /// `lab bench`: the baseline model on random data, timed step by step.
@@ -15,6 +16,10 @@ public struct BenchmarkResult: Sendable {
     public var latencyMilliseconds = 0.0
     public var layers: [Layer] = []   // seconds per training step
     public var stepSeconds = 0.0
+    public var decodeImagesPerSecond = 0.0     // JPEG decode + antialiased resize 100 -> 64, one thread
+    public var assemblyImagesPerSecond = 0.0   // augmented batch assembly (warp + normalize), one thread
+    /// Share of a training step the data pipeline would cost if it were not overlapped.
+    public var dataShareOfStep: Double { (Double(batch) / assemblyImagesPerSecond) / stepSeconds }
 
     /// Training costs about three forwards (forward, input and weight gradients).
     public var trainGFLOPPerSecond: Double { 3 * forwardGFLOPPerImage * trainImagesPerSecond }
@@ -25,8 +30,7 @@ public enum Benchmark {
     public static func run(config: ModelConfig = ModelConfig(), imageSize: Int = 64, batch: Int = 64,
                            steps: Int = 8, threads: Int,
                            progress: (String) -> Void = { _ in }) -> (result: BenchmarkResult, model: Model) {
-        BLAS.setThreads(threads)
-        let model = Model(config: config, imageSize: imageSize)
+        let model = Model(config: config, imageSize: imageSize, threads: threads)
         var rng = RNG(seed: 1)
         model.initialize(rng: &rng)
         let adam = Adam(parameters: model.parameters, config: AdamConfig())
@@ -75,7 +79,7 @@ public enum Benchmark {
         r.inferenceImagesPerSecond = Double(batch) / median(times)
 
         progress("latency")
-        let single = Model(config: config, imageSize: imageSize)
+        let single = Model(config: config, imageSize: imageSize, threads: threads)
         for (a, b) in zip(single.parameters, model.parameters) { a.value.copy(from: b.value) }
         times = []
         for i in 0..<(4 * steps + 2) {
@@ -84,6 +88,23 @@ public enum Benchmark {
             if i >= 2 { times.append(now() - t0) }
         }
         r.latencyMilliseconds = 1000 * median(times)
+
+        progress("data pipeline")
+        let faces = (0..<64).map { SyntheticFaces.render(seed: 1, index: $0) }
+        let jpegs = faces.map { JPEG.encode(RGBImage(width: $0.size, height: $0.size, pixels: $0.rgb), quality: 90) }
+        var t0 = now()
+        var decoded = [RGBImage]()
+        for j in jpegs { decoded.append(try! JPEG.decode(j).resized(width: imageSize, height: imageSize)) }
+        r.decodeImagesPerSecond = Double(jpegs.count) / (now() - t0)
+        let set = FaceSet.inMemory(decoded, classes: faces.map { _ in 0 }, imageSize: imageSize)
+        var bx = [Float](repeating: 0, count: batch * per), bt = [Float](repeating: 0, count: batch * config.classes)
+        let order = (0..<batch).map { $0 % set.count }
+        t0 = now()
+        for s in 0..<steps {
+            Augmenter.assemble(x: &bx, targets: &bt, set: set, indices: order[...], augmentation: Augmentation(),
+                               labelMode: .hard(smoothing: 0), normalization: Normalization(), seed: UInt64(s))
+        }
+        r.assemblyImagesPerSecond = Double(batch * steps) / (now() - t0)
         return (r, model)
     }
 

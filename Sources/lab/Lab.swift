@@ -2,37 +2,65 @@ import ArgumentParser
 import Engine
 import Foundation
 import LabKit
+import Registry
 
 @main
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Facial expression recognition experiments on RAF-DB, tracked in a SQLite registry.",
-        subcommands: [Bench.self]
+        subcommands: [Run.self, Resume.self, Test.self, Runs.self, Show.self, DatasetCommand.self, Bench.self]
     )
 }
 
+/// The registry every command reads or writes.
+struct RegistryOptions: ParsableArguments {
+    @Option(name: .customLong("db"), help: "The run registry (SQLite).", completion: .file(extensions: ["db"]))
+    var path = "runs.db"
+
+    func open() throws -> Registry { try Registry(path: path) }
+}
+
+/// Where run progress and notes go.
+let reporter = Reporter(status: { Progress.show($0) }, log: { Progress.log($0) })
+
 /// Options every compute command shares.
 struct ComputeOptions: ParsableArguments {
-    @Option(help: "BLAS and worker threads (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .customLong("threads"), help: "BLAS and worker threads (default: all cores).")
+    var requested: Int?
+
+    /// The thread count to use; recorded with every result.
+    var threads: Int { requested ?? ProcessInfo.processInfo.activeProcessorCount }
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let requested, requested < 1 { throw ValidationError("--threads must be at least 1") }
     }
 }
 
-/// Progress on stderr; a carriage-return line on a terminal, plain lines otherwise.
+/// Progress on stderr: one rewritten line on a terminal; on a pipe or log
+/// file, plain lines at most every 15 seconds.
 enum Progress {
     static let isTerminal = isatty(STDERR_FILENO) != 0
+    nonisolated(unsafe) static var lastPlain = Date.distantPast
+    static let lock = NSLock()
+
     static func show(_ line: String) {
         if isTerminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
-        } else {
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            return
         }
+        lock.lock(); defer { lock.unlock() }
+        guard Date().timeIntervalSince(lastPlain) >= 15 else { return }
+        lastPlain = Date()
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
+
     static func done() { if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+
+    /// A line to keep (clears a pending status line first).
+    static func log(_ line: String) {
+        FileHandle.standardError.write(Data(((isTerminal ? "\r\u{1B}[K" : "") + line + "\n").utf8))
+    }
 }
 
 /// A user error: printed as one line `error: ...`, exit code 1, no stack trace.

@@ -1,0 +1,74 @@
+import Faces
+import Foundation
+
+/// Where lab keeps caches: $LAB_CACHE, else $XDG_CACHE_HOME/lab, else ~/.cache/lab.
+public enum LabPaths {
+    public static var cache: URL {
+        let env = ProcessInfo.processInfo.environment
+        if let c = env["LAB_CACHE"], !c.isEmpty { return URL(fileURLWithPath: c) }
+        if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("lab") }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/lab")
+    }
+}
+
+/// The data a run trains and evaluates on.
+public struct PreparedData: @unchecked Sendable {
+    public var set: FaceSet
+    public var source: String               // "rafdb" | "synthetic"
+    public var train: [Int]
+    public var validation: [Int]
+    public var test: [Int]
+    public var labelMode: LabelMode
+    public var normalization: Normalization
+    public var fromCache: Bool
+}
+
+public enum DataSource {
+    /// Places tried for RAF-DB when neither --data nor dataset.root says.
+    static func candidates(spec: ExperimentSpec, data: String?) -> [String] {
+        if let data { return [data] }
+        var c = [String]()
+        if let r = spec.datasetRoot { c.append(r) }
+        if let env = ProcessInfo.processInfo.environment["LAB_RAFDB"], !env.isEmpty { c.append(env) }
+        c += ["data/RAF-DB/basic", "data/RAF-DB", "data/rafdb"]
+        return c
+    }
+
+    /// Finds or generates the dataset, decodes it (through the cache) and splits it.
+    public static func prepare(spec: ExperimentSpec, source override: String?, data: String?, threads: Int,
+                               log: (String) -> Void, status: (String) -> Void) throws -> PreparedData {
+        let source = override ?? spec.datasetSource
+        let root: URL
+        if source == "synthetic" {
+            root = try SyntheticWriter.ensure(
+                in: LabPaths.cache, train: spec.syntheticTrain, test: spec.syntheticTest,
+                seed: UInt64(spec.syntheticSeed), progress: status)
+        } else {
+            let tried = candidates(spec: spec, data: data)
+            var found: URL?
+            for path in tried {
+                let url = URL(fileURLWithPath: path)
+                if (try? RAFDB.index(root: url)) != nil { found = url; break }
+                if data != nil { _ = try RAFDB.index(root: url) }   // --data given: its own error is the clearest
+            }
+            guard let f = found else {
+                throw DataError("RAF-DB not found (looked in \(tried.joined(separator: ", "))). Expected EmoLabel/list_patition_label.txt and Image/aligned/*_aligned.jpg under the folder given by --data, dataset.root or $LAB_RAFDB (README: RAF-DB). To run this spec on the built-in synthetic faces instead: lab run \(spec.file) --dataset synthetic")
+            }
+            root = f
+        }
+        let index = try RAFDB.index(root: root)
+        let (set, report) = try FaceLoader.load(index, imageSize: spec.imageSize, cacheDirectory: LabPaths.cache.appendingPathComponent("decoded"),
+                                                threads: threads, progress: status)
+        let split = set.split(validationFraction: spec.validationFraction, seed: UInt64(spec.splitSeed))
+        guard !split.train.isEmpty, !split.validation.isEmpty else {
+            throw DataError("\(root.path): too few training images for a validation split (\(set.counts(.train).reduce(0, +)))")
+        }
+        let labelMode = set.effectiveLabelMode(spec.labelMode)
+        if case .soft = spec.labelMode, case .hard = labelMode {
+            log("note: \(root.path) has no distribution file; training on hard (one-hot) labels")
+        }
+        let normalization = spec.normalization == "dataset" ? Normalization.measured(set, indices: split.train) : Normalization()
+        return PreparedData(set: set, source: source, train: split.train, validation: split.validation, test: split.test,
+                            labelMode: labelMode, normalization: normalization, fromCache: report.fromCache)
+    }
+}

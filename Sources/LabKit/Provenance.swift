@@ -1,0 +1,32 @@
+import Foundation
+
+/// Where and with what a run was made, recorded with every run.
+public enum Provenance {
+    static func shell(_ args: [String]) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public static let gitCommit: String? = shell(["git", "rev-parse", "HEAD"])
+    /// 1 when tracked files differ from the commit (results may not be reproducible from it).
+    public static let gitDirty: Int? = gitCommit == nil ? nil : ((shell(["git", "status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty ? 0 : 1)
+    public static let host: String = ProcessInfo.processInfo.hostName
+    public static let swiftVersion: String = {
+        #if compiler(>=6.3)
+        return "6.3+"
+        #elseif compiler(>=6.0)
+        return "6.x"
+        #else
+        return "5.x"
+        #endif
+    }()
+}

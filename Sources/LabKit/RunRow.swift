@@ -1,0 +1,62 @@
+import Foundation
+import GRDB
+import Registry
+
+/// A run as the CLI shows it.
+public struct RunRow: Sendable {
+    public var id: String
+    public var experiment: String
+    public var parent: String?
+    public var status: String           // with stale 'running' shown as 'interrupted'
+    public var seed: Int
+    public var epochsRun: Int
+    public var bestEpoch: Int?
+    public var bestValAccuracy: Double?
+    public var bestValMacroF1: Double?
+    public var testAccuracy: Double?
+    public var trainSeconds: Double?
+    public var startedAt: String
+    public var finishedAt: String?
+    public var specJSON: String
+    public var specFile: String?
+    public var datasetSource: String?
+    public var datasetRoot: String?
+    public var fingerprint: String
+    public var threads: Int?
+    public var error: String?
+    public var pid: Int?
+    public var host: String?
+
+    static let select = """
+        SELECT r.*, e.name AS experiment, e.parent AS parent, e.spec_json AS spec_json,
+               CASE WHEN r.status = 'running' AND r.heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-120 seconds')
+                    THEN 'interrupted' ELSE r.status END AS shown_status
+        FROM runs r JOIN experiments e ON e.id = r.experiment_id
+        """
+
+    init(_ row: Row) {
+        id = row["id"]; experiment = row["experiment"]; parent = row["parent"]; status = row["shown_status"]
+        seed = row["seed"]; epochsRun = row["epochs_run"]; bestEpoch = row["best_epoch"]
+        bestValAccuracy = row["best_val_accuracy"]; bestValMacroF1 = row["best_val_macro_f1"]
+        testAccuracy = row["test_accuracy"]; trainSeconds = row["train_seconds"]
+        startedAt = row["started_at"]; finishedAt = row["finished_at"]; specJSON = row["spec_json"]
+        specFile = nil; datasetSource = row["dataset_source"]; datasetRoot = row["dataset_root"]
+        fingerprint = row["dataset_fingerprint"] ?? ""; threads = row["threads"]; error = row["error"]; pid = row["pid"]; host = row["host"]
+    }
+
+    static func fetch(_ db: Database, _ id: String) throws -> RunRow {
+        guard let row = try Row.fetchOne(db, sql: select + " WHERE r.id = ?", arguments: [id]) else {
+            throw RegistryError("no run \(id)")
+        }
+        return RunRow(row)
+    }
+
+    public static func all(_ registry: Registry) throws -> [RunRow] {
+        try registry.read { db in try Row.fetchAll(db, sql: select + " ORDER BY r.id").map(RunRow.init) }
+    }
+
+    public static func one(_ registry: Registry, _ prefix: String) throws -> RunRow {
+        let id = try registry.resolveRun(prefix)
+        return try registry.read { try fetch($0, id) }
+    }
+}

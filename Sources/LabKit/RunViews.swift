@@ -1,0 +1,110 @@
+import Engine
+import Faces
+import Foundation
+import GRDB
+import Registry
+
+/// Aligned text tables for the terminal.
+public enum TextTable {
+    public static func render(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                let pad = String(repeating: " ", count: widths[i] - c.count)
+                return rightAligned.contains(i) ? pad + c : c + pad
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+        return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
+
+public enum RunTable {
+    public static func render(_ rows: [RunRow]) -> String {
+        TextTable.render(
+            ["run", "experiment", "status", "seed", "epochs", "best val acc", "val macro-F1", "test acc", "duration"],
+            rows.map { r in
+                [String(r.id.prefix(10)), r.experiment, r.status, String(r.seed), "\(r.bestEpoch.map { "\($0)/" } ?? "")\(r.epochsRun)",
+                 pct(r.bestValAccuracy), r.bestValMacroF1.map { String(format: "%.4f", $0) } ?? "-", pct(r.testAccuracy),
+                 r.trainSeconds.map { Runner.duration($0) } ?? "-"]
+            },
+            rightAligned: [3, 4, 5, 6, 7, 8])
+    }
+}
+
+public enum RunDetail {
+    public static func render(_ reg: Registry, _ prefix: String) throws -> String {
+        let r = try RunRow.one(reg, prefix)
+        var out = [String]()
+        let run = try reg.read { try Row.fetchOne($0, sql: "SELECT * FROM runs WHERE id = ?", arguments: [r.id])! }
+        out.append("run \(r.id)  \(r.experiment)\(r.parent.map { " (extends \($0))" } ?? "")  seed \(r.seed)  \(r.status)")
+        if let e = r.error { out.append("note: \(e)") }
+        let keys = ["started_at", "finished_at", "train_seconds", "git_commit", "git_dirty", "host", "threads", "blas", "build",
+                    "dataset_source", "dataset_root", "dataset_fingerprint", "label_mode", "n_train", "n_val", "n_test", "params"]
+        for k in keys { out.append("  " + k.padding(toLength: 20, withPad: " ", startingAt: 0) + (run[k].map { "\($0)" } ?? "-")) }
+        out.append("\nresolved spec:")
+        if let obj = try? JSONSerialization.jsonObject(with: Data(r.specJSON.utf8)),
+           let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]) {
+            out.append(String(data: pretty, encoding: .utf8)!)
+        }
+        let epochs = try reg.read { try Row.fetchAll($0, sql: "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", arguments: [r.id]) }
+        out.append("\nepochs:")
+        out.append(TextTable.render(["epoch", "train loss", "train acc", "val loss", "val acc", "val macro-F1", "seconds", "img/s"],
+            epochs.map { e in
+                let f: (String, String) -> String = { k, fmt in (e[k] as Double?).map { String(format: fmt, $0) } ?? "-" }
+                return ["\(e["epoch"] as Int)\((e["epoch"] as Int) == r.bestEpoch ? "*" : "")", f("train_loss", "%.4f"), f("train_accuracy", "%.4f"),
+                        f("val_loss", "%.4f"), f("val_accuracy", "%.4f"), f("val_macro_f1", "%.4f"), f("seconds", "%.1f"), f("images_per_second", "%.0f")]
+            }, rightAligned: Set(0..<8)))
+        for split in ["val", "test"] {
+            let cells = try reg.read { try Row.fetchAll($0, sql: "SELECT true_class, predicted_class, count FROM confusion WHERE run_id = ? AND split = ?", arguments: [r.id, split]) }
+            if cells.isEmpty { continue }
+            let names = Emotion.allCases.map(\.name)
+            var m = [[Int]](repeating: [Int](repeating: 0, count: names.count), count: names.count)
+            for c in cells {
+                if let i = names.firstIndex(of: c["true_class"]), let j = names.firstIndex(of: c["predicted_class"]) { m[i][j] = c["count"] }
+            }
+            let metrics = try reg.read { try Row.fetchAll($0, sql: "SELECT class, recall FROM class_metrics WHERE run_id = ? AND split = ?", arguments: [r.id, split]) }
+            let recall = Dictionary(uniqueKeysWithValues: metrics.map { ($0["class"] as String, $0["recall"] as Double?) })
+            out.append("\nconfusion (\(split == "val" ? "validation, best epoch" : "test"); rows true, columns predicted):")
+            out.append(TextTable.render(["true \\ pred"] + names + ["recall"],
+                names.indices.map { i in [names[i]] + m[i].map(String.init) + [pct(recall[names[i]] ?? nil)] },
+                rightAligned: Set(1...(names.count + 1))))
+        }
+        let looks = try reg.read { try Row.fetchAll($0, sql: "SELECT evaluated_at, accuracy, macro_f1, trigger FROM test_evaluations WHERE run_id = ? ORDER BY id", arguments: [r.id]) }
+        if !looks.isEmpty {
+            out.append("\ntest evaluations:")
+            for l in looks { out.append(String(format: "  %@  accuracy %.4f  macro-F1 %.4f  (%@)", l["evaluated_at"] as String, l["accuracy"] as Double, l["macro_f1"] as Double, l["trigger"] as String)) }
+        }
+        return out.joined(separator: "\n")
+    }
+}
+
+public enum TestCommand {
+    /// A run id prefix, or every completed run of an experiment name.
+    public static func targets(_ reg: Registry, _ target: String) throws -> [RunRow] {
+        let all = try RunRow.all(reg)
+        let byName = all.filter { $0.experiment == target && $0.status == "completed" }
+        if !byName.isEmpty { return byName }
+        if all.contains(where: { $0.experiment == target }) {
+            throw RegistryError("experiment \(target) has no completed run to evaluate")
+        }
+        let r = try RunRow.one(reg, target)
+        guard r.status == "completed" else { throw RegistryError("run \(r.id) is \(r.status); only completed runs are evaluated on test") }
+        return [r]
+    }
+
+    public static func evaluate(_ reg: Registry, _ row: RunRow, data: String?, threads: Int) throws {
+        let spec = try SpecLoader.resolve((try JSONSerialization.jsonObject(with: Data(row.specJSON.utf8)) as? [String: Any]) ?? [:], file: "runs.db:\(row.id)")
+        let prepared = try DataSource.prepare(spec: spec, source: row.datasetSource, data: row.datasetSource == "rafdb" ? (data ?? row.datasetRoot) : nil,
+                                              threads: threads, log: { _ in }, status: { _ in })
+        if prepared.set.fingerprint != row.fingerprint {
+            throw RegistryError("run \(row.id) was trained on data with fingerprint \(row.fingerprint.prefix(12)), but \(prepared.set.root.path) has \(prepared.set.fingerprint.prefix(12))")
+        }
+        guard let best = try reg.checkpoint(run: row.id, kind: "best") else { throw RegistryError("run \(row.id) has no best checkpoint") }
+        let (model, _) = try Engine.Model.load(checkpoint: best.data, threads: threads)
+        let runner = Runner(registry: reg, reporter: Reporter(status: { _ in }, log: { FileHandle.standardError.write(Data(("\($0)\n").utf8)) }))
+        try runner.testEvaluation(runID: row.id, model: model, checkpointSHA: best.sha256, data: prepared, batch: spec.batchSize, trigger: "lab test")
+    }
+}

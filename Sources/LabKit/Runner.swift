@@ -1,0 +1,304 @@
+import Engine
+import Faces
+import Foundation
+import GRDB
+import Registry
+
+/// Where a run's messages go: `status` is a transient progress line,
+/// `log` a line to keep.
+public struct Reporter: Sendable {
+    public var status: @Sendable (String) -> Void
+    public var log: @Sendable (String) -> Void
+    public init(status: @escaping @Sendable (String) -> Void, log: @escaping @Sendable (String) -> Void) {
+        self.status = status; self.log = log
+    }
+    public static let silent = Reporter(status: { _ in }, log: { _ in })
+}
+
+public struct RunOptions: Sendable {
+    public var source: String?        // --dataset
+    public var data: String?          // --data
+    public var threads: Int
+    public init(source: String? = nil, data: String? = nil, threads: Int = 2) {
+        self.source = source; self.data = data; self.threads = threads
+    }
+}
+
+/// Trainer state saved with the last checkpoint, for `lab resume`.
+struct TrainerState: Codable {
+    var epoch: Int                 // last completed epoch (1-based)
+    var bestEpoch: Int
+    var bestScore: Double          // monitored value, oriented so larger is better
+    var badEpochs: Int
+    var trainSeconds: Double
+    var stopped: Bool              // early stopping fired
+}
+
+/// Mixes a run seed with an epoch/batch/salt into an independent stream seed.
+func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) -> UInt64 {
+    var r = RNG(seed: a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ (c &* 0xC2B2_AE3D_27D4_EB4F))
+    return r.next()
+}
+
+public final class Runner {
+    public let registry: Registry
+    public let reporter: Reporter
+
+    public init(registry: Registry, reporter: Reporter) {
+        self.registry = registry; self.reporter = reporter
+    }
+
+    /// Trains one spec for one seed; returns the run id.
+    @discardableResult
+    public func run(_ spec: ExperimentSpec, seed: Int, options: RunOptions) throws -> String {
+        let data = try DataSource.prepare(spec: spec, source: options.source, data: options.data, threads: options.threads,
+                                          log: reporter.log, status: reporter.status)
+        let model = Model(config: spec.model, imageSize: spec.imageSize, threads: options.threads)
+        var rng = RNG(seed: mix(UInt64(seed), 0, 1))
+        model.initialize(rng: &rng)
+        let expID = try registry.experiment(name: spec.name, parent: spec.parent, specJSON: spec.resolvedJSON, description: spec.description)
+        let runID = try registry.startRun(.init(experimentID: expID, seed: seed, fields: [
+            "git_commit": Provenance.gitCommit, "git_dirty": Provenance.gitDirty, "host": Provenance.host,
+            "pid": Int(ProcessInfo.processInfo.processIdentifier), "threads": options.threads, "blas": BLAS.config,
+            "swift_version": Provenance.swiftVersion, "build": engineBuildConfiguration,
+            "dataset_source": data.source, "dataset_root": data.set.root.path, "dataset_fingerprint": data.set.fingerprint,
+            "label_mode": data.labelMode.name, "split_seed": spec.splitSeed,
+            "n_train": data.train.count, "n_val": data.validation.count, "n_test": data.test.count,
+            "params": model.parameterCount,
+        ]))
+        reporter.log("run \(runID): \(spec.name), seed \(seed), \(data.source) data (\(data.train.count) train / \(data.validation.count) val, \(data.labelMode.name) labels), \(model.parameterCount) parameters, \(options.threads) threads")
+        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
+        let state = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.infinity, badEpochs: 0, trainSeconds: 0, stopped: false)
+        return try train(runID: runID, spec: spec, seed: seed, data: data, model: model, adam: adam, state: state, options: options)
+    }
+
+    /// Continues a run from its last checkpoint; the result equals an uninterrupted run's.
+    @discardableResult
+    public func resume(_ runPrefix: String, options: RunOptions) throws -> String {
+        let runID = try registry.resolveRun(runPrefix)
+        let row = try registry.read { db in
+            try RunRow.fetch(db, runID)
+        }
+        if row.status == "completed" { throw RegistryError("run \(runID) already completed") }
+        if row.status == "running", let pid = row.pid, row.host == Provenance.host, kill(Int32(pid), 0) == 0 {
+            throw RegistryError("run \(runID) is still running (pid \(pid)); stop it first (Ctrl-C marks it interrupted)")
+        }
+        var spec = try SpecLoader.resolve(
+            (try JSONSerialization.jsonObject(with: Data(row.specJSON.utf8)) as? [String: Any]) ?? [:], file: "runs.db:\(runID)")
+        spec.file = row.specFile ?? spec.name
+        let opts = RunOptions(source: row.datasetSource, data: row.datasetSource == "rafdb" ? (options.data ?? row.datasetRoot) : nil,
+                              threads: row.threads ?? options.threads)
+        if let t = row.threads, t != options.threads {
+            reporter.log("note: resuming with the run's own \(t) threads (results depend on the thread count)")
+        }
+        let data = try DataSource.prepare(spec: spec, source: opts.source, data: opts.data, threads: opts.threads,
+                                          log: reporter.log, status: reporter.status)
+        if data.set.fingerprint != row.fingerprint {
+            throw RegistryError("run \(runID) was trained on data with fingerprint \(row.fingerprint.prefix(12)), but \(data.set.root.path) has \(data.set.fingerprint.prefix(12))")
+        }
+        guard let last = try registry.checkpoint(run: runID, kind: "last"), let opt = last.optimizer,
+              let stateJSON = last.stateJSON, let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
+            // Died before its first epoch ended: start over under the same id.
+            reporter.log("run \(runID) has no checkpoint yet; starting it from epoch 1")
+            let model = Model(config: spec.model, imageSize: spec.imageSize, threads: opts.threads)
+            var rng = RNG(seed: mix(UInt64(row.seed), 0, 1))
+            model.initialize(rng: &rng)
+            let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
+            try registry.updateRun(runID, ["status": "running", "pid": Int(ProcessInfo.processInfo.processIdentifier)])
+            return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam,
+                             state: TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.infinity, badEpochs: 0, trainSeconds: 0, stopped: false),
+                             options: opts)
+        }
+        let (model, _) = try Model.load(checkpoint: last.data, threads: opts.threads)
+        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
+        try adam.load(state: opt)
+        try registry.updateRun(runID, ["status": "running", "error": nil, "pid": Int(ProcessInfo.processInfo.processIdentifier)])
+        reporter.log("resuming run \(runID) (\(spec.name), seed \(row.seed)) after epoch \(state.epoch)")
+        return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam, state: state, options: opts)
+    }
+
+    func train(runID: String, spec: ExperimentSpec, seed: Int, data: PreparedData, model: Model, adam: Adam,
+               state initial: TrainerState, options: RunOptions) throws -> String {
+        var state = initial
+        do {
+            let S = spec.imageSize, L = Emotion.count
+            let weights = classWeights(spec, data)
+            let seed64 = UInt64(seed)
+            var lastBeat = Date()
+            while !state.stopped && state.epoch < spec.maxEpochs {
+                let epoch = state.epoch + 1
+                let t0 = Date()
+                var order = data.train
+                var shuffle = RNG(seed: mix(seed64, UInt64(epoch), 2))
+                order.shuffle(using: &shuffle)
+                var dropout = RNG(seed: mix(seed64, UInt64(epoch), 3))
+                let stream = BatchStream(set: data.set, order: order, batchSize: spec.batchSize,
+                                         augmentation: spec.augmentation.isIdentity ? nil : spec.augmentation,
+                                         labelMode: data.labelMode, normalization: data.normalization,
+                                         seed: mix(seed64, UInt64(epoch), 4))
+                var lossSum = 0.0, correct = 0, seen = 0, b = 0
+                while let batch = stream.next() {
+                    if Interrupt.requested { stream.release(batch); stream.cancel(); throw Interrupted(runID: runID) }
+                    let n = batch.count
+                    model.forward(batch.x, N: n, training: true, rng: &dropout)
+                    let loss = weights.withOptionalPointer { model.loss(targets: batch.targets, classWeights: $0, N: n) }
+                    weights.withOptionalPointer { model.backwardLoss(targets: batch.targets, classWeights: $0, N: n, training: true) }
+                    adam.update()
+                    for k in 0..<n {
+                        let p = model.probs.data + k * L
+                        var best = 0
+                        for j in 1..<L where p[j] > p[best] { best = j }
+                        if best == data.set.classes[batch.indices[batch.indices.startIndex + k]] { correct += 1 }
+                    }
+                    lossSum += Double(loss) * Double(n); seen += n; b += 1
+                    stream.release(batch)
+                    let elapsed = Date().timeIntervalSince(t0)
+                    let ips = Double(seen) / max(elapsed, 1e-9)
+                    let remaining = Double(order.count - seen) / ips + Double(spec.maxEpochs - epoch) * Double(order.count + data.validation.count / 3) / ips
+                    reporter.status(String(format: "%@ seed %d | epoch %d/%d batch %d/%d | %.0f img/s | loss %.4f acc %.3f | ETA %@",
+                                           spec.name, seed, epoch, spec.maxEpochs, b, stream.batchCount, ips,
+                                           lossSum / Double(seen), Double(correct) / Double(seen), Runner.duration(remaining)))
+                    if Date().timeIntervalSince(lastBeat) > 20 { try registry.heartbeat(runID); lastBeat = Date() }
+                }
+                let trainSeconds = Date().timeIntervalSince(t0)
+                let val = evaluate(model, data: data, indices: data.validation, batch: spec.batchSize, S: S)
+                let valMetrics = Metrics(probs: val, truth: data.validation.map { data.set.classes[$0] }, classes: L)
+                let score = Runner.score(spec.monitor, valMetrics)
+                let improved = score > state.bestScore + spec.minDelta
+                state.epoch = epoch
+                state.trainSeconds += Date().timeIntervalSince(t0)
+                if improved { state.bestScore = score; state.bestEpoch = epoch; state.badEpochs = 0 } else { state.badEpochs += 1 }
+                if state.badEpochs >= spec.patience { state.stopped = true }
+                let ckpt = model.checkpoint(metadata: checkpointMetadata(spec, data, runID: runID, epoch: epoch))
+                let stateJSON = String(data: try JSONEncoder().encode(state), encoding: .utf8)!
+                var fields: [String: DatabaseValueConvertible?] = ["epochs_run": epoch, "train_seconds": state.trainSeconds]
+                if improved {
+                    fields["best_epoch"] = epoch; fields["best_val_loss"] = valMetrics.nll
+                    fields["best_val_accuracy"] = valMetrics.accuracy; fields["best_val_macro_f1"] = valMetrics.macroF1
+                }
+                try registry.recordEpoch(
+                    run: runID,
+                    .init(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+                          valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1,
+                          lr: Double(spec.lr), seconds: Date().timeIntervalSince(t0), imagesPerSecond: Double(seen) / trainSeconds),
+                    runFields: fields,
+                    last: .init(kind: "last", epoch: epoch, isBest: improved, data: ckpt, optimizer: adam.state(), stateJSON: stateJSON),
+                    best: improved ? .init(kind: "best", epoch: epoch, isBest: true, data: ckpt) : nil)
+                reporter.log(String(format: "%@ seed %d epoch %3d  train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | %.0f img/s %@",
+                                    spec.name, seed, epoch, lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)),
+                                    valMetrics.nll, valMetrics.accuracy, valMetrics.macroF1, Double(seen) / trainSeconds,
+                                    improved ? "*" : (state.stopped ? "(early stop)" : "")))
+            }
+            // The best epoch's weights decide every reported number.
+            guard let best = try registry.checkpoint(run: runID, kind: "best") else { throw RegistryError("run \(runID) has no best checkpoint") }
+            let (bestModel, _) = try Model.load(checkpoint: best.data, threads: options.threads)
+            let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.batchSize, S: S)
+            try record(runID: runID, split: "val", probs: val, indices: data.validation, data: data)
+            if spec.evaluateTest {
+                try testEvaluation(runID: runID, model: bestModel, checkpointSHA: best.sha256, data: data, batch: spec.batchSize, trigger: "spec")
+            }
+            try registry.updateRun(runID, ["status": "completed", "finished_at": Registry.timestamp(), "train_seconds": state.trainSeconds])
+            reporter.log("run \(runID) completed: best epoch \(state.bestEpoch) of \(state.epoch)")
+            return runID
+        } catch let e as Interrupted {
+            try? registry.updateRun(runID, ["status": "interrupted", "error": "interrupted by the user after epoch \(state.epoch)"])
+            throw e
+        } catch {
+            try? registry.updateRun(runID, ["status": "failed", "finished_at": Registry.timestamp(), "error": "\(error)"])
+            throw error
+        }
+    }
+
+    func checkpointMetadata(_ spec: ExperimentSpec, _ data: PreparedData, runID: String, epoch: Int) -> [String: String] {
+        let norm = String(data: try! JSONEncoder.sorted.encode(data.normalization), encoding: .utf8)!
+        return ["lab.spec": spec.resolvedJSON, "lab.normalization": norm, "lab.run": runID, "lab.epoch": String(epoch),
+                "lab.classes": Emotion.allCases.map(\.name).joined(separator: ",")]
+    }
+
+    /// Balanced: each class weighted by n / (6 * n_class) of the training split.
+    func classWeights(_ spec: ExperimentSpec, _ data: PreparedData) -> [Float]? {
+        guard spec.classWeights == "balanced" else { return nil }
+        var counts = [Int](repeating: 0, count: Emotion.count)
+        for i in data.train { counts[data.set.classes[i]] += 1 }
+        return counts.map { $0 > 0 ? Float(data.train.count) / Float(Emotion.count * $0) : 0 }
+    }
+
+    /// Eval-mode probabilities for `indices`, [n * 6].
+    public func evaluate(_ model: Model, data: PreparedData, indices: [Int], batch: Int, S: Int) -> [Float] {
+        var out = [Float](); out.reserveCapacity(indices.count * Emotion.count)
+        var x = [Float](repeating: 0, count: batch * S * S * 3), t = [Float](repeating: 0, count: batch * Emotion.count)
+        var rng = RNG(seed: 0)
+        var start = 0
+        while start < indices.count {
+            let idx = indices[start..<min(indices.count, start + batch)]
+            Augmenter.assemble(x: &x, targets: &t, set: data.set, indices: idx, augmentation: nil, labelMode: data.labelMode,
+                               normalization: data.normalization, seed: 0)
+            model.forward(x, N: idx.count, training: false, rng: &rng)
+            model.softmax(N: idx.count)
+            out += Array(UnsafeBufferPointer(start: model.probs.data, count: idx.count * Emotion.count))
+            start += batch
+            reporter.status("evaluating \(min(start, indices.count))/\(indices.count)")
+        }
+        return out
+    }
+
+    @discardableResult
+    func record(runID: String, split: String, probs: [Float], indices: [Int], data: PreparedData) throws -> Metrics {
+        let truth = indices.map { data.set.classes[$0] }
+        let m = Metrics(probs: probs, truth: truth, classes: Emotion.count)
+        let names = Emotion.allCases.map(\.name)
+        let preds = indices.enumerated().map { k, i in
+            Registry.Prediction(image: data.set.names[i], trueClass: names[truth[k]], predictedClass: names[m.predicted[k]],
+                                probabilities: Array(probs[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
+        }
+        let metrics = (0..<Emotion.count).map {
+            Registry.ClassMetric(name: names[$0], precision: m.precision[$0], recall: m.recall[$0], f1: m.f1[$0], support: m.confusion[$0].reduce(0, +))
+        }
+        try registry.recordEvaluation(run: runID, split: split, classes: names, confusion: m.confusion, metrics: metrics, predictions: preds)
+        return m
+    }
+
+    /// One recorded look at the test split.
+    @discardableResult
+    public func testEvaluation(runID: String, model: Model, checkpointSHA: String, data: PreparedData, batch: Int, trigger: String) throws -> Metrics {
+        let probs = evaluate(model, data: data, indices: data.test, batch: batch, S: data.set.imageSize)
+        let m = try record(runID: runID, split: "test", probs: probs, indices: data.test, data: data)
+        let looks = try registry.recordTestEvaluation(run: runID, accuracy: m.accuracy, macroF1: m.macroF1, nll: m.nll, ece: m.ece,
+                                                      checkpointSHA256: checkpointSHA, trigger: trigger)
+        reporter.log(String(format: "test split: accuracy %.4f, macro-F1 %.4f (look %d at the test split for this experiment)", m.accuracy, m.macroF1, looks))
+        if looks > 1 {
+            reporter.log("warning: the test split of this experiment has now been evaluated \(looks) times; select models on validation, not test")
+        }
+        return m
+    }
+
+    /// The monitored metric, oriented so that larger is better.
+    static func score(_ monitor: String, _ m: Metrics) -> Double {
+        switch monitor {
+        case "val_accuracy": return m.accuracy
+        case "val_macro_f1": return m.macroF1
+        default: return -m.nll
+        }
+    }
+
+    public static func duration(_ s: Double) -> String {
+        guard s.isFinite, s >= 0 else { return "?" }
+        let t = Int(s.rounded())
+        if t >= 3600 { return "\(t / 3600)h\(String(format: "%02d", (t % 3600) / 60))m" }
+        if t >= 60 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }
+        return "\(t)s"
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .none: return body(nil)
+        case .some(let a): return a.withUnsafeBufferPointer { body($0.baseAddress) }
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder { let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; return e }
+}

@@ -1,0 +1,144 @@
+import GRDB
+
+/// The registry's schema, as forward-only migrations. Table and view names
+/// are part of the user interface (`sqlite3 runs.db`): keep them stable.
+enum Schema {
+    /// Index i holds the SQL that takes the schema from version i to i + 1.
+    static let migrations: [String] = [v1]
+    static var version: Int { migrations.count }
+
+    static let v1 = """
+    CREATE TABLE experiments (
+        id          TEXT PRIMARY KEY,            -- sha256 of the resolved spec, first 16 hex digits
+        name        TEXT NOT NULL,
+        parent      TEXT,                        -- name of the experiment it extends
+        spec_json   TEXT NOT NULL,               -- the fully resolved spec
+        spec_hash   TEXT NOT NULL,
+        description TEXT,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id                  TEXT PRIMARY KEY,    -- time-sortable, globally unique (ULID)
+        experiment_id       TEXT NOT NULL REFERENCES experiments(id),
+        status              TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),
+        seed                INTEGER NOT NULL,
+        started_at          TEXT NOT NULL,
+        finished_at         TEXT,
+        heartbeat_at        TEXT NOT NULL,
+        git_commit          TEXT,
+        git_dirty           INTEGER,
+        host                TEXT,
+        pid                 INTEGER,
+        threads             INTEGER,
+        blas                TEXT,
+        swift_version       TEXT,
+        build               TEXT,
+        dataset_source      TEXT,
+        dataset_root        TEXT,
+        dataset_fingerprint TEXT,
+        label_mode          TEXT,
+        split_seed          INTEGER,
+        n_train             INTEGER,
+        n_val               INTEGER,
+        n_test              INTEGER,
+        params              INTEGER,
+        epochs_run          INTEGER NOT NULL DEFAULT 0,
+        best_epoch          INTEGER,
+        best_val_loss       REAL,
+        best_val_accuracy   REAL,
+        best_val_macro_f1   REAL,
+        test_accuracy       REAL,
+        test_macro_f1       REAL,
+        train_seconds       REAL,
+        error               TEXT
+    );
+    CREATE INDEX runs_experiment ON runs(experiment_id);
+    CREATE TABLE epochs (
+        run_id            TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        epoch             INTEGER NOT NULL,
+        train_loss        REAL,
+        train_accuracy    REAL,
+        val_loss          REAL,
+        val_accuracy      REAL,
+        val_macro_f1      REAL,
+        lr                REAL,
+        seconds           REAL,
+        images_per_second REAL,
+        PRIMARY KEY (run_id, epoch)
+    );
+    CREATE TABLE confusion (
+        run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        split           TEXT NOT NULL CHECK (split IN ('val', 'test')),
+        true_class      TEXT NOT NULL,
+        predicted_class TEXT NOT NULL,
+        count           INTEGER NOT NULL,
+        PRIMARY KEY (run_id, split, true_class, predicted_class)
+    );
+    CREATE TABLE predictions (
+        run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        split           TEXT NOT NULL CHECK (split IN ('val', 'test')),
+        image           TEXT NOT NULL,
+        true_class      TEXT NOT NULL,
+        predicted_class TEXT NOT NULL,
+        confidence      REAL NOT NULL,
+        probabilities   TEXT NOT NULL,           -- JSON array in class order
+        PRIMARY KEY (run_id, split, image)
+    );
+    CREATE TABLE test_evaluations (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id            TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        evaluated_at      TEXT NOT NULL,
+        accuracy          REAL NOT NULL,
+        macro_f1          REAL NOT NULL,
+        nll               REAL NOT NULL,
+        ece               REAL NOT NULL,
+        checkpoint_sha256 TEXT NOT NULL,
+        trigger           TEXT NOT NULL          -- 'spec' or 'lab test'
+    );
+    CREATE TABLE checkpoints (
+        run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL CHECK (kind IN ('best', 'last')),
+        epoch      INTEGER NOT NULL,
+        is_best    INTEGER NOT NULL,
+        sha256     TEXT NOT NULL,
+        bytes      INTEGER NOT NULL,
+        data       BLOB NOT NULL,                -- safetensors, PyTorch state_dict names
+        optimizer  BLOB,                         -- safetensors: Adam moments (last only)
+        state_json TEXT,                         -- trainer state for resume (last only)
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, kind)
+    );
+    CREATE TABLE class_metrics (
+        run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        split      TEXT NOT NULL CHECK (split IN ('val', 'test')),
+        class      TEXT NOT NULL,
+        precision  REAL,
+        recall     REAL,
+        f1         REAL,
+        support    INTEGER NOT NULL,
+        PRIMARY KEY (run_id, split, class)
+    );
+    -- A running run whose heartbeat is older than two minutes has died.
+    CREATE VIEW run_summary AS
+    SELECT r.id AS run_id, e.name AS experiment,
+           CASE WHEN r.status = 'running' AND r.heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-120 seconds')
+                THEN 'interrupted' ELSE r.status END AS status,
+           r.seed, r.epochs_run, r.best_epoch,
+           ROUND(r.best_val_accuracy, 4) AS val_accuracy, ROUND(r.best_val_macro_f1, 4) AS val_macro_f1,
+           ROUND(r.test_accuracy, 4) AS test_accuracy, ROUND(r.test_macro_f1, 4) AS test_macro_f1,
+           (SELECT COUNT(*) FROM test_evaluations t WHERE t.run_id = r.id) AS test_looks,
+           r.dataset_source, r.label_mode, r.n_train, r.n_val, r.n_test, r.params, r.threads,
+           ROUND(r.train_seconds, 1) AS train_seconds, r.started_at, r.finished_at, r.git_commit, r.host
+    FROM runs r JOIN experiments e ON e.id = r.experiment_id;
+    CREATE VIEW leaderboard AS
+    SELECT e.name AS experiment, COUNT(*) AS runs,
+           ROUND(AVG(r.best_val_accuracy), 4) AS mean_val_accuracy,
+           ROUND(AVG(r.best_val_macro_f1), 4) AS mean_val_macro_f1,
+           ROUND(AVG(r.test_accuracy), 4) AS mean_test_accuracy,
+           MAX(r.params) AS params
+    FROM runs r JOIN experiments e ON e.id = r.experiment_id
+    WHERE r.status = 'completed'
+    GROUP BY e.name
+    ORDER BY mean_val_macro_f1 DESC;
+    """
+}

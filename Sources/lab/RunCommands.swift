@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import LabKit
+import Registry
+
+extension Lab {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train experiment specs and record everything in the registry.",
+            discussion: """
+                Each spec is trained once per seed (train.seeds, or --seeds), with early stopping on the \
+                validation split. The test split is evaluated only when the spec sets evaluate.test.
+                """)
+
+        @Argument(help: "Experiment spec files (JSON).", completion: .file(extensions: ["json"]))
+        var specs: [String]
+
+        @Option(name: .customLong("dataset"), help: "Override dataset.source: rafdb or synthetic.")
+        var source: String?
+
+        @Option(help: "RAF-DB folder (overrides dataset.root and $LAB_RAFDB).", completion: .directory)
+        var data: String?
+
+        @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).")
+        var seeds: String?
+
+        @OptionGroup var registry: RegistryOptions
+        @OptionGroup var compute: ComputeOptions
+
+        func validate() throws {
+            if let source, !["rafdb", "synthetic"].contains(source) {
+                throw ValidationError("--dataset must be rafdb or synthetic, not '\(source)'")
+            }
+            if let seeds, parsedSeeds(seeds) == nil {
+                throw ValidationError("--seeds must be comma-separated non-negative integers, e.g. 1,2,3")
+            }
+        }
+
+        func parsedSeeds(_ s: String) -> [Int]? {
+            let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !v.isEmpty, v.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
+            return v.map { $0! }
+        }
+
+        func run() throws {
+            // Every spec is checked before any work starts.
+            let loaded = try specs.map { try SpecLoader.load($0) }
+            let reg = try registry.open()
+            Interrupt.install()
+            let runner = Runner(registry: reg, reporter: reporter)
+            var ids = [String]()
+            for spec in loaded {
+                for seed in seeds.flatMap(parsedSeeds) ?? spec.seeds {
+                    do {
+                        ids.append(try runner.run(spec, seed: seed, options: RunOptions(source: source, data: data, threads: compute.threads)))
+                    } catch let e as Interrupted {
+                        Progress.log("\(e)")
+                        throw ExitCode(130)
+                    }
+                }
+            }
+            Progress.done()
+            print(try RunTable.render(RunRow.all(reg).filter { ids.contains($0.id) }))
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Continue an interrupted or failed run from its last checkpoint.")
+
+        @Argument(help: ArgumentHelp("Run id (any unique prefix).", valueName: "run"))
+        var runID: String
+
+        @Option(help: "RAF-DB folder, if it moved since the run started.", completion: .directory)
+        var data: String?
+
+        @OptionGroup var registry: RegistryOptions
+        @OptionGroup var compute: ComputeOptions
+
+        func run() throws {
+            let reg = try registry.open()
+            Interrupt.install()
+            do {
+                let id = try Runner(registry: reg, reporter: reporter).resume(runID, options: RunOptions(data: data, threads: compute.threads))
+                Progress.done()
+                print(try RunTable.render(RunRow.all(reg).filter { $0.id == id }))
+            } catch let e as Interrupted {
+                Progress.log("\(e)")
+                throw ExitCode(130)
+            }
+        }
+    }
+
+    struct Test: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Evaluate on the untouched test split (the week-5 final evaluation).",
+            discussion: "Takes a run id (prefix) or an experiment name (every completed run of it). Every look is recorded in test_evaluations.")
+
+        @Argument(help: "Run id (prefix) or experiment name.")
+        var target: String
+
+        @Option(help: "RAF-DB folder, if it moved since the run.", completion: .directory)
+        var data: String?
+
+        @OptionGroup var registry: RegistryOptions
+        @OptionGroup var compute: ComputeOptions
+
+        func run() throws {
+            let reg = try registry.open()
+            let rows = try TestCommand.targets(reg, target)
+            for row in rows {
+                try TestCommand.evaluate(reg, row, data: data, threads: compute.threads)
+            }
+            Progress.done()
+            print(try RunTable.render(RunRow.all(reg).filter { r in rows.contains { $0.id == r.id } }))
+        }
+    }
+
+    struct Runs: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the runs in the registry.")
+
+        @OptionGroup var registry: RegistryOptions
+
+        func run() throws {
+            let rows = try RunRow.all(registry.open())
+            print(rows.isEmpty ? "no runs in \(registry.path) yet; start one with: lab run experiments/quickstart.json" : RunTable.render(rows))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one run: resolved spec, epochs, confusion matrices, timings.")
+
+        @Argument(help: ArgumentHelp("Run id (any unique prefix).", valueName: "run"))
+        var runID: String
+
+        @OptionGroup var registry: RegistryOptions
+
+        func run() throws {
+            print(try RunDetail.render(registry.open(), runID))
+        }
+    }
+}

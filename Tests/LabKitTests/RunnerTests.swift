@@ -1,0 +1,99 @@
+import Foundation
+import GRDB
+import XCTest
+@testable import LabKit
+@testable import Registry
+
+final class RunnerTests: XCTestCase {
+    override func setUp() { Interrupt.reset() }
+
+    func epochs(_ reg: Registry, _ run: String) throws -> [[Double]] {
+        try reg.read { db in
+            try Row.fetchAll(db, sql: "SELECT train_loss, train_accuracy, val_loss, val_accuracy, val_macro_f1 FROM epochs WHERE run_id = ? ORDER BY epoch", arguments: [run])
+                .map { r in (0..<5).map { r[$0] as Double } }
+        }
+    }
+
+    func testRunRecordsEverythingAndIsDeterministic() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let spec = try SpecLoader.load(ws.spec(test: true))
+        let runner = Runner(registry: reg, reporter: .silent)
+        let a = try runner.run(spec, seed: 7, options: RunOptions(threads: 1))
+        let b = try runner.run(spec, seed: 7, options: RunOptions(threads: 1))
+        XCTAssertEqual(try epochs(reg, a), try epochs(reg, b), "same spec, seed and threads: identical epochs")
+        XCTAssertEqual(try epochs(reg, a).count, 3)
+        let summary = try reg.read { try Row.fetchOne($0, sql: "SELECT * FROM run_summary WHERE run_id = ?", arguments: [a])! }
+        XCTAssertEqual(summary["status"] as String, "completed")
+        XCTAssertNotNil(summary["val_accuracy"] as Double?)
+        XCTAssertNotNil(summary["test_accuracy"] as Double?)
+        XCTAssertEqual(summary["test_looks"] as Int, 1)
+        let nVal: Int = summary["n_val"], nTest: Int = summary["n_test"]
+        let counts = try reg.read { db in
+            (try Int.fetchOne(db, sql: "SELECT SUM(count) FROM confusion WHERE run_id = ? AND split = 'val'", arguments: [a])!,
+             try Int.fetchOne(db, sql: "SELECT SUM(count) FROM confusion WHERE run_id = ? AND split = 'test'", arguments: [a])!,
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM predictions WHERE run_id = ? AND split = 'val'", arguments: [a])!,
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkpoints WHERE run_id = ?", arguments: [a])!)
+        }
+        XCTAssertEqual(counts.0, nVal); XCTAssertEqual(counts.1, nTest); XCTAssertEqual(counts.2, nVal); XCTAssertEqual(counts.3, 2)
+        // The stored checkpoint hashes to its recorded sha256 and loads.
+        let best = try XCTUnwrap(try reg.checkpoint(run: a, kind: "best"))
+        let sha = try reg.read { try String.fetchOne($0, sql: "SELECT sha256 FROM checkpoints WHERE run_id = ? AND kind = 'best'", arguments: [a]) }
+        XCTAssertEqual(best.sha256, sha)
+    }
+
+    func testValidationOnlyRunThenLabTestAddsOneLook() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let spec = try SpecLoader.load(ws.spec(epochs: 2))
+        let run = try Runner(registry: reg, reporter: .silent).run(spec, seed: 1, options: RunOptions(threads: 1))
+        func looks() throws -> Int { try reg.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM test_evaluations WHERE run_id = ?", arguments: [run])! } }
+        XCTAssertEqual(try looks(), 0, "ablations never touch the test split")
+        XCTAssertNil(try RunRow.one(reg, run).testAccuracy)
+        try TestCommand.evaluate(reg, try RunRow.one(reg, run), data: nil, threads: 1)
+        XCTAssertEqual(try looks(), 1)
+        XCTAssertNotNil(try RunRow.one(reg, run).testAccuracy)
+        XCTAssertEqual(try TestCommand.targets(reg, "tiny").map(\.id), [run])
+    }
+
+    func testInterruptedRunResumesToTheUninterruptedResult() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let spec = try SpecLoader.load(ws.spec(epochs: 4))
+        let full = try Runner(registry: reg, reporter: .silent).run(spec, seed: 5, options: RunOptions(threads: 1))
+
+        // Ctrl-C in the middle of epoch 3.
+        final class Counter: @unchecked Sendable { var n = 0 }
+        let c = Counter()
+        let stopper = Reporter(status: { line in
+            if line.contains("epoch 3/4 batch 3/") { c.n += 1; Interrupt.request() }
+        }, log: { _ in })
+        var interrupted = ""
+        XCTAssertThrowsError(try Runner(registry: reg, reporter: stopper).run(spec, seed: 5, options: RunOptions(threads: 1))) {
+            interrupted = ($0 as? Interrupted)?.runID ?? ""
+        }
+        Interrupt.reset()
+        XCTAssertEqual(c.n, 1)
+        let row = try RunRow.one(reg, interrupted)
+        XCTAssertEqual(row.status, "interrupted")
+        XCTAssertEqual(row.epochsRun, 2)
+        XCTAssertNotNil(try reg.checkpoint(run: interrupted, kind: "last"))
+
+        try Runner(registry: reg, reporter: .silent).resume(String(interrupted.prefix(12)), options: RunOptions(threads: 1))
+        XCTAssertEqual(try RunRow.one(reg, interrupted).status, "completed")
+        XCTAssertEqual(try epochs(reg, interrupted), try epochs(reg, full), "resumed run ends as the uninterrupted one")
+    }
+
+    func testRAFDBMissingSaysWhereItLookedAndHowToUseSynthetic() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let spec = try SpecLoader.load(ws.spec())
+        let reg = try ws.registry()
+        XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).run(spec, seed: 1, options: RunOptions(source: "rafdb", threads: 1))) {
+            let s = "\($0)"
+            XCTAssertTrue(s.hasPrefix("RAF-DB not found (looked in "), s)
+            XCTAssertTrue(s.contains("data/RAF-DB/basic"), s)
+            XCTAssertTrue(s.hasSuffix("lab run \(spec.file) --dataset synthetic"), s)
+        }
+        XCTAssertEqual(try RunRow.all(reg).count, 0, "nothing recorded for a run that never started")
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import XCTest
+@testable import LabKit
+
+final class SpecTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("lab-spec-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func write(_ name: String, _ text: String) -> String {
+        let p = dir.appendingPathComponent(name).path
+        FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        return p
+    }
+
+    func error(_ path: String) -> String {
+        do { _ = try SpecLoader.load(path); return "no error" } catch { return "\(error)" }
+    }
+
+    var experiments: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("experiments") }
+
+    func testExtendsOverridesOnlyWhatItNames() throws {
+        _ = write("base.json", #"{"name": "base", "model": {"dropout": 0.3, "hidden": 32}, "train": {"lr": 0.001}}"#)
+        let child = try SpecLoader.load(write("child.json", #"{"name": "child", "extends": "base.json", "model": {"skip": false}}"#))
+        XCTAssertEqual(child.name, "child")
+        XCTAssertEqual(child.parent, "base")
+        XCTAssertEqual(child.model.skip, false)
+        XCTAssertEqual(child.model.dropout, 0.3)
+        XCTAssertEqual(child.model.hidden, 32)
+        XCTAssertEqual(child.lr, 0.001)
+        XCTAssertEqual(child.model.widths, [32, 64, 128], "defaults fill the rest")
+        XCTAssertEqual(child.seeds, [1])
+        XCTAssertTrue(child.resolvedJSON.contains(#""skip":false"#))
+    }
+
+    func testEveryShippedSpecLoadsAndEachAblationIsOneFactor() throws {
+        let base = try SpecLoader.load(experiments.appendingPathComponent("baseline.json").path)
+        XCTAssertEqual(base.model, .init(widths: [32, 64, 128], convsPerBlock: [2, 2, 3], skip: true, batchNorm: true, hidden: 64, dropout: 0.5, classes: 6))
+        XCTAssertEqual(base.lr, 3e-4); XCTAssertEqual(base.batchSize, 64); XCTAssertGreaterThanOrEqual(base.maxEpochs, 60)
+        XCTAssertFalse(base.evaluateTest)
+        let expected: [String: Set<String>] = [
+            "skip_off": ["model.skip"], "no_batchnorm": ["model.batch_norm"], "shallow": ["model.convs_per_block"],
+            "narrow": ["model.widths"], "wide": ["model.widths"], "dropout_0": ["model.dropout"], "dropout_0.25": ["model.dropout"],
+            "hard_labels": ["dataset.labels"], "no_augmentation": ["augment.flip", "augment.rotation", "augment.translation"],
+            "no_rotation": ["augment.rotation"], "lr_1e-3": ["train.lr"], "batch_32": ["train.batch_size"],
+            "class_weights": ["train.class_weights"], "final": ["evaluate.test"],
+        ]
+        for (name, keys) in expected {
+            let s = try SpecLoader.load(experiments.appendingPathComponent("\(name).json").path)
+            XCTAssertEqual(s.parent, "baseline", name)
+            XCTAssertEqual(Set(SpecDiff.changed(base.resolved, s.resolved)), keys, name)
+        }
+        let quick = try SpecLoader.load(experiments.appendingPathComponent("quickstart.json").path)
+        XCTAssertEqual(quick.datasetSource, "synthetic"); XCTAssertTrue(quick.evaluateTest)
+    }
+
+    func testBadSpecsNameFileAndKey() {
+        let typo = write("typo.json", #"{"model": {"skp": false}}"#)
+        XCTAssertEqual(error(typo), "\(typo): model.skp: unknown key (did you mean model.skip?); valid here: batch_norm, convs_per_block, dropout, hidden, skip, widths")
+        let type = write("type.json", #"{"train": {"lr": "fast"}}"#)
+        XCTAssertEqual(error(type), "\(type): train.lr: expected a number in 1e-07...1.0, got \"fast\"")
+        let range = write("range.json", #"{"dataset": {"source": "imagenet"}}"#)
+        XCTAssertEqual(error(range), "\(range): dataset.source: expected one of rafdb, synthetic, got \"imagenet\"")
+        let malformed = write("bad.json", #"{"model": {"skip": false,}"#)
+        XCTAssertTrue(error(malformed).hasPrefix("\(malformed): malformed JSON"), error(malformed))
+        let a = write("a.json", #"{"extends": "b.json"}"#)
+        _ = write("b.json", #"{"extends": "a.json"}"#)
+        XCTAssertEqual(error(a), "\(dir.appendingPathComponent("b.json").path): extends cycle: a.json -> b.json -> a.json")
+        let orphan = write("orphan.json", #"{"extends": "missing.json"}"#)
+        XCTAssertEqual(error(orphan), "\(orphan): extends \(dir.appendingPathComponent("missing.json").path), which does not exist")
+        let top = write("top.json", #"{"modle": {}}"#)
+        XCTAssertTrue(error(top).hasPrefix("\(top): modle: unknown key (did you mean model?)"), error(top))
+        let pools = write("pools.json", #"{"dataset": {"image_size": 66}}"#)
+        XCTAssertTrue(error(pools).contains("image_size: 66 is not divisible by 2^2"), error(pools))
+        XCTAssertEqual(error(dir.appendingPathComponent("none.json").path), "\(dir.appendingPathComponent("none.json").path): no such spec file")
+    }
+}
