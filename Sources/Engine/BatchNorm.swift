@@ -1,8 +1,41 @@
+import Dispatch
+
 // Batch normalization over the channel axis of an NHWC activation seen as
 // [M = N*H*W, C], fused with the residual add and the ReLU that follow it in
 // every conv unit: out = relu(gamma * xhat + beta [+ residual]). One pass
 // over memory for the statistics, one for the output; backward re-derives
-// xhat from the pre-BN input instead of storing it.
+// xhat from the pre-BN input instead of storing it. Rows are split into
+// `workers` contiguous chunks; per-chunk partial sums are combined in chunk
+// order, so results depend on the worker count but not on timing.
+
+/// Runs body(chunk, rowStart, rowEnd) over `workers` contiguous row chunks.
+@inline(__always)
+func forRowChunks(_ M: Int, workers: Int, _ body: (Int, Int, Int) -> Void) {
+    let w = max(1, min(workers, M))
+    if w == 1 { body(0, 0, M); return }
+    let per = (M + w - 1) / w
+    DispatchQueue.concurrentPerform(iterations: w) { k in body(k, k * per, min(M, (k + 1) * per)) }
+}
+
+/// Sums of v and v*v per channel over rows [m0, m1), in float blocks of 256
+/// rows folded into doubles (M reaches 262,144 in block 1 at batch 64).
+@inline(__always)
+private func channelSums(_ inp: UnsafePointer<Float>, _ m0: Int, _ m1: Int, C: Int,
+                         _ s: UnsafeMutablePointer<Double>, _ q: UnsafeMutablePointer<Double>,
+                         _ ps: UnsafeMutablePointer<Float>, _ pq: UnsafeMutablePointer<Float>) {
+    for c in 0..<C { s[c] = 0; q[c] = 0 }
+    var b0 = m0
+    while b0 < m1 {
+        let b1 = min(m1, b0 + 256)
+        for c in 0..<C { ps[c] = 0; pq[c] = 0 }
+        for m in b0..<b1 {
+            let row = inp + m * C
+            for c in 0..<C { let v = row[c]; ps[c] += v; pq[c] += v * v }
+        }
+        for c in 0..<C { s[c] += Double(ps[c]); q[c] += Double(pq[c]) }
+        b0 = b1
+    }
+}
 
 /// Per-channel statistics for this batch. Training: batch mean and biased
 /// variance normalize; running averages move by `momentum` using the
@@ -13,7 +46,7 @@ public func batchNormStatistics(
     runningMean: UnsafeMutablePointer<Float>, // [C] updated in training
     runningVar: UnsafeMutablePointer<Float>,  // [C] updated in training
     _ inp: UnsafePointer<Float>,              // [M, C]
-    M: Int, C: Int, training: Bool, momentum: Float = 0.1, eps: Float = 1e-5
+    M: Int, C: Int, training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, workers: Int = 1
 ) {
     guard training else {
         for c in 0..<C {
@@ -22,37 +55,20 @@ public func batchNormStatistics(
         }
         return
     }
-    // Sums in Double per channel: M reaches 262,144 in block 1 at batch 64,
-    // where float accumulation loses digits of the variance.
-    var sum = [Double](repeating: 0, count: C)
-    var sq = [Double](repeating: 0, count: C)
-    sum.withUnsafeMutableBufferPointer { s in
-        sq.withUnsafeMutableBufferPointer { q in
-            // Accumulate float partials over row blocks, then fold into doubles.
-            let block = 256
-            var ps = [Float](repeating: 0, count: C), pq = [Float](repeating: 0, count: C)
-            ps.withUnsafeMutableBufferPointer { ps in
-                pq.withUnsafeMutableBufferPointer { pq in
-                    var m0 = 0
-                    while m0 < M {
-                        let m1 = min(M, m0 + block)
-                        for c in 0..<C { ps[c] = 0; pq[c] = 0 }
-                        for m in m0..<m1 {
-                            let row = inp + m * C
-                            for c in 0..<C { let v = row[c]; ps[c] += v; pq[c] += v * v }
-                        }
-                        for c in 0..<C { s[c] += Double(ps[c]); q[c] += Double(pq[c]) }
-                        m0 = m1
-                    }
-                }
-            }
-        }
+    let w = max(1, min(workers, M))
+    let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * w * C)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * w * C)
+    defer { sums.deallocate(); scratch.deallocate() }
+    forRowChunks(M, workers: w) { k, m0, m1 in
+        channelSums(inp, m0, m1, C: C, sums + 2 * k * C, sums + (2 * k + 1) * C, scratch + 2 * k * C, scratch + (2 * k + 1) * C)
     }
     let inv = 1 / Double(M)
     let unbias = M > 1 ? Double(M) / Double(M - 1) : 1
     for c in 0..<C {
-        let mu = sum[c] * inv
-        let v = max(0, sq[c] * inv - mu * mu)
+        var s = 0.0, q = 0.0
+        for k in 0..<w { s += sums[2 * k * C + c]; q += sums[(2 * k + 1) * C + c] }
+        let mu = s * inv
+        let v = max(0, q * inv - mu * mu)
         mean[c] = Float(mu)
         rstd[c] = Float(1 / (v + Double(eps)).squareRoot())
         runningMean[c] = (1 - momentum) * runningMean[c] + momentum * Float(mu)
@@ -67,27 +83,25 @@ public func batchNormReLUForward(
     residual: UnsafePointer<Float>?,        // [M, C] or nil
     gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, // [C]
     mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,  // [C]
-    M: Int, C: Int
+    M: Int, C: Int, workers: Int = 1
 ) {
     // Folded into one multiply-add per element.
-    var scale = [Float](repeating: 0, count: C), shift = [Float](repeating: 0, count: C)
+    let sc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * C), sh = sc + C
+    defer { sc.deallocate() }
     for c in 0..<C {
-        scale[c] = gamma[c] * rstd[c]
-        shift[c] = beta[c] - mean[c] * scale[c]
+        sc[c] = gamma[c] * rstd[c]
+        sh[c] = beta[c] - mean[c] * sc[c]
     }
-    scale.withUnsafeBufferPointer { sc in
-        shift.withUnsafeBufferPointer { sh in
-            let sc = sc.baseAddress!, sh = sh.baseAddress!
-            if let residual {
-                for m in 0..<M {
-                    let i = inp + m * C, o = out + m * C, r = residual + m * C
-                    for c in 0..<C { o[c] = max(0, i[c] * sc[c] + sh[c] + r[c]) }
-                }
-            } else {
-                for m in 0..<M {
-                    let i = inp + m * C, o = out + m * C
-                    for c in 0..<C { o[c] = max(0, i[c] * sc[c] + sh[c]) }
-                }
+    forRowChunks(M, workers: workers) { _, m0, m1 in
+        if let residual {
+            for m in m0..<m1 {
+                let i = inp + m * C, o = out + m * C, r = residual + m * C
+                for c in 0..<C { o[c] = max(0, i[c] * sc[c] + sh[c] + r[c]) }
+            }
+        } else {
+            for m in m0..<m1 {
+                let i = inp + m * C, o = out + m * C
+                for c in 0..<C { o[c] = max(0, i[c] * sc[c] + sh[c]) }
             }
         }
     }
@@ -105,71 +119,60 @@ public func batchNormReLUBackward(
     out: UnsafePointer<Float>,               // [M, C] forward output (post-ReLU): the mask
     inp: UnsafePointer<Float>,               // [M, C] pre-BN input
     gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, // [C]
-    M: Int, C: Int, training: Bool
+    M: Int, C: Int, training: Bool, workers: Int = 1
 ) {
-    var sdz = [Float](repeating: 0, count: C), sdzx = [Float](repeating: 0, count: C)
-    sdz.withUnsafeMutableBufferPointer { sdzB in
-        sdzx.withUnsafeMutableBufferPointer { sdzxB in
-            let sdz = sdzB.baseAddress!, sdzx = sdzxB.baseAddress!
-            // Pass 1: masked gradient, residual gradient, the two reductions.
-            // Partial sums per row block keep float error bounded.
-            var bs = [Float](repeating: 0, count: C), bx = [Float](repeating: 0, count: C)
-            var ds = [Double](repeating: 0, count: C), dx = [Double](repeating: 0, count: C)
-            bs.withUnsafeMutableBufferPointer { bsB in
-                bx.withUnsafeMutableBufferPointer { bxB in
-                    let bs = bsB.baseAddress!, bx = bxB.baseAddress!
-                    var m0 = 0
-                    while m0 < M {
-                        let m1 = min(M, m0 + 256)
-                        for c in 0..<C { bs[c] = 0; bx[c] = 0 }
-                        for m in m0..<m1 {
-                            let d = dout + m * C, o = out + m * C, x = inp + m * C
-                            // Loads before the select: a conditional load blocks vectorization.
-                            for c in 0..<C {
-                                let dv = d[c], ov = o[c], xv = x[c]
-                                let dz = ov > 0 ? dv : 0
-                                bs[c] += dz
-                                bx[c] += dz * (xv - mean[c])
-                            }
-                            if let dresidual {
-                                let r = dresidual + m * C
-                                for c in 0..<C { let dv = d[c], ov = o[c]; r[c] += ov > 0 ? dv : 0 }
-                            }
-                        }
-                        for c in 0..<C { ds[c] += Double(bs[c]); dx[c] += Double(bx[c]) }
-                        m0 = m1
-                    }
+    let w = max(1, min(workers, M))
+    let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * w * C)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * w * C + 3 * C)
+    defer { sums.deallocate(); scratch.deallocate() }
+    // Pass 1: masked gradient dz, the residual's share of it, and per channel
+    // sum(dz) and sum(dz * (x - mean)). Loads come before the select: a
+    // conditional load blocks vectorization.
+    forRowChunks(M, workers: w) { k, m0, m1 in
+        let ds = sums + 2 * k * C, dx = sums + (2 * k + 1) * C
+        let bs = scratch + 2 * k * C, bx = scratch + (2 * k + 1) * C
+        for c in 0..<C { ds[c] = 0; dx[c] = 0 }
+        var b0 = m0
+        while b0 < m1 {
+            let b1 = min(m1, b0 + 256)
+            for c in 0..<C { bs[c] = 0; bx[c] = 0 }
+            for m in b0..<b1 {
+                let d = dout + m * C, o = out + m * C, x = inp + m * C
+                for c in 0..<C {
+                    let dv = d[c], ov = o[c], xv = x[c]
+                    let dz = ov > 0 ? dv : 0
+                    bs[c] += dz
+                    bx[c] += dz * (xv - mean[c])
+                }
+                if let dresidual {
+                    let r = dresidual + m * C
+                    for c in 0..<C { let dv = d[c], ov = o[c]; r[c] += ov > 0 ? dv : 0 }
                 }
             }
+            for c in 0..<C { ds[c] += Double(bs[c]); dx[c] += Double(bx[c]) }
+            b0 = b1
+        }
+    }
+    // dinp = gamma*rstd * (dz - mean(dz) - xhat * mean(dz*xhat)).
+    let k = scratch + 2 * w * C, a = k + C, b = a + C
+    let invM = 1 / Float(M)
+    for c in 0..<C {
+        var s = 0.0, x = 0.0
+        for j in 0..<w { s += sums[2 * j * C + c]; x += sums[(2 * j + 1) * C + c] }
+        let sdz = Float(s), sdzx = Float(x) * rstd[c]   // sum(dz * xhat)
+        dbeta[c] += sdz
+        dgamma[c] += sdzx
+        k[c] = gamma[c] * rstd[c]
+        a[c] = training ? sdz * invM : 0
+        b[c] = training ? sdzx * invM * rstd[c] : 0    // applied to (x - mean)
+    }
+    forRowChunks(M, workers: w) { _, m0, m1 in
+        for m in m0..<m1 {
+            let d = dout + m * C, o = out + m * C, x = inp + m * C, di = dinp + m * C
             for c in 0..<C {
-                sdz[c] = Float(ds[c])
-                sdzx[c] = Float(dx[c]) * rstd[c]   // sum(dz * xhat)
-                dbeta[c] += sdz[c]
-                dgamma[c] += sdzx[c]
-            }
-            // Pass 2: dinp = gamma*rstd * (dz - mean(dz) - xhat * mean(dz*xhat)).
-            var k = [Float](repeating: 0, count: C)
-            var a = [Float](repeating: 0, count: C), b = [Float](repeating: 0, count: C)
-            let invM = 1 / Float(M)
-            for c in 0..<C {
-                k[c] = gamma[c] * rstd[c]
-                a[c] = training ? sdz[c] * invM : 0
-                b[c] = training ? sdzx[c] * invM * rstd[c] : 0   // applied to (x - mean)
-            }
-            k.withUnsafeBufferPointer { kB in
-                a.withUnsafeBufferPointer { aB in
-                    b.withUnsafeBufferPointer { bB in
-                        let k = kB.baseAddress!, a = aB.baseAddress!, b = bB.baseAddress!
-                        for m in 0..<M {
-                            let d = dout + m * C, o = out + m * C, x = inp + m * C, di = dinp + m * C
-                            for c in 0..<C {
-                                let dv = d[c], ov = o[c]
-                                let dz = ov > 0 ? dv : 0
-                                di[c] = k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
-                            }
-                        }
-                    }
-                }
+                let dv = d[c], ov = o[c]
+                let dz = ov > 0 ? dv : 0
+                di[c] = k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
             }
         }
     }

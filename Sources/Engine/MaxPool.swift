@@ -21,10 +21,11 @@ public func maxPool2x2Forward(
     }
 }
 
-/// dinp accumulates; ties go to the first of (top-left, top-right,
-/// bottom-left, bottom-right), as one gradient path, like PyTorch.
+/// dinp is OVERWRITTEN (in the model the pooled activation has no other
+/// consumer, so the buffer needs no zeroing pass); ties go to the first of
+/// (top-left, top-right, bottom-left, bottom-right), one gradient path, like PyTorch.
 public func maxPool2x2Backward(
-    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] accumulated
+    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] written
     _ dout: UnsafePointer<Float>,        // [N, H/2, W/2, C]
     inp: UnsafePointer<Float>,           // [N, H, W, C]
     out: UnsafePointer<Float>,           // [N, H/2, W/2, C]
@@ -39,17 +40,18 @@ public func maxPool2x2Backward(
             for ox in 0..<OW {
                 let a = i0 + 2 * ox * C, b = i1 + 2 * ox * C, o = ob + ox * C
                 for c in 0..<C {
-                    // All loads first, then selects: branch-free, so it vectorizes.
+                    // All loads first, then arithmetic masks (first match wins):
+                    // no branches, so the loop vectorizes.
                     let m = out[o + c], g = dout[o + c]
                     let v0 = inp[a + c], v1 = inp[a + C + c], v2 = inp[b + c]
-                    let t0 = v0 == m
-                    let t1 = !t0 && v1 == m
-                    let t2 = !t0 && !t1 && v2 == m
-                    let t3 = !t0 && !t1 && !t2
-                    dinp[a + c] += t0 ? g : 0
-                    dinp[a + C + c] += t1 ? g : 0
-                    dinp[b + c] += t2 ? g : 0
-                    dinp[b + C + c] += t3 ? g : 0
+                    let e0: Float = v0 == m ? 1 : 0
+                    let e1: Float = (v1 == m ? 1 : 0) * (1 - e0)
+                    let e2: Float = (v2 == m ? 1 : 0) * (1 - e0 - e1)
+                    let e3: Float = 1 - e0 - e1 - e2
+                    dinp[a + c] = g * e0
+                    dinp[a + C + c] = g * e1
+                    dinp[b + c] = g * e2
+                    dinp[b + C + c] = g * e3
                 }
             }
         }

@@ -207,11 +207,11 @@ public final class Model {
                     if let g = u.gamma, let be = u.beta {
                         batchNormStatistics(mean: u.mean.data, rstd: u.rstd.data,
                                             runningMean: u.runningMean.data, runningVar: u.runningVar.data,
-                                            u.c.data, M: M, C: u.OC, training: training)
+                                            u.c.data, M: M, C: u.OC, training: training, workers: threads)
                         if training { u.batchesTracked += 1 }
                         batchNormReLUForward(u.a.data, u.c.data, residual: residual, gamma: g.value.data,
                                              beta: be.value.data, mean: u.mean.data, rstd: u.rstd.data,
-                                             M: M, C: u.OC)
+                                             M: M, C: u.OC, workers: threads)
                     } else {
                         addReLUForward(u.a.data, u.c.data, residual: residual, count: M * u.OC)
                     }
@@ -294,7 +294,13 @@ public final class Model {
             denseBackward(dgap.data, fc1w.grad.data, fc1b.grad.data, dz1.data, gap.data, fc1w.value.data,
                           N: N, IN: cl, OUT: h)
         }
-        for u in units { u.da.data.update(repeating: 0, count: N * u.H * u.W * u.OC) }
+        // Pool backward overwrites the last unit of each pooled block; every
+        // other unit gradient accumulates from zero.
+        for (b, units) in blocks.enumerated() {
+            for (j, u) in units.enumerated() where !(b < blocks.count - 1 && j == units.count - 1) {
+                u.da.data.update(repeating: 0, count: N * u.H * u.W * u.OC)
+            }
+        }
         timed("head", backward: true) {
             globalAvgPoolBackward(last.da.data, dgap.data, N: N, HW: last.H * last.W, C: cl)
         }
@@ -316,7 +322,7 @@ public final class Model {
                         batchNormReLUBackward(dc.data, dresidual: dres, dgamma: g.grad.data, dbeta: be.grad.data,
                                               u.da.data, out: u.a.data, inp: u.c.data, gamma: g.value.data,
                                               mean: u.mean.data, rstd: u.rstd.data, M: M, C: u.OC,
-                                              training: training)
+                                              training: training, workers: threads)
                     } else {
                         addReLUBackward(dc.data, dresidual: dres, u.da.data, out: u.a.data, count: M * u.OC)
                     }
