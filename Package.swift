@@ -37,9 +37,10 @@ let package = Package(
             name: "Registry",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(name: "Explain", dependencies: ["Engine"], swiftSettings: numeric),
         .target(
             name: "LabKit",
-            dependencies: ["Engine", "Faces", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Engine", "Faces", "Explain", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .executableTarget(
             name: "lab",
@@ -50,6 +51,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CLITests"),
+        .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine"], swiftSettings: numeric),
         .testTarget(
             name: "LabKitTests",
             dependencies: ["LabKit", "Registry", .product(name: "GRDB", package: "GRDB.swift")]

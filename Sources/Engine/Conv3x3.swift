@@ -157,7 +157,7 @@ func flipKernel(_ wf: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, C:
 
 public func conv3x3Backward(
     _ dinp: UnsafeMutablePointer<Float>?,  // [N, H, W, C], accumulated; nil for the network input
-    _ dweight: UnsafeMutablePointer<Float>, // [9*C, OC], accumulated
+    _ dweight: UnsafeMutablePointer<Float>?, // [9*C, OC], accumulated; nil skips it
     _ dbias: UnsafeMutablePointer<Float>?,  // [OC], accumulated, or nil
     _ dout: UnsafePointer<Float>,           // [N, H, W, OC]
     _ inp: UnsafePointer<Float>,            // [N, H, W, C]
@@ -179,17 +179,19 @@ public func conv3x3Backward(
     let tiles = (rows + R - 1) / R
     ws.reserveColumns(R * W * K)
     ws.reserveWeights(K * OC)
-    ws.parallel { worker in
-        let col = ws.cols[worker], dw = ws.dws[worker]
-        dw.update(repeating: 0, count: K * OC)
-        for t in stride(from: worker, to: tiles, by: ws.workers) {
-            let r0 = t * R, r1 = min(rows, r0 + R)
-            im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C)
-            gemm(transA: true, transB: false, m: K, n: OC, k: (r1 - r0) * W,
-                 col, lda: K, dout + r0 * W * OC, ldb: OC, beta: 1, dw, ldc: OC)
+    if let dweight {
+        ws.parallel { worker in
+            let col = ws.cols[worker], dw = ws.dws[worker]
+            dw.update(repeating: 0, count: K * OC)
+            for t in stride(from: worker, to: tiles, by: ws.workers) {
+                let r0 = t * R, r1 = min(rows, r0 + R)
+                im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C)
+                gemm(transA: true, transB: false, m: K, n: OC, k: (r1 - r0) * W,
+                     col, lda: K, dout + r0 * W * OC, ldb: OC, beta: 1, dw, ldc: OC)
+            }
         }
+        for w in 0..<ws.workers { addInto(dweight, ws.dws[w], K * OC) }
     }
-    for w in 0..<ws.workers { addInto(dweight, ws.dws[w], K * OC) }
     if let dinp {
         flipKernel(ws.flipped, weight, C: C, OC: OC)
         conv3x3Forward(dinp, dout, ws.flipped, nil, N: N, H: H, W: W, C: OC, OC: C, accumulate: true, workspace: ws)

@@ -277,7 +277,10 @@ public final class Model {
     /// Backward from a given logit gradient (Grad-CAM seeds it with a one-hot).
     /// Parameter gradients are zeroed first, then filled. `training` must match
     /// the forward call.
-    public func backward(dlogits: UnsafePointer<Float>, N: Int, training: Bool) {
+    /// With `stopAt` (a unit name), stops once that unit's output gradient
+    /// `da` is complete and skips parameter gradients: what Grad-CAM needs.
+    public func backward(dlogits: UnsafePointer<Float>, N: Int, training: Bool, stopAt: String? = nil) {
+        let parameterGradients = stopAt == nil
         zeroGradients()
         if computeInputGradient && dinput == nil { dinput = Tensor([capacity, imageSize, imageSize, 3]) }
         let last = blocks.last!.last!
@@ -315,6 +318,7 @@ public final class Model {
             }
             for j in stride(from: units.count - 1, through: 0, by: -1) {
                 let u = units[j]
+                if u.name == stopAt { return }
                 let M = N * u.H * u.W
                 let dres: UnsafeMutablePointer<Float>? = u.addsResidual ? units[0].da.data : nil
                 timed(config.batchNorm ? u.bnName : u.name + ".relu", backward: true) {
@@ -340,7 +344,8 @@ public final class Model {
                     dinp?.update(repeating: 0, count: N * imageSize * imageSize * 3)
                 }
                 timed(u.name, backward: true) {
-                    conv3x3Backward(dinp, u.weight.grad.data, u.bias?.grad.data, dc.data, inp, u.weight.value.data,
+                    conv3x3Backward(dinp, parameterGradients ? u.weight.grad.data : nil,
+                                    parameterGradients ? u.bias?.grad.data : nil, dc.data, inp, u.weight.value.data,
                                     N: N, H: u.H, W: u.W, C: u.C, OC: u.OC, workspace: workspace)
                 }
             }

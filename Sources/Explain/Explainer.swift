@@ -1,0 +1,64 @@
+import Engine
+
+public enum CAMMethod: String, CaseIterable, Sendable {
+    case gradCAM = "gradcam"
+    case gradCAMPlusPlus = "gradcam++"
+}
+
+/// Maps for a batch through the engine's own backward, in eval mode.
+/// One backward serves the whole batch: in eval mode images do not
+/// interact, so seeding dlogits[n, target_n] = 1 gives each image the
+/// gradient of its own target score.
+public struct Explainer {
+    public let model: Model
+    public let layer: String
+
+    public init(model: Model, layer: String? = nil) throws {
+        self.model = model
+        let name = layer ?? model.blocks.last!.last!.name
+        guard model.unit(named: name) != nil else {
+            throw ExplainError("no convolution \(name) in this model; layers: \(model.units.map(\.name).joined(separator: ", "))")
+        }
+        self.layer = name
+    }
+
+    public struct Result {
+        public var probabilities: [Float]       // [N, classes]
+        public var targets: [Int]               // [N]
+        public var maps: [CAMMethod: [[Float]]] // per method, per image [S*S] in [0, 1]
+    }
+
+    /// `targets[n]` nil: the predicted class.
+    public func explain(_ x: UnsafePointer<Float>, N: Int, targets: [Int?], methods: [CAMMethod]) -> Result {
+        var rng = RNG(seed: 0)
+        let L = model.config.classes, S = model.imageSize
+        model.forward(x, N: N, training: false, rng: &rng)
+        model.softmax(N: N)
+        let probs = Array(UnsafeBufferPointer(start: model.probs.data, count: N * L))
+        var t = [Int]()
+        var seed = [Float](repeating: 0, count: N * L)
+        for n in 0..<N {
+            let row = probs[(n * L)..<((n + 1) * L)]
+            let k = targets[n] ?? (row.indices.max { row[$0] < row[$1] }! - n * L)
+            t.append(k)
+            seed[n * L + k] = 1
+        }
+        model.backward(dlogits: seed, N: N, training: false, stopAt: layer)
+        let u = model.unit(named: layer)!
+        let P = u.H * u.W
+        var maps = [CAMMethod: [[Float]]]()
+        for m in methods {
+            maps[m] = (0..<N).map { n in
+                let A = UnsafePointer(u.a.data + n * P * u.OC), G = UnsafePointer(u.da.data + n * P * u.OC)
+                let raw = m == .gradCAM ? CAM.gradCAM(A, G, P: P, C: u.OC).map : CAM.gradCAMPlusPlus(A, G, P: P, C: u.OC).map
+                return CAM.normalized(CAM.upsample(raw, h: u.H, w: u.W, to: S))
+            }
+        }
+        return Result(probabilities: probs, targets: t, maps: maps)
+    }
+}
+
+public struct ExplainError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
