@@ -223,12 +223,12 @@ extension SHA256.Digest {
 extension FaceSet {
     /// A set held only in memory (benchmarks, tests): every image is a
     /// training image of the given class, resized to `imageSize`.
-    public static func inMemory(_ images: [RGBImage], classes: [Int], imageSize S: Int) -> FaceSet {
+    public static func inMemory(_ images: [RGBImage], classes: [Int], imageSize S: Int, names: [String]? = nil) -> FaceSet {
         var pixels = [UInt8]()
         pixels.reserveCapacity(images.count * S * S * 3)
         for img in images { pixels += img.resized(width: S, height: S).pixels }
         return FaceSet(root: URL(fileURLWithPath: "/dev/null"), layout: .official, imageSize: S,
-                       names: images.indices.map { "memory_\($0).jpg" }, splits: images.map { _ in .train }, classes: classes,
+                       names: names ?? images.indices.map { "memory_\($0).jpg" }, splits: images.map { _ in .train }, classes: classes,
                        distributions: nil, pixels: pixels, masks: nil, excludedNeutral: [:],
                        fingerprint: "in-memory", sourceSizes: [:])
     }

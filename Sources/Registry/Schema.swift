@@ -4,7 +4,7 @@ import GRDB
 /// are part of the user interface (`sqlite3 runs.db`): keep them stable.
 enum Schema {
     /// Index i holds the SQL that takes the schema from version i to i + 1.
-    static let migrations: [String] = [v1]
+    static let migrations: [String] = [v1, v2]
     static var version: Int { migrations.count }
 
     static let v1 = """
@@ -140,5 +140,53 @@ enum Schema {
     WHERE r.status = 'completed'
     GROUP BY e.name
     ORDER BY mean_val_macro_f1 DESC;
+    """
+
+    /// Explanations: per-image scores, per-call summaries (with the chance
+    /// baselines as methods 'center_prior' and 'random'), and the cascading
+    /// randomization sanity check.
+    static let v2 = """
+    CREATE TABLE explanations (
+        run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        method          TEXT NOT NULL,           -- gradcam | gradcam++ | center_prior | random
+        layer           TEXT NOT NULL,
+        split           TEXT NOT NULL,
+        image           TEXT NOT NULL,
+        target_class    TEXT NOT NULL,
+        predicted_class TEXT NOT NULL,
+        true_class      TEXT NOT NULL,
+        energy_in_mask  REAL NOT NULL,           -- share of map mass inside the expressive regions
+        pointing_hit    INTEGER NOT NULL,        -- map maximum inside the regions
+        deletion_auc    REAL NOT NULL,           -- lower is more faithful
+        insertion_auc   REAL NOT NULL,           -- higher is more faithful
+        confidence_drop REAL NOT NULL,           -- relative drop keeping the top 20% of the map
+        PRIMARY KEY (run_id, method, layer, split, image)
+    );
+    CREATE TABLE explanation_summaries (
+        run_id            TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        method            TEXT NOT NULL,
+        layer             TEXT NOT NULL,
+        split             TEXT NOT NULL,
+        images            INTEGER NOT NULL,
+        mask_source       TEXT NOT NULL,         -- masks (synthetic set) | template (aligned-crop regions)
+        energy_in_mask    REAL NOT NULL,
+        mask_area         REAL NOT NULL,         -- share of pixels inside the regions (what uniform attention scores)
+        pointing_hit_rate REAL NOT NULL,
+        deletion_auc      REAL NOT NULL,
+        insertion_auc     REAL NOT NULL,
+        confidence_drop   REAL NOT NULL,
+        created_at        TEXT NOT NULL,
+        PRIMARY KEY (run_id, method, layer, split)
+    );
+    CREATE TABLE randomization_checks (
+        run_id           TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        method           TEXT NOT NULL,
+        layer            TEXT NOT NULL,
+        split            TEXT NOT NULL,
+        stage            INTEGER NOT NULL,       -- 1 = top layer randomized, then cascading down
+        randomized_down_to TEXT NOT NULL,
+        rank_correlation REAL NOT NULL,          -- mean Spearman correlation with the trained model's maps
+        PRIMARY KEY (run_id, method, layer, split, stage)
+    );
     """
 }

@@ -1,0 +1,61 @@
+import Faces
+
+/// Heatmap overlays for people to look at.
+public enum Overlay {
+    /// viridis (perceptually uniform, readable in greyscale), 9 stops.
+    static let stops: [(Float, Float, Float)] = [
+        (68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
+        (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37),
+    ]
+
+    static func color(_ v: Float) -> (Float, Float, Float) {
+        let t = max(0, min(1, v)) * Float(stops.count - 1)
+        let i = min(Int(t), stops.count - 2), a = t - Float(i)
+        let p = stops[i], q = stops[i + 1]
+        return (p.0 + (q.0 - p.0) * a, p.1 + (q.1 - p.1) * a, p.2 + (q.2 - p.2) * a)
+    }
+
+    /// The face (normalized floats [S, S, 3] in [-1, 1]) as RGB bytes.
+    public static func face(_ x: ArraySlice<Float>, S: Int) -> RGBImage {
+        RGBImage(width: S, height: S, pixels: x.map { UInt8(max(0, min(255, ($0 + 1) * 127.5))) })
+    }
+
+    /// map in [0, 1] over the face at alpha 0.5.
+    public static func blend(_ face: RGBImage, _ map: [Float], alpha: Float = 0.5) -> RGBImage {
+        var px = face.pixels
+        for p in 0..<map.count {
+            let c = color(map[p])
+            for (k, v) in [c.0, c.1, c.2].enumerated() {
+                px[p * 3 + k] = UInt8(max(0, min(255, (1 - alpha) * Float(px[p * 3 + k]) + alpha * v)))
+            }
+        }
+        return RGBImage(width: face.width, height: face.height, pixels: px)
+    }
+
+    /// Faces laid out `perRow` to a row; each face is a group of tiles
+    /// (input, then its overlays) framed green (correct) or red (wrong).
+    public static func sheet(faces: [[RGBImage]], correct: [Bool], perRow: Int, scale: Int = 2) -> RGBImage {
+        let S = faces[0][0].width * scale, frame = 3, gap = 8
+        let tiles = faces.map(\.count).max()!
+        let groupW = tiles * S + 2 * frame, groupH = S + 2 * frame
+        let cols = min(perRow, faces.count), rows = (faces.count + perRow - 1) / perRow
+        let w = cols * groupW + (cols + 1) * gap, h = rows * groupH + (rows + 1) * gap
+        var px = [UInt8](repeating: 255, count: w * h * 3)
+        for (f, group) in faces.enumerated() {
+            let border: (UInt8, UInt8, UInt8) = correct[f] ? (40, 160, 60) : (200, 40, 40)
+            let x0 = gap + (f % perRow) * (groupW + gap), y0 = gap + (f / perRow) * (groupH + gap)
+            for y in 0..<groupH { for x in 0..<groupW {
+                let o = ((y0 + y) * w + x0 + x) * 3
+                let iy = y - frame, ix = x - frame
+                if iy < 0 || ix < 0 || iy >= S || ix >= tiles * S {
+                    px[o] = border.0; px[o + 1] = border.1; px[o + 2] = border.2
+                } else {
+                    let img = group[min(ix / S, group.count - 1)]
+                    let s = ((iy / scale) * img.width + (ix % S) / scale) * 3
+                    px[o] = img.pixels[s]; px[o + 1] = img.pixels[s + 1]; px[o + 2] = img.pixels[s + 2]
+                }
+            } }
+        }
+        return RGBImage(width: w, height: h, pixels: px)
+    }
+}

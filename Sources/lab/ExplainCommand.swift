@@ -1,0 +1,64 @@
+import ArgumentParser
+import Explain
+import Foundation
+import LabKit
+
+extension Lab {
+    struct ExplainCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "explain",
+            abstract: "Grad-CAM / Grad-CAM++ overlays for a run, with faithfulness and localization scores.",
+            discussion: """
+                Scores (stored in runs.db for split images): share of map energy inside the expressive regions, \
+                pointing-game hits, deletion and insertion AUC, confidence drop keeping the top 20% of the map, \
+                the same for a centre prior and a random map, and a cascading randomization check.
+                """)
+
+        @Argument(help: ArgumentHelp("Run id (any unique prefix).", valueName: "run"))
+        var runID: String
+
+        @Option(help: "gradcam, gradcam++ or both.")
+        var method = "both"
+
+        @Option(help: "Convolution to explain (default: the last one, e.g. block3.conv3).")
+        var layer: String?
+
+        @Option(help: "val or test.")
+        var split = "val"
+
+        @Option(help: "Number of split images (spread over the split).")
+        var images = 32
+
+        @Option(name: .customLong("image"), parsing: .singleValue, help: "Explain these JPEG files instead of split images.",
+                completion: .file(extensions: ["jpg", "jpeg"]))
+        var imagePaths: [String] = []
+
+        @Option(name: .customLong("class"), help: "Class to explain: predicted, true, or a class name.")
+        var targetClass = "predicted"
+
+        @Option(help: "Output folder for overlays and the contact sheet.", completion: .directory)
+        var out: String?
+
+        @Option(help: "RAF-DB folder, if it moved since the run.", completion: .directory)
+        var data: String?
+
+        @OptionGroup var registry: RegistryOptions
+        @OptionGroup var compute: ComputeOptions
+
+        func validate() throws {
+            guard ["gradcam", "gradcam++", "both"].contains(method) else { throw ValidationError("--method must be gradcam, gradcam++ or both") }
+            guard ["val", "test"].contains(split) else { throw ValidationError("--split must be val or test") }
+            guard images >= 1 else { throw ValidationError("--images must be at least 1") }
+        }
+
+        func run() throws {
+            var o = ExplainOptions()
+            o.methods = method == "both" ? CAMMethod.allCases : [CAMMethod(rawValue: method)!]
+            o.layer = layer; o.split = split; o.images = images; o.imagePaths = imagePaths
+            o.targetClass = targetClass; o.out = out; o.data = data; o.threads = compute.threads
+            let report = try ExplainRunner.run(try registry.open(), run: runID, options: o, reporter: reporter)
+            Progress.done()
+            print(report.text)
+        }
+    }
+}
