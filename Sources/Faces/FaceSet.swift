@@ -114,9 +114,9 @@ public enum FaceLoader {
         var pixels = [UInt8](repeating: 0, count: kept.count * S * S * 3)
         let hasMasks = !kept.isEmpty && kept.allSatisfy { $0.maskPath != nil }
         var masks = hasMasks ? [UInt8](repeating: 0, count: kept.count * S * S) : nil
-        var digests = [String](repeating: "", count: kept.count)
-        var problems = [String?](repeating: nil, count: kept.count)
-        var sizes = [String](repeating: "", count: kept.count)
+        let digests = SlotArray(repeating: "", count: kept.count)
+        let problems = SlotArray<String?>(repeating: nil, count: kept.count)
+        let sizes = SlotArray(repeating: "", count: kept.count)
         let lock = NSLock()
         var done = 0
         pixels.withUnsafeMutableBufferPointer { px in
@@ -160,7 +160,7 @@ public enum FaceLoader {
                 for p in 0..<(S * S) { masks![i * S * S + p] = img.pixels[p * 3] >= 128 ? 255 : 0 }
             }
         }
-        report.problems = problems.compactMap { $0 }
+        report.problems = problems.array.compactMap { $0 }
         if !report.problems.isEmpty && !collectProblems {
             let more = report.problems.count > 1 ? " (and \(report.problems.count - 1) more problems; `lab dataset inspect \(index.root.path)` lists them)" : ""
             throw DataError(report.problems[0] + more)
@@ -180,9 +180,9 @@ public enum FaceLoader {
         for rel in index.labelFiles {
             if let d = fm.contents(atPath: index.root.appendingPathComponent(rel).path) { hasher.update(data: d) }
         }
-        for (rec, dig) in zip(kept, digests) { hasher.update(data: Data("\(rec.name) \(dig)\n".utf8)) }
+        for (rec, dig) in zip(kept, digests.array) { hasher.update(data: Data("\(rec.name) \(dig)\n".utf8)) }
         var sourceSizes = [String: Int]()
-        for s in sizes where !s.isEmpty { sourceSizes[s, default: 0] += 1 }
+        for s in sizes.array where !s.isEmpty { sourceSizes[s, default: 0] += 1 }
         let set = FaceSet(root: index.root, layout: index.layout, imageSize: S, names: kept.map(\.name),
                           splits: kept.map(\.split), classes: kept.map { $0.emotion!.rawValue },
                           distributions: distributions, pixels: pixels, masks: masks, excludedNeutral: excluded,

@@ -18,7 +18,7 @@ public enum SyntheticWriter {
             try fm.createDirectory(at: out.appendingPathComponent(d), withIntermediateDirectories: true)
         }
         let total = train + test
-        var labels = [String](repeating: "", count: total), dists = labels
+        let labels = SlotArray(repeating: "", count: total), dists = SlotArray(repeating: "", count: total)
         let lock = NSLock()
         var done = 0
         var failure: Error?
@@ -51,8 +51,8 @@ public enum SyntheticWriter {
             }
         }
         if let failure { throw DataError("\(out.path): cannot write the synthetic set: \(failure.localizedDescription)") }
-        try Data((labels.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/list_patition_label.txt"))
-        try Data((dists.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/distribution.txt"))
+        try Data((labels.array.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/list_patition_label.txt"))
+        try Data((dists.array.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/distribution.txt"))
         try Data("""
             lab synthetic face set v\(version): \(train) train and \(test) test images, seed \(seed).
             Procedurally drawn faces in RAF-DB basic's layout (labels 1 surprise, 2 fear, 3 disgust,
