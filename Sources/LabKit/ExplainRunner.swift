@@ -15,6 +15,7 @@ public struct ExplainOptions: Sendable {
     public var data: String?
     public var threads = 2
     public var randomizationImages = 8
+    public var writeImages = true
     public init() {}
 }
 
@@ -153,7 +154,7 @@ public enum ExplainRunner {
 
         // Overlays and a contact sheet.
         var outURL: URL?
-        if let out = o.out ?? (split == "files" ? "explain-\(row.id.prefix(10))" : "explain-\(row.id.prefix(10))-\(split)") as String? {
+        if o.writeImages, let out = o.out ?? (split == "files" ? "explain-\(row.id.prefix(10))" : "explain-\(row.id.prefix(10))-\(split)") as String? {
             let dir = URL(fileURLWithPath: out)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             var sheetRows = [[RGBImage]](), correct = [Bool](), index = ["row,image,true_class,predicted_class,target_class"]

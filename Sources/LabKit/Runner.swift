@@ -197,6 +197,12 @@ public final class Runner {
             if spec.evaluateTest {
                 try testEvaluation(runID: runID, model: bestModel, checkpointSHA: best.sha256, data: data, batch: spec.batchSize, trigger: "spec")
             }
+            if spec.explainEnabled {
+                var o = ExplainOptions()
+                o.images = spec.explainImages; o.layer = spec.explainLayer; o.split = spec.explainSplit
+                o.threads = options.threads; o.writeImages = false; o.data = options.data
+                reporter.log(try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter).text)
+            }
             try registry.updateRun(runID, ["status": "completed", "finished_at": Registry.timestamp(), "train_seconds": state.trainSeconds])
             reporter.log("run \(runID) completed: best epoch \(state.bestEpoch) of \(state.epoch)")
             return runID

@@ -42,6 +42,11 @@ public struct ExperimentSpec: Equatable, Sendable {
 
     public var evaluateTest: Bool
 
+    public var explainEnabled: Bool
+    public var explainImages: Int
+    public var explainLayer: String?
+    public var explainSplit: String
+
     /// The resolved spec as canonical JSON (sorted keys): what the registry stores and hashes.
     public var resolvedJSON: String
     public var resolved: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(resolvedJSON.utf8))) as? [String: Any] ?? [:] }
@@ -112,7 +117,12 @@ public enum SpecLoader {
             "seeds": .intArray(0...Int(Int32.max), count: 1...100),
         ]),
         "evaluate": .object(["test": .bool]),
-        "explain": .object([:]),
+        "explain": .object([
+            "enabled": .bool,
+            "images": .int(1...10000),
+            "layer": .optionalString,
+            "split": .string(["val", "test"]),
+        ]),
     ]
 
     /// Every key's default: the research plan's baseline (DESIGN.md §2).
@@ -131,7 +141,7 @@ public enum SpecLoader {
                   "early_stopping": ["monitor": "val_loss", "patience": 10, "min_delta": 0.0] as [String: Any],
                   "seed": 1] as [String: Any],
         "evaluate": ["test": false],
-        "explain": [String: Any](),
+        "explain": ["enabled": false, "images": 32, "layer": NSNull(), "split": "val"] as [String: Any],
     ]
 
     public static func load(_ path: String) throws -> ExperimentSpec {
@@ -269,6 +279,7 @@ public enum SpecLoader {
         let d = full["dataset"] as! [String: Any], syn = d["synthetic"] as! [String: Any]
         let a = full["augment"] as! [String: Any], m = full["model"] as! [String: Any]
         let es = train["early_stopping"] as! [String: Any], ev = full["evaluate"] as! [String: Any]
+        let ex = full["explain"] as! [String: Any]
         func int(_ v: Any?) -> Int { (v as! NSNumber).intValue }
         func num(_ v: Any?) -> Double { (v as! NSNumber).doubleValue }
         func bool(_ v: Any?) -> Bool { (v as! NSNumber).boolValue }
@@ -298,6 +309,8 @@ public enum SpecLoader {
             maxEpochs: int(train["max_epochs"]), classWeights: train["class_weights"] as! String,
             monitor: es["monitor"] as! String, patience: int(es["patience"]), minDelta: num(es["min_delta"]),
             seeds: ints(train["seeds"]), evaluateTest: bool(ev["test"]),
+            explainEnabled: bool(ex["enabled"]), explainImages: int(ex["images"]), explainLayer: ex["layer"] as? String,
+            explainSplit: ex["split"] as! String,
             resolvedJSON: String(data: json, encoding: .utf8)!)
     }
 }

@@ -97,3 +97,24 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(try RunRow.all(reg).count, 0, "nothing recorded for a run that never started")
     }
 }
+
+final class ExplainRunTests: XCTestCase {
+    /// A spec's explain section makes the run end with its scores recorded.
+    func testSpecExplainSectionRecordsScores() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        var s = try SpecLoader.load(ws.spec(epochs: 2))
+        s.explainEnabled = true; s.explainImages = 6
+        let run = try Runner(registry: reg, reporter: .silent).run(s, seed: 1, options: RunOptions(threads: 1))
+        let methods = try reg.read { try String.fetchAll($0, sql: "SELECT method FROM explanation_summaries WHERE run_id = ? ORDER BY method", arguments: [run]) }
+        XCTAssertEqual(methods, ["center_prior", "gradcam", "gradcam++", "random"])
+        let perImage = try reg.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM explanations WHERE run_id = ?", arguments: [run])! }
+        XCTAssertEqual(perImage, 4 * 6)
+        // fc2, fc1, then the three convolutions, for each CAM method.
+        let stages = try reg.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM randomization_checks WHERE run_id = ?", arguments: [run])! }
+        XCTAssertEqual(stages, 2 * (2 + 3))
+        let energy = try reg.read { try Double.fetchAll($0, sql: "SELECT energy_in_mask FROM explanations WHERE run_id = ?", arguments: [run]) }
+        XCTAssertTrue(energy.allSatisfy { $0 >= 0 && $0 <= 1 })
+        XCTAssertEqual(try RunRow.one(reg, run).status, "completed")
+    }
+}
