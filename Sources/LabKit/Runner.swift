@@ -64,7 +64,7 @@ public final class Runner {
             "dataset_source": data.source, "dataset_root": data.set.root.path, "dataset_fingerprint": data.set.fingerprint,
             "label_mode": data.labelMode.name, "split_seed": spec.splitSeed,
             "n_train": data.train.count, "n_val": data.validation.count, "n_test": data.test.count,
-            "params": model.parameterCount,
+            "params": model.parameterCount, "class_counts": classCounts(data),
         ]))
         reporter.log("run \(runID): \(spec.name), seed \(seed), \(data.source) data (\(data.train.count) train / \(data.validation.count) val, \(data.labelMode.name) labels), \(model.parameterCount) parameters, \(options.threads) threads")
         let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
@@ -219,6 +219,16 @@ public final class Runner {
         let norm = String(data: try! JSONEncoder.sorted.encode(data.normalization), encoding: .utf8)!
         return ["lab.spec": spec.resolvedJSON, "lab.normalization": norm, "lab.run": runID, "lab.epoch": String(epoch),
                 "lab.classes": Emotion.allCases.map(\.name).joined(separator: ",")]
+    }
+
+    func classCounts(_ data: PreparedData) -> String {
+        func counts(_ idx: [Int]) -> [Int] {
+            var c = [Int](repeating: 0, count: Emotion.count)
+            for i in idx { c[data.set.classes[i]] += 1 }
+            return c
+        }
+        let d = ["train": counts(data.train), "val": counts(data.validation), "test": counts(data.test)]
+        return String(data: try! JSONEncoder.sorted.encode(d), encoding: .utf8)!
     }
 
     /// Balanced: each class weighted by n / (6 * n_class) of the training split.

@@ -4,7 +4,7 @@ import GRDB
 /// are part of the user interface (`sqlite3 runs.db`): keep them stable.
 enum Schema {
     /// Index i holds the SQL that takes the schema from version i to i + 1.
-    static let migrations: [String] = [v1, v2]
+    static let migrations: [String] = [v1, v2, v3]
     static var version: Int { migrations.count }
 
     static let v1 = """
@@ -188,5 +188,10 @@ enum Schema {
         rank_correlation REAL NOT NULL,          -- mean Spearman correlation with the trained model's maps
         PRIMARY KEY (run_id, method, layer, split, stage)
     );
+    """
+
+    /// Images per class in each split a run used, as JSON {"train": [6], "val": [6], "test": [6]} in class order.
+    static let v3 = """
+    ALTER TABLE runs ADD COLUMN class_counts TEXT;
     """
 }

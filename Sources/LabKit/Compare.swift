@@ -1,0 +1,190 @@
+import Faces
+import Foundation
+import GRDB
+import Registry
+
+/// Completed runs of experiments side by side against their baselines, on
+/// paired per-image predictions.
+public enum Compare {
+    public struct RunData {
+        public var id: String, experiment: String, parent: String?, seed: Int, fingerprint: String
+        public var specJSON: String, params: Int, bestEpoch: Int, trainSeconds: Double
+        public var correct: [String: Bool]        // image -> prediction right
+        public var confusion: [[Int]]
+        public var accuracy: Double { correct.isEmpty ? .nan : Double(correct.values.filter { $0 }.count) / Double(correct.count) }
+        public var recall: [Double?] {
+            confusion.enumerated().map { i, row in let s = row.reduce(0, +); return s > 0 ? Double(row[i]) / Double(s) : nil }
+        }
+        public var macroF1: Double { Metrics.fromConfusion(confusion).macroF1 }
+    }
+
+    public struct Row {
+        public var experiment: String, baseline: String?
+        public var runs: Int, accMean: Double, accStd: Double
+        public var delta: Double?, ciLow: Double?, ciHigh: Double?, pValue: Double?
+        public var macroF1: Double, recall: [Double?], params: Int, bestEpoch: Double, trainSeconds: Double
+        public var changes: [String]
+        public var note: String?
+    }
+
+    /// Runs with predictions on `split`, by experiment name.
+    public static func load(_ reg: Registry, split: String) throws -> [String: [RunData]] {
+        let names = Emotion.allCases.map(\.name)
+        return try reg.read { db in
+            let runs = try GRDB.Row.fetchAll(db, sql: """
+                SELECT r.id, r.seed, r.dataset_fingerprint, r.params, r.best_epoch, r.train_seconds, e.name, e.parent, e.spec_json
+                FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.status = 'completed' ORDER BY r.id
+                """)
+            var out = [String: [RunData]]()
+            for r in runs {
+                let id: String = r["id"]
+                let preds = try GRDB.Row.fetchAll(db, sql: "SELECT image, true_class, predicted_class FROM predictions WHERE run_id = ? AND split = ?", arguments: [id, split])
+                if preds.isEmpty { continue }
+                var correct = [String: Bool]()
+                var conf = [[Int]](repeating: [Int](repeating: 0, count: names.count), count: names.count)
+                for p in preds {
+                    let t: String = p["true_class"], q: String = p["predicted_class"]
+                    correct[p["image"]] = t == q
+                    if let i = names.firstIndex(of: t), let j = names.firstIndex(of: q) { conf[i][j] += 1 }
+                }
+                let name: String = r["name"]
+                out[name, default: []].append(RunData(
+                    id: id, experiment: name, parent: r["parent"], seed: r["seed"], fingerprint: r["dataset_fingerprint"] ?? "",
+                    specJSON: r["spec_json"], params: r["params"] ?? 0, bestEpoch: r["best_epoch"] ?? 0,
+                    trainSeconds: r["train_seconds"] ?? 0, correct: correct, confusion: conf))
+            }
+            return out
+        }
+    }
+
+    /// One row per experiment (optionally only `only`), each against its
+    /// `extends` parent or `baseline` when given.
+    public static func rows(_ all: [String: [RunData]], only: [String] = [], baseline: String? = nil) throws -> [Row] {
+        let wanted = only.isEmpty ? all.keys.sorted() : only
+        for w in wanted where all[w] == nil { throw RegistryError("no completed runs of experiment \(w) with predictions on this split") }
+        if let baseline, all[baseline] == nil { throw RegistryError("baseline \(baseline) has no completed runs with predictions on this split") }
+        // Baselines first, then their ablations.
+        let ordered = wanted.sorted { a, b in
+            let pa = all[a]!.first!.parent == nil || a == baseline, pb = all[b]!.first!.parent == nil || b == baseline
+            return pa != pb ? pa : a < b
+        }
+        return ordered.map { name in
+            let runs = all[name]!
+            let accs = runs.map(\.accuracy)
+            let baseName = name == baseline ? nil : (baseline ?? runs.first!.parent)
+            var row = Row(experiment: name, baseline: nil, runs: runs.count, accMean: Statistics.mean(accs), accStd: Statistics.std(accs),
+                          delta: nil, ciLow: nil, ciHigh: nil, pValue: nil,
+                          macroF1: Statistics.mean(runs.map(\.macroF1)),
+                          recall: (0..<Emotion.count).map { k in
+                              let v = runs.compactMap { $0.recall[k] }
+                              return v.isEmpty ? nil : Statistics.mean(v)
+                          },
+                          params: runs.first!.params, bestEpoch: Statistics.mean(runs.map { Double($0.bestEpoch) }),
+                          trainSeconds: Statistics.mean(runs.map(\.trainSeconds)), changes: [], note: nil)
+            guard let baseName, let base = all[baseName], baseName != name else { return row }
+            row.baseline = baseName
+            let a = (try? JSONSerialization.jsonObject(with: Data(base.first!.specJSON.utf8))) as? [String: Any] ?? [:]
+            let b = (try? JSONSerialization.jsonObject(with: Data(runs.first!.specJSON.utf8))) as? [String: Any] ?? [:]
+            row.changes = SpecDiff.describe(a, b)
+            row.delta = row.accMean - Statistics.mean(base.map(\.accuracy))
+            // Pairing needs the same images from the same data.
+            let fps = Set((runs + base).map(\.fingerprint))
+            let images = Set(runs.first!.correct.keys)
+            guard fps.count == 1, (runs + base).allSatisfy({ Set($0.correct.keys) == images }) else {
+                row.note = fps.count > 1 ? "not paired: trained on different data (fingerprints differ)" : "not paired: different evaluation images (split settings differ)"
+                return row
+            }
+            let imgs = images.sorted()
+            func share(_ rs: [RunData], _ img: String) -> Double { Double(rs.filter { $0.correct[img]! }.count) / Double(rs.count) }
+            let diffs = imgs.map { share(runs, $0) - share(base, $0) }
+            let ci = Statistics.bootstrapCI(diffs)
+            row.ciLow = ci.low; row.ciHigh = ci.high
+            // McNemar on seed-matched pairs (by order when seeds differ), discordant counts pooled.
+            var bCount = 0, cCount = 0
+            let pairs: [(RunData, RunData)] = {
+                let bySeed = Dictionary(base.map { ($0.seed, $0) }, uniquingKeysWith: { x, _ in x })
+                let matched = runs.compactMap { r in bySeed[r.seed].map { (r, $0) } }
+                return matched.isEmpty ? Array(zip(runs, base)) : matched
+            }()
+            for (e, bl) in pairs {
+                for img in imgs {
+                    let ec = e.correct[img]!, bc = bl.correct[img]!
+                    if bc && !ec { bCount += 1 }
+                    if !bc && ec { cCount += 1 }
+                }
+            }
+            row.pValue = Statistics.mcnemarExact(b: bCount, c: cCount)
+            return row
+        }
+    }
+
+    static func f(_ v: Double?, _ d: Int = 2) -> String { v.map { $0.isNaN ? "-" : String(format: "%.\(d)f", $0) } ?? "-" }
+    static func pct(_ v: Double?) -> String { v.map { $0.isNaN ? "-" : String(format: "%.1f", $0 * 100) } ?? "-" }
+    static func signedPct(_ v: Double?) -> String { v.map { String(format: "%+.1f", $0 * 100) } ?? "-" }
+
+    static func pString(_ p: Double?) -> String {
+        guard let p else { return "-" }
+        return p < 0.001 ? "<0.001" : String(format: "%.3f", p)
+    }
+
+    public static let shortClass = ["hap", "sur", "sad", "ang", "dis", "fea"]
+
+    /// Terminal text: the main table, per-class recall, and what each experiment changes.
+    public static func text(_ rows: [Row], split: String) -> String {
+        var out = ["split: \(split == "test" ? "test" : "validation (best epoch)")",
+                   "accuracy in %; Δ vs baseline with a 95% bootstrap CI over images; McNemar exact p on paired predictions", ""]
+        out.append(TextTable.render(
+            ["experiment", "vs", "runs", "acc mean±std", "Δ acc [95% CI]", "McNemar p", "macro-F1", "params", "best ep", "train"],
+            rows.map { r in
+                [r.experiment, r.baseline ?? "-", "\(r.runs)", "\(pct(r.accMean))±\(pct(r.accStd))",
+                 r.delta.map { d in r.ciLow.map { "\(signedPct(d)) [\(signedPct($0)), \(signedPct(r.ciHigh))]" } ?? signedPct(d) } ?? "-",
+                 pString(r.pValue), f(r.macroF1, 3), "\(r.params)", f(r.bestEpoch, 1), Runner.duration(r.trainSeconds)]
+            }, rightAligned: [2, 3, 4, 5, 6, 7, 8, 9]))
+        out.append("")
+        out.append("per-class recall (%):")
+        out.append(TextTable.render(["experiment"] + Emotion.allCases.map(\.name),
+                                    rows.map { r in [r.experiment] + r.recall.map { pct($0) } }, rightAligned: Set(1...6)))
+        let changed = rows.filter { !$0.changes.isEmpty || $0.note != nil }
+        if !changed.isEmpty {
+            out.append("")
+            for r in changed {
+                out.append("\(r.experiment) vs \(r.baseline ?? "-"): \(r.changes.isEmpty ? "same spec" : r.changes.joined(separator: ", "))\(r.note.map { "  [\($0)]" } ?? "")")
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    public static let csvHeader = ["experiment", "baseline", "split", "runs", "accuracy_mean", "accuracy_std", "delta_accuracy", "ci_low", "ci_high",
+                                   "mcnemar_p", "macro_f1"] + Emotion.allCases.map { "recall_\($0.name)" } + ["params", "best_epoch", "train_seconds", "changes", "note"]
+
+    public static func csv(_ rows: [Row], split: String) -> String {
+        var lines = [csvHeader.joined(separator: ",")]
+        for r in rows {
+            let cells: [String] = [r.experiment, r.baseline ?? "", split, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4), f(r.delta, 4), f(r.ciLow, 4),
+                                   f(r.ciHigh, 4), r.pValue.map { String(format: "%.6f", $0) } ?? ""]
+                + [f(r.macroF1, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.bestEpoch, 1), f(r.trainSeconds, 1),
+                                                                  r.changes.joined(separator: "; "), r.note ?? ""]
+            lines.append(cells.map(CSV.escape).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+enum CSV {
+    static func escape(_ s: String) -> String {
+        s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+}
+
+extension Metrics {
+    /// Macro-F1 etc. from a confusion matrix (rows true, columns predicted).
+    static func fromConfusion(_ c: [[Int]]) -> Metrics {
+        var probs = [Float](), truth = [Int]()
+        let k = c.count
+        for i in 0..<k { for j in 0..<k { for _ in 0..<c[i][j] {
+            var p = [Float](repeating: 0, count: k); p[j] = 1
+            probs += p; truth.append(i)
+        } } }
+        return Metrics(probs: probs, truth: truth, classes: k)
+    }
+}

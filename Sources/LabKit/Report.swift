@@ -1,0 +1,197 @@
+import Faces
+import Foundation
+import GRDB
+import Registry
+
+/// `lab report`: the weeks 3-4 analysis as Markdown with SVG figures, or as CSV tables.
+public enum Report {
+    static let classes = Emotion.allCases.map(\.name)
+
+    struct ExperimentData {
+        var name: String
+        var runs: [GRDB.Row]
+        var epochs: [String: [GRDB.Row]]
+        var confusion: [[Int]]                  // validation, summed over runs
+        var errors: [(run: String, image: String, truth: String, predicted: String, confidence: Double)]
+        var ece: Double
+        var testLooks: Int
+    }
+
+    static func load(_ reg: Registry) throws -> [ExperimentData] {
+        try reg.read { db in
+            let names = try String.fetchAll(db, sql: """
+                SELECT DISTINCT e.name FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.status = 'completed' ORDER BY e.name
+                """)
+            return try names.map { name in
+                let runs = try GRDB.Row.fetchAll(db, sql: """
+                    SELECT r.* FROM runs r JOIN experiments e ON e.id = r.experiment_id
+                    WHERE e.name = ? AND r.status = 'completed' ORDER BY r.id
+                    """, arguments: [name])
+                let ids: [String] = runs.map { $0["id"] }
+                var epochs = [String: [GRDB.Row]]()
+                for id in ids { epochs[id] = try GRDB.Row.fetchAll(db, sql: "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", arguments: [id]) }
+                var conf = [[Int]](repeating: [Int](repeating: 0, count: classes.count), count: classes.count)
+                var errors = [(run: String, image: String, truth: String, predicted: String, confidence: Double)]()
+                var binCount = [Int](repeating: 0, count: 15), binConf = [Double](repeating: 0, count: 15), binAcc = binConf
+                var total = 0
+                for id in ids {
+                    for c in try GRDB.Row.fetchAll(db, sql: "SELECT true_class, predicted_class, count FROM confusion WHERE run_id = ? AND split = 'val'", arguments: [id]) {
+                        if let i = classes.firstIndex(of: c["true_class"]), let j = classes.firstIndex(of: c["predicted_class"]) { conf[i][j] += c["count"] as Int }
+                    }
+                    for p in try GRDB.Row.fetchAll(db, sql: "SELECT image, true_class, predicted_class, confidence FROM predictions WHERE run_id = ? AND split = 'val' ORDER BY image", arguments: [id]) {
+                        let t: String = p["true_class"], q: String = p["predicted_class"], c: Double = p["confidence"]
+                        let b = min(14, Int(c * 15))
+                        binCount[b] += 1; binConf[b] += c; binAcc[b] += t == q ? 1 : 0; total += 1
+                        if t != q { errors.append((id, p["image"], t, q, c)) }
+                    }
+                }
+                var ece = 0.0
+                for b in 0..<15 where binCount[b] > 0 { ece += abs(binAcc[b] - binConf[b]) / Double(max(total, 1)) }
+                errors.sort { $0.confidence != $1.confidence ? $0.confidence > $1.confidence : ($0.image, $0.run) < ($1.image, $1.run) }
+                let looks = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?
+                    """, arguments: [name]) ?? 0
+                return ExperimentData(name: name, runs: runs, epochs: epochs, confusion: conf, errors: errors, ece: ece, testLooks: looks)
+            }
+        }
+    }
+
+    static func slug(_ s: String) -> String { String(s.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }) }
+    static func f(_ v: Double?, _ d: Int = 3) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "-" }
+
+    static func confusedPairs(_ c: [[Int]]) -> [(String, String, Int)] {
+        var pairs = [(String, String, Int)]()
+        for i in 0..<c.count { for j in 0..<c.count where i != j && c[i][j] > 0 { pairs.append((classes[i], classes[j], c[i][j])) } }
+        return pairs.sorted { $0.2 != $1.2 ? $0.2 > $1.2 : ($0.0, $0.1) < ($1.0, $1.1) }
+    }
+
+    /// Writes report.md and figures/ into `dir`; returns the Markdown path.
+    public static func markdown(_ reg: Registry, to file: URL) throws -> URL {
+        let dir = file.deletingLastPathComponent(), figs = dir.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figs, withIntermediateDirectories: true)
+        let exps = try load(reg)
+        var md = ["# lab report", "", "Registry: `\(reg.path)`. Validation split at each run's best epoch unless marked test.", ""]
+        guard !exps.isEmpty else {
+            md.append("No completed runs yet: `lab run experiments/quickstart.json`.")
+            try Data((md.joined(separator: "\n") + "\n").utf8).write(to: file)
+            return file
+        }
+
+        // Dataset summary, per distinct data a run used.
+        md += ["## Data", "", "| source | fingerprint | labels | split | " + classes.joined(separator: " | ") + " | total |",
+               "|---|---|---|---|" + String(repeating: "---:|", count: classes.count + 1)]
+        var seen = Set<String>()
+        for e in exps { for r in e.runs {
+            let fp: String = r["dataset_fingerprint"] ?? ""
+            guard !seen.contains(fp) else { continue }
+            seen.insert(fp)
+            let counts = (r["class_counts"] as String?).flatMap { try? JSONDecoder().decode([String: [Int]].self, from: Data($0.utf8)) } ?? [:]
+            for split in ["train", "val", "test"] {
+                let c = counts[split] ?? []
+                md.append("| \(r["dataset_source"] as String? ?? "-") | `\(fp.prefix(12))` | \(r["label_mode"] as String? ?? "-") | \(split) | "
+                          + (c.isEmpty ? classes.map { _ in "-" } : c.map(String.init)).joined(separator: " | ") + " | \(c.reduce(0, +)) |")
+            }
+        } }
+        md.append("")
+
+        // Comparisons.
+        for split in ["val", "test"] {
+            let all = try Compare.load(reg, split: split)
+            if all.isEmpty { continue }
+            let rows = try Compare.rows(all)
+            md += ["## Comparison (\(split == "val" ? "validation" : "test"))", "",
+                   "Accuracy in %; Δ against the experiment each one extends, with a 95% bootstrap interval over images; McNemar exact p on paired per-image predictions.", "",
+                   "| experiment | vs | runs | accuracy | Δ [95% CI] | McNemar p | macro-F1 | " + Compare.shortClass.map { "recall \($0)" }.joined(separator: " | ") + " | params | best epoch | changes |",
+                   "|---|---|---:|---:|---:|---:|---:|" + String(repeating: "---:|", count: 6) + "---:|---:|---|"]
+            for r in rows {
+                let delta = r.delta.map { d in r.ciLow.map { "\(Compare.signedPct(d)) [\(Compare.signedPct($0)), \(Compare.signedPct(r.ciHigh))]" } ?? Compare.signedPct(d) } ?? "-"
+                md.append("| \(r.experiment) | \(r.baseline ?? "-") | \(r.runs) | \(Compare.pct(r.accMean)) ± \(Compare.pct(r.accStd)) | \(delta) | \(Compare.pString(r.pValue)) | \(f(r.macroF1)) | "
+                          + r.recall.map { Compare.pct($0) }.joined(separator: " | ") + " | \(r.params) | \(f(r.bestEpoch, 1)) | \(r.changes.joined(separator: ", "))\(r.note.map { " **\($0)**" } ?? "") |")
+            }
+            md.append("")
+        }
+
+        // Per experiment: curves, confusion, confused pairs, confident errors, calibration.
+        let explanations = try reg.read { db in
+            try GRDB.Row.fetchAll(db, sql: """
+                SELECT e.name, s.method, s.layer, AVG(s.energy_in_mask) AS energy, AVG(s.mask_area) AS area, AVG(s.pointing_hit_rate) AS hit,
+                       AVG(s.deletion_auc) AS del, AVG(s.insertion_auc) AS ins, SUM(s.images) AS images
+                FROM explanation_summaries s JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id
+                GROUP BY e.name, s.method, s.layer ORDER BY e.name, s.layer, s.method
+                """)
+        }
+        if !explanations.isEmpty {
+            md += ["## Explanations", "", "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful).", "",
+                   "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+            for e in explanations {
+                md.append("| \(e["name"] as String) | \(e["layer"] as String) | \(e["method"] as String) | \(e["images"] as Int) | \(f(e["energy"])) | \(f(e["area"])) | \(f(e["hit"])) | \(f(e["del"])) | \(f(e["ins"])) |")
+            }
+            md.append("")
+        }
+        for e in exps {
+            let s = slug(e.name)
+            md += ["## \(e.name)", ""]
+            md.append("\(e.runs.count) completed run\(e.runs.count == 1 ? "" : "s"); validation ECE \(f(e.ece)); test split evaluated \(e.testLooks) time\(e.testLooks == 1 ? "" : "s")\(e.testLooks > e.runs.count ? " (more than once per run: selection on test?)" : "").")
+            md.append("")
+            var loss = [SVG.Series](), acc = [SVG.Series]()
+            for (k, r) in e.runs.enumerated() {
+                let id: String = r["id"]
+                let ep = e.epochs[id] ?? []
+                let tag = e.runs.count > 1 ? " s\(r["seed"] as Int)" : ""
+                loss.append(.init(label: "train\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["train_loss"] as Double) }, dashed: true))
+                loss.append(.init(label: "val\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["val_loss"] as Double) }, dashed: false))
+                acc.append(.init(label: "train\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["train_accuracy"] as Double) }, dashed: true))
+                acc.append(.init(label: "val\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["val_accuracy"] as Double) }, dashed: false))
+                if k >= 3 { break }   // legends stay readable
+            }
+            try Data(SVG.lineChart(title: "\(e.name): loss", xLabel: "epoch", yLabel: "loss", series: loss).utf8).write(to: figs.appendingPathComponent("\(s)_loss.svg"))
+            try Data(SVG.lineChart(title: "\(e.name): accuracy", xLabel: "epoch", yLabel: "accuracy", series: acc).utf8).write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
+            try Data(SVG.confusion(title: "\(e.name): validation confusion (counts)", classes: classes, counts: e.confusion, normalized: false).utf8)
+                .write(to: figs.appendingPathComponent("\(s)_confusion.svg"))
+            try Data(SVG.confusion(title: "\(e.name): validation confusion (row %)", classes: classes, counts: e.confusion, normalized: true).utf8)
+                .write(to: figs.appendingPathComponent("\(s)_confusion_normalized.svg"))
+            md += ["![loss](figures/\(s)_loss.svg) ![accuracy](figures/\(s)_accuracy.svg)", "",
+                   "![confusion](figures/\(s)_confusion.svg) ![confusion, row-normalized](figures/\(s)_confusion_normalized.svg)", ""]
+            let pairs = confusedPairs(e.confusion).prefix(5)
+            if !pairs.isEmpty {
+                md += ["Most confused (true → predicted, summed over runs): " + pairs.map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", "), ""]
+            }
+            if !e.errors.isEmpty {
+                md += ["Most confident errors:", "", "| image | true | predicted | confidence | run |", "|---|---|---|---:|---|"]
+                for err in e.errors.prefix(8) { md.append("| \(err.image) | \(err.truth) | \(err.predicted) | \(f(err.confidence)) | \(err.run.prefix(10)) |") }
+                md.append("")
+            }
+        }
+        try Data((md.joined(separator: "\n") + "\n").utf8).write(to: file)
+        return file
+    }
+
+    /// The same tables as CSV files in `dir`.
+    public static func csv(_ reg: Registry, to dir: URL) throws -> [URL] {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var written = [URL]()
+        for split in ["val", "test"] {
+            let all = try Compare.load(reg, split: split)
+            if all.isEmpty && split == "test" { continue }
+            let url = dir.appendingPathComponent("comparison_\(split).csv")
+            try Data(Compare.csv(try Compare.rows(all), split: split).utf8).write(to: url)
+            written.append(url)
+        }
+        let exps = try load(reg)
+        var pairs = ["experiment,true_class,predicted_class,count"], errors = ["experiment,run_id,image,true_class,predicted_class,confidence"]
+        var calib = ["experiment,runs,ece"]
+        var conf = ["experiment,true_class,predicted_class,count"]
+        for e in exps {
+            for (t, p, n) in confusedPairs(e.confusion) { pairs.append("\(CSV.escape(e.name)),\(t),\(p),\(n)") }
+            for err in e.errors.prefix(20) { errors.append("\(CSV.escape(e.name)),\(err.run),\(CSV.escape(err.image)),\(err.truth),\(err.predicted),\(f(err.confidence, 6))") }
+            calib.append("\(CSV.escape(e.name)),\(e.runs.count),\(f(e.ece, 6))")
+            for i in 0..<classes.count { for j in 0..<classes.count { conf.append("\(CSV.escape(e.name)),\(classes[i]),\(classes[j]),\(e.confusion[i][j])") } }
+        }
+        for (name, lines) in [("confused_pairs", pairs), ("confident_errors", errors), ("calibration", calib), ("confusion_val", conf)] {
+            let url = dir.appendingPathComponent("\(name).csv")
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+            written.append(url)
+        }
+        return written
+    }
+}

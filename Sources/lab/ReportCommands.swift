@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import LabKit
+import Registry
+
+extension Lab {
+    struct CompareCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "compare",
+            abstract: "Experiments side by side against the experiment each extends (validation by default).")
+
+        @Argument(help: "Experiment names or run ids (default: every experiment with completed runs).")
+        var targets: [String] = []
+
+        @Option(help: "Compare everything against this experiment instead of each one's parent.")
+        var baseline: String?
+
+        @Option(help: "val or test (only runs evaluated on test).")
+        var split = "val"
+
+        @Flag(help: "CSV on stdout instead of a table.")
+        var csv = false
+
+        @OptionGroup var registry: RegistryOptions
+
+        func validate() throws {
+            guard ["val", "test"].contains(split) else { throw ValidationError("--split must be val or test") }
+        }
+
+        func run() throws {
+            let reg = try registry.open()
+            let all = try Compare.load(reg, split: split)
+            if all.isEmpty {
+                print("no completed runs with \(split == "val" ? "validation" : "test") predictions in \(registry.path)")
+                return
+            }
+            var names = [String]()
+            for t in targets {
+                if all[t] != nil { names.append(t); continue }
+                let row = try RunRow.one(reg, t)
+                names.append(row.experiment)
+            }
+            let rows = try Compare.rows(all, only: Array(NSOrderedSet(array: names)) as! [String], baseline: baseline)
+            print(csv ? Compare.csv(rows, split: split) : Compare.text(rows, split: split), terminator: csv ? "" : "\n")
+        }
+    }
+
+    struct ReportCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "report",
+            abstract: "Write the full report: Markdown with SVG figures, or the tables as CSV.")
+
+        @Flag(help: "Markdown report with learning curves and confusion matrices (the default).")
+        var markdown = false
+
+        @Flag(help: "CSV tables instead.")
+        var csv = false
+
+        @Option(help: "Output file (Markdown, default reports/report.md) or folder (CSV, default reports/csv).")
+        var out: String?
+
+        @OptionGroup var registry: RegistryOptions
+
+        func validate() throws {
+            if markdown && csv { throw ValidationError("choose one of --markdown and --csv") }
+        }
+
+        func run() throws {
+            let reg = try registry.open()
+            if csv {
+                let files = try Report.csv(reg, to: URL(fileURLWithPath: out ?? "reports/csv"))
+                for f in files { print(f.path) }
+            } else {
+                print(try Report.markdown(reg, to: URL(fileURLWithPath: out ?? "reports/report.md")).path)
+            }
+        }
+    }
+
+    struct ExportCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export",
+            abstract: "Tidy CSVs of the registry and a ready Jupyter notebook.")
+
+        @Option(help: "Output folder.")
+        var out = "notebooks-export"
+
+        @OptionGroup var registry: RegistryOptions
+
+        func run() throws {
+            for f in try Export.write(try registry.open(), to: URL(fileURLWithPath: out)) { print(f.path) }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import GRDB
+import XCTest
+@testable import LabKit
+@testable import Registry
+
+final class ReportTests: XCTestCase {
+    /// A baseline and an ablation, two seeds each, on a tiny synthetic set.
+    func makeRegistry(_ ws: Workspace) throws -> Registry {
+        let reg = try ws.registry()
+        let base = ws.spec("base", epochs: 2)
+        let ablation = ws.dir.appendingPathComponent("abl.json").path
+        FileManager.default.createFile(atPath: ablation, contents: Data(#"{"name": "abl", "extends": "base.json", "model": {"skip": false}}"#.utf8))
+        let runner = Runner(registry: reg, reporter: .silent)
+        for path in [base, ablation] {
+            let spec = try SpecLoader.load(path)
+            for seed in [1, 2] { try runner.run(spec, seed: seed, options: RunOptions(threads: 1)) }
+        }
+        return reg
+    }
+
+    func testCompareMatchesSQLAndHandWorkedStatistics() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try makeRegistry(ws)
+        let rows = try Compare.rows(try Compare.load(reg, split: "val"))
+        XCTAssertEqual(rows.map(\.experiment), ["base", "abl"])
+        let abl = rows[1]
+        XCTAssertEqual(abl.baseline, "base"); XCTAssertEqual(abl.runs, 2)
+        XCTAssertEqual(abl.changes, ["model.skip=false"])
+        // Accuracy per run straight from SQL.
+        let sqlAcc = try reg.read { db in
+            try Double.fetchAll(db, sql: """
+                SELECT AVG(p.true_class = p.predicted_class) FROM predictions p JOIN runs r ON r.id = p.run_id
+                JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ? AND p.split = 'val' GROUP BY p.run_id ORDER BY p.run_id
+                """, arguments: ["abl"])
+        }
+        XCTAssertEqual(abl.accMean, Statistics.mean(sqlAcc), accuracy: 1e-12)
+        XCTAssertEqual(abl.accStd, Statistics.std(sqlAcc), accuracy: 1e-12)
+        // McNemar discordant counts over seed-matched pairs, independently in SQL.
+        let (b, c) = try reg.read { db -> (Int, Int) in
+            let sql = """
+                SELECT SUM(pb.true_class = pb.predicted_class AND pa.true_class != pa.predicted_class),
+                       SUM(pb.true_class != pb.predicted_class AND pa.true_class = pa.predicted_class)
+                FROM predictions pa JOIN runs ra ON ra.id = pa.run_id JOIN experiments ea ON ea.id = ra.experiment_id
+                JOIN runs rb ON rb.seed = ra.seed JOIN experiments eb ON eb.id = rb.experiment_id
+                JOIN predictions pb ON pb.run_id = rb.id AND pb.image = pa.image AND pb.split = pa.split
+                WHERE ea.name = 'abl' AND eb.name = 'base' AND pa.split = 'val'
+                """
+            let r = try GRDB.Row.fetchOne(db, sql: sql)!
+            return (r[0] ?? 0, r[1] ?? 0)
+        }
+        XCTAssertEqual(abl.pValue!, Statistics.mcnemarExact(b: b, c: c), accuracy: 1e-12)
+        XCTAssertNotNil(abl.ciLow); XCTAssertLessThanOrEqual(abl.ciLow!, abl.ciHigh!)
+        let text = Compare.text(rows, split: "val")
+        XCTAssertTrue(text.hasPrefix("split: validation (best epoch)"))
+        XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 120 }, text)
+    }
+
+    func testDifferentDataIsFlaggedNotPaired() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try makeRegistry(ws)
+        _ = try reg.write { try $0.execute(sql: "UPDATE runs SET dataset_fingerprint = 'other' WHERE experiment_id = (SELECT id FROM experiments WHERE name = 'abl')") }
+        let abl = try Compare.rows(try Compare.load(reg, split: "val"))[1]
+        XCTAssertNil(abl.pValue); XCTAssertNil(abl.ciLow)
+        XCTAssertEqual(abl.note, "not paired: trained on different data (fingerprints differ)")
+    }
+
+    func testReportAndExportWriteWhatTheyClaim() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try makeRegistry(ws)
+        let md = try Report.markdown(reg, to: ws.dir.appendingPathComponent("r/report.md"))
+        let text = try String(contentsOf: md, encoding: .utf8)
+        XCTAssertTrue(text.contains("## Comparison (validation)"))
+        XCTAssertTrue(text.contains("| abl | base | 2 |"))
+        for f in ["base_loss.svg", "base_accuracy.svg", "abl_confusion.svg", "abl_confusion_normalized.svg"] {
+            let svg = try String(contentsOf: ws.dir.appendingPathComponent("r/figures/\(f)"), encoding: .utf8)
+            XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""), f)
+            XCTAssertTrue(XMLParser(data: Data(svg.utf8)).parse(), "\(f) is well-formed XML")
+        }
+        // Deterministic: a second report is byte-identical.
+        let again = try Report.markdown(reg, to: ws.dir.appendingPathComponent("r2/report.md"))
+        XCTAssertEqual(try Data(contentsOf: md), try Data(contentsOf: again))
+
+        let files = try Export.write(reg, to: ws.dir.appendingPathComponent("nb"))
+        XCTAssertEqual(Set(files.map(\.lastPathComponent)), ["runs.csv", "epochs.csv", "confusion.csv", "predictions.csv", "explanations.csv", "test_evaluations.csv", "analysis.ipynb", "README.md"])
+        let epochs = try String(contentsOf: ws.dir.appendingPathComponent("nb/epochs.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(epochs.count, 1 + 4 * 2)
+        let nb = try JSONSerialization.jsonObject(with: Data(contentsOf: ws.dir.appendingPathComponent("nb/analysis.ipynb"))) as! [String: Any]
+        XCTAssertEqual(nb["nbformat"] as? Int, 4)
+        XCTAssertGreaterThan((nb["cells"] as? [Any])?.count ?? 0, 3)
+    }
+}
