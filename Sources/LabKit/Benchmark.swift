@@ -1,4 +1,5 @@
 import Engine
+import Explain
 import Faces
 import Foundation
 
@@ -16,6 +17,8 @@ public struct BenchmarkResult: Sendable {
     public var latencyMilliseconds = 0.0
     public var layers: [Layer] = []   // seconds per training step
     public var stepSeconds = 0.0
+    public var explainLayer = ""
+    public var gradCAMMillisecondsPerImage = 0.0  // Grad-CAM and Grad-CAM++ at block3's last conv, batch 64
     public var decodeImagesPerSecond = 0.0     // JPEG decode + antialiased resize 100 -> 64, one thread
     public var assemblyImagesPerSecond = 0.0   // augmented batch assembly (warp + normalize), one thread
     /// Share of a training step the data pipeline would cost if it were not overlapped.
@@ -88,6 +91,17 @@ public enum Benchmark {
             if i >= 2 { times.append(now() - t0) }
         }
         r.latencyMilliseconds = 1000 * median(times)
+
+        progress("Grad-CAM")
+        let explainer = try! Explainer(model: model)
+        r.explainLayer = explainer.layer
+        times = []
+        for _ in 0..<max(2, steps / 2) {
+            let t0 = now()
+            _ = explainer.explain(x, N: batch, targets: Array(repeating: nil, count: batch), methods: CAMMethod.allCases)
+            times.append(now() - t0)
+        }
+        r.gradCAMMillisecondsPerImage = 1000 * median(times) / Double(batch)
 
         progress("data pipeline")
         let faces = (0..<64).map { SyntheticFaces.render(seed: 1, index: $0) }

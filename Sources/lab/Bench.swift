@@ -52,6 +52,7 @@ enum BenchReport {
             "training   \(f(r.trainImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.stepSeconds * 1000)) ms/step, \(f(r.trainGFLOPPerSecond)) GFLOP/s)",
             "inference  \(f(r.inferenceImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.inferenceGFLOPPerSecond)) GFLOP/s)",
             "latency    \(f(r.latencyMilliseconds, 2)) ms  (one image, eval)",
+            "Grad-CAM   \(f(r.gradCAMMillisecondsPerImage, 2)) ms per image  (Grad-CAM and Grad-CAM++ at \(r.explainLayer), batch \(r.batch))",
             "data       decode+resize \(f(r.decodeImagesPerSecond, 0)) img/s, augmented batch assembly \(f(r.assemblyImagesPerSecond, 0)) img/s (one thread each; assembly = \(f(100 * r.dataShareOfStep)) % of a step, overlapped on a background thread)",
             "",
             "per layer, ms per training step:",
