@@ -28,13 +28,18 @@ public final class Parameter {
     }
 
     /// Values in PyTorch layout.
-    public func torchValues() -> [Float] {
+    public func torchValues() -> [Float] { torchLayout(value) }
+
+    /// Gradient in PyTorch layout (tests compare against PyTorch's).
+    public func torchGrad() -> [Float] { torchLayout(grad) }
+
+    private func torchLayout(_ t: Tensor) -> [Float] {
         switch layout {
-        case .plain: return value.array
+        case .plain: return t.array
         case let .conv3x3(C, OC):
-            var out = [Float](repeating: 0, count: value.count)
+            var out = [Float](repeating: 0, count: t.count)
             for oc in 0..<OC { for c in 0..<C { for k in 0..<9 {
-                out[(oc * C + c) * 9 + k] = value[(k * C + c) * OC + oc]
+                out[(oc * C + c) * 9 + k] = t[(k * C + c) * OC + oc]
             } } }
             return out
         }
@@ -49,19 +54,6 @@ public final class Parameter {
             for oc in 0..<OC { for c in 0..<C { for k in 0..<9 {
                 value[(k * C + c) * OC + oc] = v[(oc * C + c) * 9 + k]
             } } }
-        }
-    }
-
-    /// Gradient in PyTorch layout (tests compare against PyTorch's).
-    public func torchGrad() -> [Float] {
-        switch layout {
-        case .plain: return grad.array
-        case let .conv3x3(C, OC):
-            var out = [Float](repeating: 0, count: grad.count)
-            for oc in 0..<OC { for c in 0..<C { for k in 0..<9 {
-                out[(oc * C + c) * 9 + k] = grad[(k * C + c) * OC + oc]
-            } } }
-            return out
         }
     }
 }

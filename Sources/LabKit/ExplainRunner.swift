@@ -46,12 +46,7 @@ public enum ExplainRunner {
             set = FaceSet.inMemory(imgs, classes: imgs.map { _ in 0 }, imageSize: S, names: o.imagePaths.map { ($0 as NSString).lastPathComponent })
             indices = Array(0..<imgs.count); trueClasses = imgs.map { _ in nil }; split = "files"
         } else {
-            let spec = try SpecLoader.resolve((try JSONSerialization.jsonObject(with: Data(row.specJSON.utf8)) as? [String: Any]) ?? [:], file: "runs.db:\(row.id)")
-            let data = try DataSource.prepare(spec: spec, source: row.datasetSource, data: row.datasetSource == "rafdb" ? (o.data ?? row.datasetRoot) : nil,
-                                              threads: o.threads, log: reporter.log, status: reporter.status)
-            if data.set.fingerprint != row.fingerprint {
-                throw RegistryError("run \(row.id) was trained on data with fingerprint \(row.fingerprint.prefix(12)), but \(data.set.root.path) has \(data.set.fingerprint.prefix(12))")
-            }
+            let data = try row.prepareData(spec: try row.resolvedSpec(), data: o.data, threads: o.threads, reporter: reporter)
             let pool = o.split == "test" ? data.test : data.validation
             if o.split == "test" { reporter.log("note: explaining test images shows test predictions; model selection belongs on validation") }
             // An even spread over the split, so every class tends to appear.

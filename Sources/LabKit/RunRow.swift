@@ -60,3 +60,22 @@ public struct RunRow: Sendable {
         return try registry.read { try fetch($0, id) }
     }
 }
+
+extension RunRow {
+    /// The spec the run was trained with, as stored in the registry.
+    func resolvedSpec() throws -> ExperimentSpec {
+        let raw = (try JSONSerialization.jsonObject(with: Data(specJSON.utf8)) as? [String: Any]) ?? [:]
+        return try SpecLoader.resolve(raw, file: "runs.db:\(id)")
+    }
+
+    /// The run's data again (RAF-DB from `data` if it moved), refusing data
+    /// whose fingerprint differs from what the run was trained on.
+    func prepareData(spec: ExperimentSpec, data: String?, threads: Int, reporter: Reporter) throws -> PreparedData {
+        let prepared = try DataSource.prepare(spec: spec, source: datasetSource, data: datasetSource == "rafdb" ? (data ?? datasetRoot) : nil,
+                                              threads: threads, log: reporter.log, status: reporter.status)
+        if prepared.set.fingerprint != fingerprint {
+            throw RegistryError("run \(id) was trained on data with fingerprint \(fingerprint.prefix(12)), but \(prepared.set.root.path) has \(prepared.set.fingerprint.prefix(12))")
+        }
+        return prepared
+    }
+}

@@ -96,12 +96,8 @@ public enum TestCommand {
     }
 
     public static func evaluate(_ reg: Registry, _ row: RunRow, data: String?, threads: Int) throws {
-        let spec = try SpecLoader.resolve((try JSONSerialization.jsonObject(with: Data(row.specJSON.utf8)) as? [String: Any]) ?? [:], file: "runs.db:\(row.id)")
-        let prepared = try DataSource.prepare(spec: spec, source: row.datasetSource, data: row.datasetSource == "rafdb" ? (data ?? row.datasetRoot) : nil,
-                                              threads: threads, log: { _ in }, status: { _ in })
-        if prepared.set.fingerprint != row.fingerprint {
-            throw RegistryError("run \(row.id) was trained on data with fingerprint \(row.fingerprint.prefix(12)), but \(prepared.set.root.path) has \(prepared.set.fingerprint.prefix(12))")
-        }
+        let spec = try row.resolvedSpec()
+        let prepared = try row.prepareData(spec: spec, data: data, threads: threads, reporter: .silent)
         guard let best = try reg.checkpoint(run: row.id, kind: "best") else { throw RegistryError("run \(row.id) has no best checkpoint") }
         let (model, _) = try Engine.Model.load(checkpoint: best.data, threads: threads)
         let runner = Runner(registry: reg, reporter: Reporter(status: { _ in }, log: { FileHandle.standardError.write(Data(("\($0)\n").utf8)) }))

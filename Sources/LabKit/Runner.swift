@@ -32,6 +32,8 @@ struct TrainerState: Codable {
     var badEpochs: Int
     var trainSeconds: Double
     var stopped: Bool              // early stopping fired
+
+    static let start = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.infinity, badEpochs: 0, trainSeconds: 0, stopped: false)
 }
 
 /// Mixes a run seed with an epoch/batch/salt into an independent stream seed.
@@ -53,9 +55,7 @@ public final class Runner {
     public func run(_ spec: ExperimentSpec, seed: Int, options: RunOptions) throws -> String {
         let data = try DataSource.prepare(spec: spec, source: options.source, data: options.data, threads: options.threads,
                                           log: reporter.log, status: reporter.status)
-        let model = Model(config: spec.model, imageSize: spec.imageSize, threads: options.threads)
-        var rng = RNG(seed: mix(UInt64(seed), 0, 1))
-        model.initialize(rng: &rng)
+        let (model, adam) = freshModel(spec, seed: seed, threads: options.threads)
         let expID = try registry.experiment(name: spec.name, parent: spec.parent, specJSON: spec.resolvedJSON, description: spec.description)
         let runID = try registry.startRun(.init(experimentID: expID, seed: seed, fields: [
             "git_commit": Provenance.gitCommit, "git_dirty": Provenance.gitDirty, "host": Provenance.host,
@@ -67,9 +67,7 @@ public final class Runner {
             "params": model.parameterCount, "class_counts": classCounts(data),
         ]))
         reporter.log("run \(runID): \(spec.name), seed \(seed), \(data.source) data (\(data.train.count) train / \(data.validation.count) val, \(data.labelMode.name) labels), \(model.parameterCount) parameters, \(options.threads) threads")
-        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
-        let state = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.infinity, badEpochs: 0, trainSeconds: 0, stopped: false)
-        return try train(runID: runID, spec: spec, seed: seed, data: data, model: model, adam: adam, state: state, options: options)
+        return try train(runID: runID, spec: spec, seed: seed, data: data, model: model, adam: adam, state: .start, options: options)
     }
 
     /// Continues a run from its last checkpoint; the result equals an uninterrupted run's.
@@ -83,31 +81,21 @@ public final class Runner {
         if row.status == "running", let pid = row.pid, row.host == Provenance.host, kill(Int32(pid), 0) == 0 {
             throw RegistryError("run \(runID) is still running (pid \(pid)); stop it first (Ctrl-C marks it interrupted)")
         }
-        var spec = try SpecLoader.resolve(
-            (try JSONSerialization.jsonObject(with: Data(row.specJSON.utf8)) as? [String: Any]) ?? [:], file: "runs.db:\(runID)")
-        spec.file = row.specFile ?? spec.name
-        let opts = RunOptions(source: row.datasetSource, data: row.datasetSource == "rafdb" ? (options.data ?? row.datasetRoot) : nil,
-                              threads: row.threads ?? options.threads)
-        if let t = row.threads, t != options.threads {
-            reporter.log("note: resuming with the run's own \(t) threads (results depend on the thread count)")
+        let spec = try row.resolvedSpec()
+        let threads = row.threads ?? options.threads
+        if threads != options.threads {
+            reporter.log("note: resuming with the run's own \(threads) threads (results depend on the thread count)")
         }
-        let data = try DataSource.prepare(spec: spec, source: opts.source, data: opts.data, threads: opts.threads,
-                                          log: reporter.log, status: reporter.status)
-        if data.set.fingerprint != row.fingerprint {
-            throw RegistryError("run \(runID) was trained on data with fingerprint \(row.fingerprint.prefix(12)), but \(data.set.root.path) has \(data.set.fingerprint.prefix(12))")
-        }
+        let opts = RunOptions(source: row.datasetSource, data: options.data ?? row.datasetRoot, threads: threads)
+        let data = try row.prepareData(spec: spec, data: options.data, threads: threads, reporter: reporter)
         guard let last = try registry.checkpoint(run: runID, kind: "last"), let opt = last.optimizer,
               let stateJSON = last.stateJSON, let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
             // Died before its first epoch ended: start over under the same id.
             reporter.log("run \(runID) has no checkpoint yet; starting it from epoch 1")
-            let model = Model(config: spec.model, imageSize: spec.imageSize, threads: opts.threads)
-            var rng = RNG(seed: mix(UInt64(row.seed), 0, 1))
-            model.initialize(rng: &rng)
-            let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
+            let (model, adam) = freshModel(spec, seed: row.seed, threads: threads)
             try registry.updateRun(runID, ["status": "running", "pid": Int(ProcessInfo.processInfo.processIdentifier)])
             return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam,
-                             state: TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.infinity, badEpochs: 0, trainSeconds: 0, stopped: false),
-                             options: opts)
+                             state: .start, options: opts)
         }
         let (model, _) = try Model.load(checkpoint: last.data, threads: opts.threads)
         let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
@@ -115,6 +103,14 @@ public final class Runner {
         try registry.updateRun(runID, ["status": "running", "error": nil, "pid": Int(ProcessInfo.processInfo.processIdentifier)])
         reporter.log("resuming run \(runID) (\(spec.name), seed \(row.seed)) after epoch \(state.epoch)")
         return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam, state: state, options: opts)
+    }
+
+    /// A newly initialized model and optimizer: a pure function of (spec, seed).
+    func freshModel(_ spec: ExperimentSpec, seed: Int, threads: Int) -> (Model, Adam) {
+        let model = Model(config: spec.model, imageSize: spec.imageSize, threads: threads)
+        var rng = RNG(seed: mix(UInt64(seed), 0, 1))
+        model.initialize(rng: &rng)
+        return (model, Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay)))
     }
 
     func train(runID: String, spec: ExperimentSpec, seed: Int, data: PreparedData, model: Model, adam: Adam,
