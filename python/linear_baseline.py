@@ -15,7 +15,7 @@ import os
 import numpy as np
 from PIL import Image
 
-# Same class order as lab; RAF-DB code 7 (neutral) is left out.
+# RAF-DB code -> class index; code 7 (neutral) is left out of the six-class task.
 CODE_TO_CLASS = {4: 0, 1: 1, 5: 2, 6: 3, 3: 4, 2: 5}
 NAMES = ["happiness", "surprise", "sadness", "anger", "disgust", "fear"]
 L2_GRID = [1e-4, 1e-3, 1e-2]
@@ -34,7 +34,7 @@ def load(root, size):
             if int(code) not in CODE_TO_CLASS or split not in sets:
                 continue
             path = os.path.join(root, "Image", "aligned", name[:-4] + "_aligned.jpg")
-            # Pillow's BILINEAR antialiases when downscaling, like lab's loader.
+            # Pillow's BILINEAR antialiases when downscaling: pixels are averaged, not sampled.
             img = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
             sets[split][0].append(np.asarray(img, np.float32).reshape(-1) / 127.5 - 1)
             sets[split][1].append(CODE_TO_CLASS[int(code)])
@@ -116,7 +116,7 @@ def main():
                for c, w, b in zip(L2_GRID, ws, bs)}
     l2 = max(L2_GRID, key=lambda c: val_acc[c])  # ties go to the weakest L2
 
-    # Refit on all of train so the test number uses as much data as the CNN sees.
+    # Refit on all of train so the validation hold-out doesn't handicap the test number.
     x_fit, x_te = standardize(x_all, x_all, x_test)
     (w,), (b,) = train(x_fit, y_all, [l2], a.epochs, a.seed)
     acc, macro_f1, recall = scores(y_test, np.argmax(x_te @ w + b, 1))
