@@ -140,6 +140,23 @@ public enum ExplainRunner {
                     randomization[m.rawValue, default: []].append((name, c))
                 }
             }
+            // The fully re-initialized model is an untrained one: its maps,
+            // scored the same way, say what training added.
+            let untrained = x.withUnsafeBufferPointer { ex.explain($0.baseAddress!, N: nr, targets: Array(targets.prefix(nr)), methods: o.methods) }
+            let faithU = Faithfulness(model: copy)
+            for m in o.methods {
+                for k in 0..<nr {
+                    let i = indices[k], map = untrained.maps[m]![k]
+                    let f = faithU.scores(image: Array(x[(k * S * S * 3)..<((k + 1) * S * S * 3)]), map: map, target: targets[k])
+                    rows.append(.init(method: "\(m.rawValue) untrained", layer: explainer.layer, split: split, image: set.names[i],
+                                      targetClass: names[targets[k]], predictedClass: names[predicted[k]],
+                                      trueClass: trueClasses[k].map { names[$0] } ?? "unknown",
+                                      energyInMask: Double(Localization.energyInMask(map, masks[k])),
+                                      pointingHit: Localization.pointingHit(map, masks[k]),
+                                      deletionAUC: Double(f.deletionAUC), insertionAUC: Double(f.insertionAUC), confidenceDrop: Double(f.confidenceDrop)))
+                }
+                allMaps.append(("\(m.rawValue) untrained", []))
+            }
         }
 
         if split != "files" {

@@ -107,9 +107,9 @@ final class ExplainRunTests: XCTestCase {
         s.explainEnabled = true; s.explainImages = 6
         let run = try Runner(registry: reg, reporter: .silent).run(s, seed: 1, options: RunOptions(threads: 1))
         let methods = try reg.read { try String.fetchAll($0, sql: "SELECT method FROM explanation_summaries WHERE run_id = ? ORDER BY method", arguments: [run]) }
-        XCTAssertEqual(methods, ["center_prior", "gradcam", "gradcam++", "random"])
+        XCTAssertEqual(methods, ["center_prior", "gradcam", "gradcam untrained", "gradcam++", "gradcam++ untrained", "random"])
         let perImage = try reg.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM explanations WHERE run_id = ?", arguments: [run])! }
-        XCTAssertEqual(perImage, 4 * 6)
+        XCTAssertEqual(perImage, 6 * 6)
         // fc2, fc1, then the three convolutions, for each CAM method.
         let stages = try reg.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM randomization_checks WHERE run_id = ?", arguments: [run])! }
         XCTAssertEqual(stages, 2 * (2 + 3))
