@@ -54,7 +54,7 @@ public enum SVG {
     /// A confusion matrix heatmap: rows true, columns predicted; cells show
     /// counts or row percentages, shaded by the row-normalized value.
     public static func confusion(title: String, classes: [String], counts: [[Int]], normalized: Bool) -> String {
-        let cell = 46.0, left = 90.0, top = 70.0
+        let cell = 60.0, left = 90.0, top = 70.0
         let k = classes.count
         let width = left + cell * Double(k) + 20, height = top + cell * Double(k) + 40
         var s = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(n(width))\" height=\"\(n(height))\" font-family=\"sans-serif\" font-size=\"11\">",
@@ -63,7 +63,7 @@ public enum SVG {
                  "<text x=\"\(n(left + cell * Double(k) / 2))\" y=\"34\" text-anchor=\"middle\">predicted</text>",
                  "<text x=\"14\" y=\"\(n(top + cell * Double(k) / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(n(top + cell * Double(k) / 2)))\">true</text>"]
         for (j, c) in classes.enumerated() {
-            s.append("<text x=\"\(n(left + cell * (Double(j) + 0.5)))\" y=\"\(n(top - 8))\" text-anchor=\"middle\">\(esc(String(c.prefix(7))))</text>")
+            s.append("<text x=\"\(n(left + cell * (Double(j) + 0.5)))\" y=\"\(n(top - 8))\" text-anchor=\"middle\">\(esc(String(c.prefix(9))))</text>")
         }
         for i in 0..<k {
             let total = max(1, counts[i].reduce(0, +))
