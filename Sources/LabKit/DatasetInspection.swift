@@ -15,7 +15,7 @@ public enum DatasetInspection {
         out.append("  neutral        \(set.excludedNeutral[.train] ?? 0) train, \(set.excludedNeutral[.test] ?? 0) test (excluded)")
         let landmarks = index.records.filter { $0.landmarksPath != nil }.count, masks = index.records.filter { $0.maskPath != nil }.count
         out.append("  landmarks      \(landmarks) of \(listed) images; region masks \(masks) of \(listed)")
-        out.append("  image sizes    " + set.sourceSizes.sorted { $0.value > $1.value }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
+        out.append("  image sizes    (decoded, neutral excluded) " + set.sourceSizes.sorted { $0.value > $1.value }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         out.append("")
         let train = set.counts(.train), test = set.counts(.test)
         let rows = Emotion.allCases.map { e in [e.name, "\(e.rafCode)", "\(train[e.rawValue])", "\(test[e.rawValue])"] }
