@@ -20,13 +20,16 @@ public enum Provenance {
     /// 1 when tracked files differ from the commit (results may not be reproducible from it).
     public static let gitDirty: Int? = gitCommit == nil ? nil : ((shell(["git", "status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty ? 0 : 1)
     public static let host: String = ProcessInfo.processInfo.hostName
+    /// The toolchain's own version line ("Swift version 6.3.1 (...)"), or
+    /// what the compiler that built lab knew about itself.
     public static let swiftVersion: String = {
+        if let v = shell(["swift", "--version"])?.split(separator: "\n").first(where: { $0.contains("Swift version") }) {
+            return String(v)
+        }
         #if compiler(>=6.3)
-        return "6.3+"
-        #elseif compiler(>=6.0)
-        return "6.x"
+        return "Swift >= 6.3"
         #else
-        return "5.x"
+        return "Swift < 6.3"
         #endif
     }()
 }

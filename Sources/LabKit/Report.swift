@@ -1,3 +1,5 @@
+import Engine
+import Explain
 import Faces
 import Foundation
 import GRDB
@@ -157,13 +159,53 @@ public enum Report {
                 md += ["Most confused (true → predicted, summed over runs): " + pairs.map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", "), ""]
             }
             if !e.errors.isEmpty {
-                md += ["Most confident errors:", "", "| image | true | predicted | confidence | run |", "|---|---|---|---:|---|"]
-                for err in e.errors.prefix(8) { md.append("| \(err.image) | \(err.truth) | \(err.predicted) | \(f(err.confidence)) | \(err.run.prefix(10)) |") }
+                let explained = explanations.contains { ($0["name"] as String) == e.name }
+                let overlays = explained ? errorOverlays(reg, Array(e.errors.prefix(8)), figures: figs, prefix: s) : [:]
+                md += ["Most confident errors\(overlays.isEmpty ? "" : " (Grad-CAM of the predicted class)"):", "",
+                       "| image | true | predicted | confidence | run |\(overlays.isEmpty ? "" : " Grad-CAM |")",
+                       "|---|---|---|---:|---|\(overlays.isEmpty ? "" : "---|")"]
+                for err in e.errors.prefix(8) {
+                    let ov = overlays[err.run + "/" + err.image].map { " ![\(err.image)](figures/\($0)) |" } ?? (overlays.isEmpty ? "" : " - |")
+                    md.append("| \(err.image) | \(err.truth) | \(err.predicted) | \(f(err.confidence)) | \(err.run.prefix(10)) |\(ov)")
+                }
                 md.append("")
             }
         }
         try Data((md.joined(separator: "\n") + "\n").utf8).write(to: file)
         return file
+    }
+
+    /// Grad-CAM overlays (predicted class, last conv) for the given errors,
+    /// written into `figures`; keyed "run/image". Empty when the run's data
+    /// is not at hand (RAF-DB moved): the table then goes without pictures.
+    static func errorOverlays(_ reg: Registry, _ errors: [(run: String, image: String, truth: String, predicted: String, confidence: Double)],
+                              figures: URL, prefix: String) -> [String: String] {
+        var out = [String: String]()
+        for run in Array(NSOrderedSet(array: errors.map(\.run))) as! [String] {
+            guard let row = try? RunRow.one(reg, run), let spec = try? row.resolvedSpec(),
+                  let data = try? row.prepareData(spec: spec, data: nil, threads: 2, reporter: .silent),
+                  let best = try? reg.checkpoint(run: run, kind: "best"),
+                  let (model, meta) = try? Engine.Model.load(checkpoint: best.data, threads: 2),
+                  let explainer = try? Explainer(model: model) else { continue }
+            let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
+            let mine = errors.filter { $0.run == run }
+            let indices = mine.compactMap { e in data.set.names.firstIndex(of: e.image) }
+            guard indices.count == mine.count, !indices.isEmpty else { continue }
+            let S = data.set.imageSize
+            var x = [Float](repeating: 0, count: indices.count * S * S * 3), t = [Float](repeating: 0, count: indices.count * Emotion.count)
+            Augmenter.assemble(x: &x, targets: &t, set: data.set, indices: indices[...], augmentation: nil, labelMode: .hard(smoothing: 0),
+                               normalization: normalization, seed: 0)
+            let r = x.withUnsafeBufferPointer { explainer.explain($0.baseAddress!, N: indices.count, targets: indices.map { _ in nil }, methods: [.gradCAM]) }
+            for (k, e) in mine.enumerated() {
+                let face = Overlay.face(x[(k * S * S * 3)..<((k + 1) * S * S * 3)], S: S)
+                let name = "\(prefix)_error_\(run.prefix(10))_\(slug((e.image as NSString).deletingPathExtension)).jpg"
+                let both = Overlay.sheet(faces: [[face, Overlay.blend(face, r.maps[.gradCAM]![k])]], correct: [false], perRow: 1, scale: 1)
+                if (try? Data(JPEG.encode(both, quality: 90)).write(to: figures.appendingPathComponent(name))) != nil {
+                    out[run + "/" + e.image] = name
+                }
+            }
+        }
+        return out
     }
 
     /// The same tables as CSV files in `dir`.
