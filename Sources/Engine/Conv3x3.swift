@@ -22,9 +22,12 @@ public final class ConvWorkspace {
     /// Upper bound on floats per column tile (512 KiB, about L2).
     public var tileFloats: Int
     public let workers: Int
+    /// Use Winograd F(2x2,3x3) where it pays (Winograd.swift); im2col otherwise.
+    public var winograd = true
     private(set) var cols: [UnsafeMutablePointer<Float>]
     private(set) var dws: [UnsafeMutablePointer<Float>]    // per-worker weight-gradient partials
     private(set) var flipped: UnsafeMutablePointer<Float>  // [9*OC, C] weights for the input gradient
+    private(set) var flipped2: UnsafeMutablePointer<Float> // [16, C, OC] Winograd-transformed weights
     private var colCapacity = 0, dwCapacity = 0
 
     public init(tileFloats: Int = 1 << 17, workers: Int = 1) {
@@ -33,9 +36,10 @@ public final class ConvWorkspace {
         cols = (0..<self.workers).map { _ in .allocate(capacity: 1) }
         dws = (0..<self.workers).map { _ in .allocate(capacity: 1) }
         flipped = .allocate(capacity: 1)
+        flipped2 = .allocate(capacity: 1)
     }
 
-    deinit { cols.forEach { $0.deallocate() }; dws.forEach { $0.deallocate() }; flipped.deallocate() }
+    deinit { cols.forEach { $0.deallocate() }; dws.forEach { $0.deallocate() }; flipped.deallocate(); flipped2.deallocate() }
 
     /// Rows of output (one image row of W pixels each) per tile: cache-sized,
     /// and small enough that every worker gets a tile.
@@ -55,6 +59,7 @@ public final class ConvWorkspace {
         guard floats > dwCapacity else { return }
         for i in 0..<workers { dws[i].deallocate(); dws[i] = .allocate(capacity: floats) }
         flipped.deallocate(); flipped = .allocate(capacity: floats)
+        flipped2.deallocate(); flipped2 = .allocate(capacity: floats)
         dwCapacity = floats
     }
 
@@ -117,6 +122,10 @@ public func conv3x3Forward(
     accumulate: Bool = false,             // out += conv (the input-gradient pass)
     workspace ws: ConvWorkspace
 ) {
+    if ws.winograd && ConvWorkspace.useWinograd(N: N, H: H, W: W, C: C, OC: OC) {
+        conv3x3WinogradForward(out, inp, weight, bias, N: N, H: H, W: W, C: C, OC: OC, accumulate: accumulate, workspace: ws)
+        return
+    }
     let K = 9 * C
     let rows = N * H
     let R = ws.rowsPerTile(rows: rows, W: W, K: K)
@@ -178,7 +187,10 @@ public func conv3x3Backward(
     let R = ws.rowsPerTile(rows: rows, W: W, K: K)
     let tiles = (rows + R - 1) / R
     ws.reserveColumns(R * W * K)
-    ws.reserveWeights(K * OC)
+    // Room for the Winograd-transformed kernel too: the input-gradient
+    // convolution below may take that path, and growing the buffers then
+    // would free `flipped` while it is being read.
+    ws.reserveWeights(16 * C * OC)
     if let dweight {
         ws.parallel { worker in
             let col = ws.cols[worker], dw = ws.dws[worker]

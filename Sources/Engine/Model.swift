@@ -79,6 +79,12 @@ public final class Model {
     /// Convolution workers (threads); OpenBLAS itself runs single-threaded.
     public let threads: Int
     let workspace: ConvWorkspace
+    /// Winograd F(2x2,3x3) for the convolutions where it applies (on by default;
+    /// off gives the plain im2col path, for comparisons).
+    public var winograd: Bool {
+        get { workspace.winograd }
+        set { workspace.winograd = newValue }
+    }
 
     public private(set) var capacity = 0
     var pooled: [Tensor] = []    // per block but the last: [N, H/2, W/2, C]

@@ -9,6 +9,7 @@ public struct BenchmarkResult: Sendable {
     public var threads = 0
     public var batch = 0
     public var buildConfiguration = ""
+    public var convolution = ""
     public var blas = ""
     public var parameters = 0
     public var forwardGFLOPPerImage = 0.0
@@ -31,9 +32,10 @@ public struct BenchmarkResult: Sendable {
 
 public enum Benchmark {
     public static func run(config: ModelConfig = ModelConfig(), imageSize: Int = 64, batch: Int = 64,
-                           steps: Int = 8, threads: Int,
+                           steps: Int = 8, threads: Int, winograd: Bool = true,
                            progress: (String) -> Void = { _ in }) -> (result: BenchmarkResult, model: Model) {
         let model = Model(config: config, imageSize: imageSize, threads: threads)
+        model.winograd = winograd
         var rng = RNG(seed: 1)
         model.initialize(rng: &rng)
         let adam = Adam(parameters: model.parameters, config: AdamConfig())
@@ -44,6 +46,7 @@ public enum Benchmark {
 
         var r = BenchmarkResult()
         r.threads = threads; r.batch = batch; r.buildConfiguration = engineBuildConfiguration
+        r.convolution = winograd ? "Winograd F(2x2,3x3) where C >= 16, im2col elsewhere" : "im2col + GEMM only"
         r.blas = BLAS.config; r.parameters = model.parameterCount
         r.forwardGFLOPPerImage = config.forwardFLOPs(imageSize: imageSize) / 1e9
 
@@ -83,6 +86,7 @@ public enum Benchmark {
 
         progress("latency")
         let single = Model(config: config, imageSize: imageSize, threads: threads)
+        single.winograd = winograd
         for (a, b) in zip(single.parameters, model.parameters) { a.value.copy(from: b.value) }
         times = []
         for i in 0..<(4 * steps + 2) {

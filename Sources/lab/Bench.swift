@@ -21,6 +21,9 @@ extension Lab {
                 completion: .file())
         var checkpoint: String?
 
+        @Flag(help: "Convolutions by im2col + GEMM only (no Winograd), to see what Winograd buys.")
+        var im2col = false
+
         @Flag(help: "Also run python/bench_torch.py (same model, batch and threads) and print lab/PyTorch ratios.")
         var torch = false
 
@@ -30,7 +33,7 @@ extension Lab {
         }
 
         func run() throws {
-            let r = Benchmark.run(batch: batch, steps: steps, threads: compute.threads, progress: Progress.show)
+            let r = Benchmark.run(batch: batch, steps: steps, threads: compute.threads, winograd: !im2col, progress: Progress.show)
             Progress.done()
             print(BenchReport.text(r.result))
             if torch { print(""); print(TorchComparison.run(r.result, threads: compute.threads)) }
@@ -52,6 +55,7 @@ enum BenchReport {
         var lines = [
             "lab bench — baseline model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per 64x64 image)",
             "build: \(r.buildConfiguration); threads: \(r.threads); BLAS: \(r.blas)",
+            "convolutions: \(r.convolution)",
             "",
             "training   \(f(r.trainImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.stepSeconds * 1000)) ms/step, \(f(r.trainGFLOPPerSecond)) GFLOP/s)",
             "inference  \(f(r.inferenceImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.inferenceGFLOPPerSecond)) GFLOP/s)",

@@ -59,6 +59,31 @@ final class LayerGradientTests: XCTestCase {
         checkConv(N: 1, H: 1, W: 2, C: 3, OC: 2, bias: false, tileFloats: 1 << 20)  // W = 2, H = 1
     }
 
+    /// Winograd F(2x2,3x3) against the direct convolution, through the same
+    /// entry point the model uses (forward, accumulate, bias), over chunk splits.
+    func testWinogradMatchesDirectConvolution() {
+        for (N, H, W, C, OC, tile, workers) in [(8, 8, 8, 16, 16, 1 << 17, 1), (4, 16, 16, 24, 16, 1, 2), (6, 8, 12, 16, 16, 700, 2)] {
+            XCTAssertTrue(ConvWorkspace.useWinograd(N: N, H: H, W: W, C: C, OC: OC))
+            let ws = ConvWorkspace(tileFloats: tile, workers: workers)
+            let x = randomArray(N * H * W * C, seed: 81), w = randomArray(9 * C * OC, seed: 82, scale: 0.3)
+            let b = randomArray(OC, seed: 83), prior = randomArray(N * H * W * OC, seed: 84)
+            let ref = directConv(x, w, b, N: N, H: H, W: W, C: C, OC: OC)
+            var out = prior
+            conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, accumulate: true, workspace: ws)
+            XCTAssertLessThan(maxAbsDiff(out, zip(ref, prior).map { $0 + $1 }), 2e-4, "accumulate \(N)x\(H)x\(W)x\(C)->\(OC)")
+            conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+            XCTAssertLessThan(maxAbsDiff(out, ref), 2e-4, "\(N)x\(H)x\(W)x\(C)->\(OC)")
+            // The input gradient goes through the same path (rotated kernel).
+            var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
+            let r = randomArray(N * H * W * OC, seed: 85)
+            conv3x3Backward(&dx, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+            var dxRef = [Float](repeating: 0, count: x.count)
+            let im2col = ConvWorkspace(workers: 1); im2col.winograd = false
+            conv3x3Backward(&dxRef, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: im2col)
+            XCTAssertLessThan(maxAbsDiff(dx, dxRef), 2e-4)
+        }
+    }
+
     func checkBatchNorm(training: Bool, residual: Bool) {
         let M = 12, C = 3
         var x = randomArray(M * C, seed: 10, scale: 2).enumerated().map { $0.element + Float($0.offset % C) }
