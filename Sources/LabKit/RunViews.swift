@@ -90,7 +90,11 @@ public enum TestCommand {
         if all.contains(where: { $0.experiment == target }) {
             throw RegistryError("experiment \(target) has no completed run to evaluate")
         }
-        let r = try RunRow.one(reg, target)
+        let r: RunRow
+        do { r = try RunRow.one(reg, target) } catch let e as RegistryError where !e.description.contains("ambiguous") {
+            let known = Set(all.map(\.experiment)).sorted()
+            throw RegistryError("no experiment or run \(target) in \(reg.path)\(known.isEmpty ? "" : " (experiments: \(known.joined(separator: ", ")))")")
+        }
         guard r.status == "completed" else { throw RegistryError("run \(r.id) is \(r.status); only completed runs are evaluated on test") }
         return [r]
     }
