@@ -14,7 +14,8 @@ func forRowChunks(_ M: Int, workers: Int, _ body: (Int, Int, Int) -> Void) {
     let w = max(1, min(workers, M))
     if w == 1 { body(0, 0, M); return }
     let per = (M + w - 1) / w
-    DispatchQueue.concurrentPerform(iterations: w) { k in body(k, k * per, min(M, (k + 1) * per)) }
+    // Late chunks can be empty (e.g. M = 256 rows over 28 workers): clamp both ends.
+    DispatchQueue.concurrentPerform(iterations: w) { k in body(k, min(M, k * per), min(M, (k + 1) * per)) }
 }
 
 /// Sums of v and v*v per channel over rows [m0, m1), in float blocks of 256

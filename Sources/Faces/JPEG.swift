@@ -30,7 +30,7 @@ public enum JPEG {
             throw JPEGError(description: String(cString: err).lowercasedFirst)
         }
         defer { lab_jpeg_free(rgb) }
-        return RGBImage(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: rgb, count: Int(w * h * 3))))
+        return RGBImage(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: rgb, count: Int(w) * Int(h) * 3)))
     }
 
     public static func encode(_ image: RGBImage, quality: Int = 92) -> [UInt8] {

@@ -73,7 +73,12 @@ public enum SyntheticWriter {
         try fm.createDirectory(at: cache, withIntermediateDirectories: true)
         let tmp = cache.appendingPathComponent(".tmp-\(dir.lastPathComponent)-\(ProcessInfo.processInfo.processIdentifier)")
         try? fm.removeItem(at: tmp)
-        try write(to: tmp, train: train, test: test, seed: seed, threads: threads, progress: progress)
+        do {
+            try write(to: tmp, train: train, test: test, seed: seed, threads: threads, progress: progress)
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
         if rename(tmp.path, dir.path) != 0 {
             // Another process finished the same set first: use theirs.
             try? fm.removeItem(at: tmp)

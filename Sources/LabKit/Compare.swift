@@ -81,6 +81,8 @@ public enum Compare {
                           },
                           params: runs.first!.params, bestEpoch: Statistics.mean(runs.map { Double($0.bestEpoch) }),
                           trainSeconds: Statistics.mean(runs.map(\.trainSeconds)), changes: [], note: nil)
+            let specs = Set(runs.map(\.specJSON)).count
+            if specs > 1 { row.note = "runs of \(specs) different specs share this name" }
             guard let baseName, let base = all[baseName], baseName != name else { return row }
             row.baseline = baseName
             let a = (try? JSONSerialization.jsonObject(with: Data(base.first!.specJSON.utf8))) as? [String: Any] ?? [:]

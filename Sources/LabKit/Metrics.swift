@@ -31,7 +31,7 @@ public struct Metrics: Sendable {
             conf[truth[i]][best] += 1
             if best == truth[i] { correct += 1 }
             nll -= log(max(Double(row[row.startIndex + truth[i]]), 1e-12))
-            let c = Double(row[row.startIndex + best])
+            let c = Double(row[row.startIndex + best]).isFinite ? Double(row[row.startIndex + best]) : 0
             let b = min(bins - 1, Int(c * Double(bins)))
             binCount[b] += 1; binConf[b] += c; binAcc[b] += best == truth[i] ? 1 : 0
         }

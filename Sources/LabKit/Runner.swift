@@ -33,7 +33,8 @@ struct TrainerState: Codable {
     var trainSeconds: Double
     var stopped: Bool              // early stopping fired
 
-    static let start = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.infinity, badEpochs: 0, trainSeconds: 0, stopped: false)
+    /// -greatestFiniteMagnitude, not -infinity: the state is stored as JSON, which has no infinities.
+    static let start = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.greatestFiniteMagnitude, badEpochs: 0, trainSeconds: 0, stopped: false)
 }
 
 /// Mixes a run seed with an epoch/batch/salt into an independent stream seed.
@@ -78,8 +79,9 @@ public final class Runner {
             try RunRow.fetch(db, runID)
         }
         if row.status == "completed" { throw RegistryError("run \(runID) already completed") }
-        if row.status == "running", let pid = row.pid, row.host == Provenance.host, kill(Int32(pid), 0) == 0 {
-            throw RegistryError("run \(runID) is still running (pid \(pid)); stop it first (Ctrl-C marks it interrupted)")
+        // `running` here means a fresh heartbeat (stale ones read as interrupted): another process owns it.
+        if row.status == "running" {
+            throw RegistryError("run \(runID) is still running (pid \(row.pid.map(String.init) ?? "?") on \(row.host ?? "?")); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
         }
         let spec = try row.resolvedSpec()
         let threads = row.threads ?? options.threads
@@ -93,14 +95,14 @@ public final class Runner {
             // Died before its first epoch ended: start over under the same id.
             reporter.log("run \(runID) has no checkpoint yet; starting it from epoch 1")
             let (model, adam) = freshModel(spec, seed: row.seed, threads: threads)
-            try registry.updateRun(runID, ["status": "running", "pid": Int(ProcessInfo.processInfo.processIdentifier)])
+            try registry.updateRun(runID, ["status": "running", "error": nil, "finished_at": nil, "pid": Int(ProcessInfo.processInfo.processIdentifier)])
             return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam,
                              state: .start, options: opts)
         }
         let (model, _) = try Model.load(checkpoint: last.data, threads: opts.threads)
         let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
         try adam.load(state: opt)
-        try registry.updateRun(runID, ["status": "running", "error": nil, "pid": Int(ProcessInfo.processInfo.processIdentifier)])
+        try registry.updateRun(runID, ["status": "running", "error": nil, "finished_at": nil, "pid": Int(ProcessInfo.processInfo.processIdentifier)])
         reporter.log("resuming run \(runID) (\(spec.name), seed \(row.seed)) after epoch \(state.epoch)")
         return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam, state: state, options: opts)
     }
@@ -138,6 +140,10 @@ public final class Runner {
                     let n = batch.count
                     model.forward(batch.x, N: n, training: true, rng: &dropout)
                     let loss = weights.withOptionalPointer { model.loss(targets: batch.targets, classWeights: $0, N: n) }
+                    if !loss.isFinite {
+                        stream.release(batch); stream.cancel()
+                        throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(spec.lr))")
+                    }
                     weights.withOptionalPointer { model.backwardLoss(targets: batch.targets, classWeights: $0, N: n, training: true) }
                     adam.update()
                     for k in 0..<n {
@@ -159,7 +165,8 @@ public final class Runner {
                 let trainSeconds = Date().timeIntervalSince(t0)
                 let val = evaluate(model, data: data, indices: data.validation, batch: spec.batchSize, S: S)
                 let valMetrics = Metrics(probs: val, truth: data.validation.map { data.set.classes[$0] }, classes: L)
-                let score = Runner.score(spec.monitor, valMetrics)
+                let raw = Runner.score(spec.monitor, valMetrics)
+                let score = raw.isFinite ? raw : -.greatestFiniteMagnitude
                 let improved = score > state.bestScore + spec.minDelta
                 state.epoch = epoch
                 state.trainSeconds += Date().timeIntervalSince(t0)
@@ -197,7 +204,10 @@ public final class Runner {
                 var o = ExplainOptions()
                 o.images = spec.explainImages; o.layer = spec.explainLayer; o.split = spec.explainSplit
                 o.threads = options.threads; o.writeImages = false; o.data = options.data
-                reporter.log(try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter).text)
+                // Training and evaluation are recorded; a failed explanation must not undo that.
+                do { reporter.log(try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter).text) } catch {
+                    reporter.log("warning: explanations for run \(runID) failed: \(error); retry with lab explain \(runID)")
+                }
             }
             try registry.updateRun(runID, ["status": "completed", "finished_at": Registry.timestamp(), "train_seconds": state.trainSeconds])
             reporter.log("run \(runID) completed: best epoch \(state.bestEpoch) of \(state.epoch)")

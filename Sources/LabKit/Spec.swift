@@ -291,6 +291,12 @@ public enum SpecLoader {
         if let p = model.problems(imageSize: imageSize).first {
             throw SpecError("\(file): model.\(p)")
         }
+        if let layer = ex["layer"] as? String {
+            let layers = model.convsPerBlock.enumerated().flatMap { b, k in (1...k).map { "block\(b + 1).conv\($0)" } }
+            if !layers.contains(layer) {
+                throw SpecError("\(file): explain.layer: no convolution \(layer) in this model; layers: \(layers.joined(separator: ", "))")
+            }
+        }
         if d["labels"] as? String == "soft" && num(d["label_smoothing"]) > 0 {
             throw SpecError("\(file): dataset.label_smoothing: applies to hard labels only; set dataset.labels to \"hard\"")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Explain
+import Faces
 import Foundation
 import LabKit
 
@@ -49,6 +50,9 @@ extension Lab {
             guard ["gradcam", "gradcam++", "both"].contains(method) else { throw ValidationError("--method must be gradcam, gradcam++ or both") }
             guard ["val", "test"].contains(split) else { throw ValidationError("--split must be val or test") }
             guard images >= 1 else { throw ValidationError("--images must be at least 1") }
+            guard ["predicted", "true"].contains(targetClass) || Emotion(name: targetClass) != nil else {
+                throw ValidationError("--class must be predicted, true or one of \(Emotion.allCases.map(\.name).joined(separator: ", "))")
+            }
         }
 
         func run() throws {

@@ -117,6 +117,10 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.err, "Error: \(notDB) is not a SQLite database (lab's registry is a SQLite file such as runs.db); pass another --db\n")
         XCTAssertEqual(try String(contentsOfFile: notDB, encoding: .utf8), "my notes\n")
 
+        let cls = try lab("explain", "01ABC", "--class", "happy", "--db", db)
+        XCTAssertEqual(cls.status, 64)
+        XCTAssertTrue(cls.err.hasPrefix("Error: --class must be predicted, true or one of happiness, surprise, sadness, anger, disgust, fear\n"), cls.err)
+
         let threads = try lab("bench", "--threads", "0")
         XCTAssertEqual(threads.status, 64)
         XCTAssertTrue(threads.err.hasPrefix("Error: --threads must be at least 1\n"))

@@ -121,6 +121,23 @@ final class LayerGradientTests: XCTestCase {
         for training in [true, false] { for residual in [false, true] { checkBatchNorm(training: training, residual: residual) } }
     }
 
+    /// More workers than a chunk split can fill (M = 256 rows over 28
+    /// workers leaves the last chunks empty): same numbers as one worker.
+    func testBatchNormWithMoreWorkersThanChunks() {
+        let M = 256, C = 8
+        let x = randomArray(M * C, seed: 90)
+        func stats(_ workers: Int) -> [Float] {
+            var mean = [Float](repeating: 0, count: C), rstd = mean, rm = mean, rv = [Float](repeating: 1, count: C)
+            batchNormStatistics(mean: &mean, rstd: &rstd, runningMean: &rm, runningVar: &rv, x, M: M, C: C, training: true, workers: workers)
+            var out = [Float](repeating: 0, count: M * C)
+            batchNormReLUForward(&out, x, residual: nil, gamma: [Float](repeating: 1, count: C), beta: [Float](repeating: 0, count: C),
+                                 mean: mean, rstd: rstd, M: M, C: C, workers: workers)
+            return mean + rstd + out
+        }
+        let one = stats(1)
+        for w in [2, 23, 28, 300] { XCTAssertLessThan(maxAbsDiff(stats(w), one), 1e-5, "\(w) workers") }
+    }
+
     func testBatchNormRunningStatistics() {
         // Running mean/var move by momentum 0.1 toward the batch mean and the unbiased variance.
         let M = 4, C = 1

@@ -84,6 +84,17 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(try epochs(reg, interrupted), try epochs(reg, full), "resumed run ends as the uninterrupted one")
     }
 
+    func testDivergenceIsOneLineAndTheRunIsMarkedFailed() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        var spec = try SpecLoader.load(ws.spec(epochs: 2))
+        spec.lr = .infinity   // beyond the schema: the first update makes every weight infinite
+        XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).run(spec, seed: 1, options: RunOptions(threads: 1))) {
+            XCTAssertTrue("\($0)".hasPrefix("training diverged (loss "), "\($0)")
+        }
+        XCTAssertEqual(try RunRow.all(reg).first?.status, "failed")
+    }
+
     func testRAFDBMissingSaysWhereItLookedAndHowToUseSynthetic() throws {
         let ws = try Workspace(); defer { ws.remove() }
         let spec = try SpecLoader.load(ws.spec())
