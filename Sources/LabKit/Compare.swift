@@ -60,6 +60,15 @@ public enum Compare {
     /// One row per experiment (optionally only `only`), each against its
     /// `extends` parent or `baseline` when given.
     public static func rows(_ all: [String: [RunData]], only: [String] = [], baseline: String? = nil) throws -> [Row] {
+        // A name whose spec file was edited between runs: compare the runs of
+        // its latest spec only (run ids sort by time), and say what was left out.
+        var leftOut = [String: Int]()
+        var all = all
+        for (name, runs) in all {
+            let latest = runs.last!.specJSON
+            let current = runs.filter { $0.specJSON == latest }
+            if current.count < runs.count { leftOut[name] = runs.count - current.count; all[name] = current }
+        }
         let wanted = only.isEmpty ? all.keys.sorted() : only
         for w in wanted where all[w] == nil { throw RegistryError("no completed runs of experiment \(w) with predictions on this split") }
         if let baseline, all[baseline] == nil { throw RegistryError("baseline \(baseline) has no completed runs with predictions on this split") }
@@ -81,8 +90,7 @@ public enum Compare {
                           },
                           params: runs.first!.params, bestEpoch: Statistics.mean(runs.map { Double($0.bestEpoch) }),
                           trainSeconds: Statistics.mean(runs.map(\.trainSeconds)), changes: [], note: nil)
-            let specs = Set(runs.map(\.specJSON)).count
-            if specs > 1 { row.note = "runs of \(specs) different specs share this name" }
+            if let n = leftOut[name] { row.note = "\(n) run\(n == 1 ? "" : "s") of an earlier spec with this name left out" }
             guard let baseName, let base = all[baseName], baseName != name else { return row }
             row.baseline = baseName
             let a = (try? JSONSerialization.jsonObject(with: Data(base.first!.specJSON.utf8))) as? [String: Any] ?? [:]

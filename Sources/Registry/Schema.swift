@@ -4,7 +4,7 @@ import GRDB
 /// are part of the user interface (`sqlite3 runs.db`): keep them stable.
 enum Schema {
     /// Index i holds the SQL that takes the schema from version i to i + 1.
-    static let migrations: [String] = [v1, v2, v3]
+    static let migrations: [String] = [v1, v2, v3, v4]
     static var version: Int { migrations.count }
 
     static let v1 = """
@@ -193,5 +193,21 @@ enum Schema {
     /// Images per class in each split a run used, as JSON {"train": [6], "val": [6], "test": [6]} in class order.
     static let v3 = """
     ALTER TABLE runs ADD COLUMN class_counts TEXT;
+    """
+
+    /// The leaderboard groups by resolved spec, not by name: editing a spec
+    /// file and re-running must not average old and new runs together.
+    static let v4 = """
+    DROP VIEW leaderboard;
+    CREATE VIEW leaderboard AS
+    SELECT e.name AS experiment, substr(e.spec_hash, 1, 12) AS spec, COUNT(*) AS runs,
+           ROUND(AVG(r.best_val_accuracy), 4) AS mean_val_accuracy,
+           ROUND(AVG(r.best_val_macro_f1), 4) AS mean_val_macro_f1,
+           ROUND(AVG(r.test_accuracy), 4) AS mean_test_accuracy,
+           MAX(r.params) AS params, MAX(r.finished_at) AS last_finished
+    FROM runs r JOIN experiments e ON e.id = r.experiment_id
+    WHERE r.status = 'completed'
+    GROUP BY e.id
+    ORDER BY mean_val_macro_f1 DESC, experiment;
     """
 }

@@ -59,6 +59,20 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 120 }, text)
     }
 
+    func testAnEditedSpecIsComparedByItsLatestRunsOnly() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try makeRegistry(ws)
+        // Edit base.json (a different lr) and run it once more.
+        let path = ws.spec("base", extra: #", "lr": 0.001"#, epochs: 2)
+        try Runner(registry: reg, reporter: .silent).run(try SpecLoader.load(path), seed: 1, options: RunOptions(threads: 1))
+        let rows = try Compare.rows(try Compare.load(reg, split: "val"))
+        let base = rows.first { $0.experiment == "base" }!
+        XCTAssertEqual(base.runs, 1)
+        XCTAssertEqual(base.note, "2 runs of an earlier spec with this name left out")
+        let board = try reg.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM leaderboard WHERE experiment = 'base'") }
+        XCTAssertEqual(board, 2, "one leaderboard row per spec")
+    }
+
     func testDifferentDataIsFlaggedNotPaired() throws {
         let ws = try Workspace(); defer { ws.remove() }
         let reg = try makeRegistry(ws)
