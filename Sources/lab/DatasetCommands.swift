@@ -28,8 +28,7 @@ extension Lab.DatasetCommand {
         @Option(help: "Generator seed.")
         var seed = 1
 
-        @Option(help: "Also write a contact sheet of augmented training samples (JPEG).", completion: .file(extensions: ["jpg"]))
-        var contactSheet: String?
+        @OptionGroup var sheet: ContactSheetOption
 
         @OptionGroup var compute: ComputeOptions
 
@@ -47,7 +46,7 @@ extension Lab.DatasetCommand {
             try SyntheticWriter.write(to: url, train: train, test: test, seed: UInt64(seed), threads: compute.threads, progress: Progress.show)
             Progress.done()
             print("wrote \(train + test) synthetic faces to \(out) (RAF-DB basic layout)")
-            if let contactSheet { try writeSheet(root: url, to: contactSheet, threads: compute.threads) }
+            try sheet.write(root: url, threads: compute.threads)
         }
     }
 
@@ -60,8 +59,7 @@ extension Lab.DatasetCommand {
         @Option(help: "Image side after resizing.")
         var imageSize = 64
 
-        @Option(help: "Also write a contact sheet of augmented training samples (JPEG).", completion: .file(extensions: ["jpg"]))
-        var contactSheet: String?
+        @OptionGroup var sheet: ContactSheetOption
 
         @OptionGroup var compute: ComputeOptions
 
@@ -70,18 +68,25 @@ extension Lab.DatasetCommand {
                                                          threads: compute.threads, status: Progress.show)
             Progress.done()
             print(text)
-            if let contactSheet { try writeSheet(root: URL(fileURLWithPath: path), to: contactSheet, threads: compute.threads) }
+            try sheet.write(root: URL(fileURLWithPath: path), threads: compute.threads)
         }
     }
 }
 
-/// Eight training faces, each unaugmented then in seven augmented draws.
-func writeSheet(root: URL, to path: String, threads: Int) throws {
-    let (set, _) = try FaceLoader.load(try RAFDB.index(root: root), imageSize: 64, cacheDirectory: nil, collectProblems: true, threads: threads)
-    let picks = Array((0..<set.count).filter { set.splits[$0] == .train }.prefix(8))
-    let sheet = ContactSheet.augmented(set, indices: picks, perRow: 7, augmentation: Augmentation(), seed: 1)
-    do { try Data(JPEG.encode(sheet, quality: 92)).write(to: URL(fileURLWithPath: path)) } catch {
-        throw LabError("cannot write \(path): \(error.localizedDescription)")
+/// `--contact-sheet FILE`: eight training faces, each as loaded and then in
+/// seven augmented draws, so augmentation can be looked at.
+struct ContactSheetOption: ParsableArguments {
+    @Option(help: "Also write a contact sheet of augmented training samples (JPEG).", completion: .file(extensions: ["jpg"]))
+    var contactSheet: String?
+
+    func write(root: URL, threads: Int) throws {
+        guard let path = contactSheet else { return }
+        let (set, _) = try FaceLoader.load(try RAFDB.index(root: root), imageSize: 64, cacheDirectory: nil, collectProblems: true, threads: threads)
+        let picks = Array((0..<set.count).filter { set.splits[$0] == .train }.prefix(8))
+        let sheet = ContactSheet.augmented(set, indices: picks, perRow: 7, augmentation: Augmentation(), seed: 1)
+        do { try Data(JPEG.encode(sheet, quality: 92)).write(to: URL(fileURLWithPath: path)) } catch {
+            throw LabError("cannot write \(path): \(error.localizedDescription)")
+        }
+        print("contact sheet (first column as loaded, then augmented draws): \(path)")
     }
-    print("contact sheet (first column as loaded, then augmented draws): \(path)")
 }

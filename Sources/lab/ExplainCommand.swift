@@ -40,8 +40,7 @@ extension Lab {
         @Option(help: "Output folder for overlays and the contact sheet.", completion: .directory)
         var out: String?
 
-        @Option(help: "RAF-DB folder, if it moved since the run.", completion: .directory)
-        var data: String?
+        @OptionGroup var moved: MovedDataOption
 
         @OptionGroup var registry: RegistryOptions
         @OptionGroup var compute: ComputeOptions
@@ -59,7 +58,7 @@ extension Lab {
             var o = ExplainOptions()
             o.methods = method == "both" ? CAMMethod.allCases : [CAMMethod(rawValue: method)!]
             o.layer = layer; o.split = split; o.images = images; o.imagePaths = imagePaths
-            o.targetClass = targetClass; o.out = out; o.data = data; o.threads = compute.threads
+            o.targetClass = targetClass; o.out = out; o.data = moved.data; o.threads = compute.threads
             let report = try ExplainRunner.run(try registry.open(), run: runID, options: o, reporter: reporter)
             Progress.done()
             print(report.text)

@@ -21,6 +21,12 @@ struct RegistryOptions: ParsableArguments {
     func open() throws -> Registry { try Registry(path: path) }
 }
 
+/// `--data`: where a run's RAF-DB folder is now, if it moved since training.
+struct MovedDataOption: ParsableArguments {
+    @Option(help: "RAF-DB folder, if it moved since the run started.", completion: .directory)
+    var data: String?
+}
+
 /// Where run progress and notes go.
 let reporter = Reporter(status: { Progress.show($0) }, log: { Progress.log($0) })
 

@@ -70,8 +70,7 @@ extension Lab {
         @Argument(help: ArgumentHelp("Run id (any unique prefix).", valueName: "run"))
         var runID: String
 
-        @Option(help: "RAF-DB folder, if it moved since the run started.", completion: .directory)
-        var data: String?
+        @OptionGroup var moved: MovedDataOption
 
         @OptionGroup var registry: RegistryOptions
         @OptionGroup var compute: ComputeOptions
@@ -80,7 +79,7 @@ extension Lab {
             let reg = try registry.open()
             Interrupt.install()
             do {
-                let id = try Runner(registry: reg, reporter: reporter).resume(runID, options: RunOptions(data: data, threads: compute.threads))
+                let id = try Runner(registry: reg, reporter: reporter).resume(runID, options: RunOptions(data: moved.data, threads: compute.threads))
                 Progress.done()
                 print(try RunTable.render(RunRow.all(reg).filter { $0.id == id }))
             } catch let e as Interrupted {
@@ -98,8 +97,7 @@ extension Lab {
         @Argument(help: "Run id (prefix) or experiment name.")
         var target: String
 
-        @Option(help: "RAF-DB folder, if it moved since the run.", completion: .directory)
-        var data: String?
+        @OptionGroup var moved: MovedDataOption
 
         @OptionGroup var registry: RegistryOptions
         @OptionGroup var compute: ComputeOptions
@@ -108,7 +106,7 @@ extension Lab {
             let reg = try registry.open()
             let rows = try TestCommand.targets(reg, target)
             for row in rows {
-                try TestCommand.evaluate(reg, row, data: data, threads: compute.threads)
+                try TestCommand.evaluate(reg, row, data: moved.data, threads: compute.threads)
             }
             Progress.done()
             print(try RunTable.render(RunRow.all(reg).filter { r in rows.contains { $0.id == r.id } }))
