@@ -28,6 +28,15 @@ static void lab_emit_message(j_common_ptr cinfo, int level) {
     }
 }
 
+// Errors longjmp back to the caller's setjmp; warnings are kept, not printed.
+static struct jpeg_error_mgr *lab_error_init(struct lab_error_mgr *e) {
+    memset(e, 0, sizeof *e);
+    jpeg_std_error(&e->pub);
+    e->pub.error_exit = lab_error_exit;
+    e->pub.emit_message = lab_emit_message;
+    return &e->pub;
+}
+
 static void copy_message(char *err, size_t errlen, const char *msg) {
     if (err && errlen) { strncpy(err, msg, errlen - 1); err[errlen - 1] = 0; }
 }
@@ -38,12 +47,9 @@ int lab_jpeg_decode(const unsigned char *data, size_t size,
     struct jpeg_decompress_struct cinfo;
     struct lab_error_mgr jerr;
     unsigned char *volatile buffer = NULL;
-    memset(&jerr, 0, sizeof jerr);
     *rgb = NULL;
     if (size == 0) { copy_message(err, errlen, "empty file"); return -1; }
-    cinfo.err = jpeg_std_error(&jerr.pub);
-    jerr.pub.error_exit = lab_error_exit;
-    jerr.pub.emit_message = lab_emit_message;
+    cinfo.err = lab_error_init(&jerr);
     if (setjmp(jerr.jump)) {
         copy_message(err, errlen, jerr.message);
         jpeg_destroy_decompress(&cinfo);
@@ -85,12 +91,9 @@ int lab_jpeg_encode(const unsigned char *rgb, int width, int height, int quality
                     char *err, size_t errlen) {
     struct jpeg_compress_struct cinfo;
     struct lab_error_mgr jerr;
-    memset(&jerr, 0, sizeof jerr);
     *out = NULL;
     *outsize = 0;
-    cinfo.err = jpeg_std_error(&jerr.pub);
-    jerr.pub.error_exit = lab_error_exit;
-    jerr.pub.emit_message = lab_emit_message;
+    cinfo.err = lab_error_init(&jerr);
     if (setjmp(jerr.jump)) {
         copy_message(err, errlen, jerr.message);
         jpeg_destroy_compress(&cinfo);

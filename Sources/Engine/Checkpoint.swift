@@ -103,7 +103,8 @@ extension Adam {
 }
 
 extension JSONEncoder {
-    static var sorted: JSONEncoder {
+    /// Sorted keys: equal values give equal bytes (hashes, diffs, checkpoints).
+    public static var sorted: JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return e

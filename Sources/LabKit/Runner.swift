@@ -320,7 +320,3 @@ extension Optional where Wrapped == [Float] {
         }
     }
 }
-
-extension JSONEncoder {
-    static var sorted: JSONEncoder { let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; return e }
-}

@@ -4,10 +4,13 @@ import GRDB
 
 /// Writes the runner makes, each one short transaction.
 extension Registry {
+    /// Lower-case hex SHA-256: spec hashes and checkpoint digests.
+    static func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+
     /// The experiment row for a resolved spec (same name and hash: same row).
     @discardableResult
     public func experiment(name: String, parent: String?, specJSON: String, description: String?) throws -> String {
-        let hash = SHA256.hash(data: Data(specJSON.utf8)).map { String(format: "%02x", $0) }.joined()
+        let hash = Registry.sha256(Data(specJSON.utf8))
         let id = String(hash.prefix(16))
         try write { db in
             try db.execute(sql: """
@@ -95,7 +98,7 @@ extension Registry {
             self.kind = kind; self.epoch = epoch; self.isBest = isBest; self.data = data
             self.optimizer = optimizer; self.stateJSON = stateJSON
         }
-        public var sha256: String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+        public var sha256: String { Registry.sha256(Data(data)) }
     }
 
     func saveCheckpoint(_ db: Database, run: String, _ c: Checkpoint) throws {
