@@ -12,10 +12,8 @@ public enum Compare {
         public var correct: [String: Bool]        // image -> prediction right
         public var confusion: [[Int]]
         public var accuracy: Double { correct.isEmpty ? .nan : Double(correct.values.filter { $0 }.count) / Double(correct.count) }
-        public var recall: [Double?] {
-            confusion.enumerated().map { i, row in let s = row.reduce(0, +); return s > 0 ? Double(row[i]) / Double(s) : nil }
-        }
-        public var macroF1: Double { Metrics.fromConfusion(confusion).macroF1 }
+        public var recall: [Double?] { Metrics(confusion: confusion).recall }
+        public var macroF1: Double { Metrics(confusion: confusion).macroF1 }
     }
 
     public struct Row {
@@ -183,18 +181,5 @@ public enum Compare {
 enum CSV {
     static func escape(_ s: String) -> String {
         s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-    }
-}
-
-extension Metrics {
-    /// Macro-F1 etc. from a confusion matrix (rows true, columns predicted).
-    static func fromConfusion(_ c: [[Int]]) -> Metrics {
-        var probs = [Float](), truth = [Int]()
-        let k = c.count
-        for i in 0..<k { for j in 0..<k { for _ in 0..<c[i][j] {
-            var p = [Float](repeating: 0, count: k); p[j] = 1
-            probs += p; truth.append(i)
-        } } }
-        return Metrics(probs: probs, truth: truth, classes: k)
     }
 }

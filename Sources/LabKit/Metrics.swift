@@ -1,6 +1,7 @@
 import Foundation
 
-/// Classification metrics from probabilities and true classes.
+/// Classification metrics from a confusion matrix, or from probabilities
+/// and true classes (which adds NLL and calibration).
 public struct Metrics: Sendable {
     public let classes: Int
     public let count: Int
@@ -10,49 +11,64 @@ public struct Metrics: Sendable {
     public let recall: [Double?]           // nil where the class has no images
     public let f1: [Double?]
     public let macroF1: Double             // over classes with support; a class never predicted counts 0
-    public let nll: Double                 // mean -log p(true class)
-    public let ece: Double                 // expected calibration error, 15 equal-width confidence bins
-    public let predicted: [Int]
+    public let nll: Double                 // mean -log p(true class); NaN without probabilities
+    public let ece: Double                 // expected calibration error; NaN without probabilities
+    public let predicted: [Int]            // per image; empty without probabilities
+
+    /// confusion: rows true, columns predicted.
+    public init(confusion c: [[Int]], nll: Double = .nan, ece: Double = .nan, predicted: [Int] = []) {
+        let k = c.count
+        classes = k; confusion = c; self.nll = nll; self.ece = ece; self.predicted = predicted
+        count = c.reduce(0) { $0 + $1.reduce(0, +) }
+        accuracy = count > 0 ? Double((0..<k).reduce(0) { $0 + c[$1][$1] }) / Double(count) : 0
+        var p = [Double?](), r = [Double?](), f = [Double?]()
+        for j in 0..<k {
+            let tp = Double(c[j][j])
+            let predictedJ = Double((0..<k).reduce(0) { $0 + c[$1][j] })
+            let support = Double(c[j].reduce(0, +))
+            let pj = predictedJ > 0 ? tp / predictedJ : nil
+            let rj = support > 0 ? tp / support : nil
+            p.append(pj); r.append(rj)
+            if support > 0 { f.append((pj ?? 0) + (rj ?? 0) > 0 ? 2 * (pj ?? 0) * (rj ?? 0) / ((pj ?? 0) + (rj ?? 0)) : 0) } else { f.append(nil) }
+        }
+        precision = p; recall = r; f1 = f
+        let present = f.compactMap { $0 }
+        macroF1 = present.isEmpty ? 0 : present.reduce(0, +) / Double(present.count)
+    }
 
     /// probs: [n * classes], rows sum to 1; truth: [n].
     public init(probs: [Float], truth: [Int], classes: Int) {
         let n = truth.count
-        self.classes = classes; count = n
         var conf = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-        var pred = [Int](repeating: 0, count: n)
-        var nll = 0.0, correct = 0
-        let bins = 15
-        var binCount = [Int](repeating: 0, count: bins), binConf = [Double](repeating: 0, count: bins), binAcc = binConf
+        var pred = [Int](repeating: 0, count: n), confidence = [Double](repeating: 0, count: n)
+        var nll = 0.0
         for i in 0..<n {
             let row = probs[(i * classes)..<((i + 1) * classes)]
             var best = 0
             for k in 1..<classes where row[row.startIndex + k] > row[row.startIndex + best] { best = k }
             pred[i] = best
             conf[truth[i]][best] += 1
-            if best == truth[i] { correct += 1 }
             nll -= log(max(Double(row[row.startIndex + truth[i]]), 1e-12))
-            let c = Double(row[row.startIndex + best]).isFinite ? Double(row[row.startIndex + best]) : 0
-            let b = min(bins - 1, Int(c * Double(bins)))
-            binCount[b] += 1; binConf[b] += c; binAcc[b] += best == truth[i] ? 1 : 0
+            confidence[i] = Double(row[row.startIndex + best])
         }
-        confusion = conf; predicted = pred
-        accuracy = n > 0 ? Double(correct) / Double(n) : 0
-        self.nll = n > 0 ? nll / Double(n) : 0
+        self.init(confusion: conf, nll: n > 0 ? nll / Double(n) : 0,
+                  ece: Metrics.expectedCalibrationError(confidence: confidence, correct: (0..<n).map { pred[$0] == truth[$0] }),
+                  predicted: pred)
+    }
+
+    /// Expected calibration error over equal-width confidence bins: the
+    /// count-weighted mean |accuracy - confidence| per bin. A non-finite
+    /// confidence (a diverged model) counts as 0.
+    public static func expectedCalibrationError(confidence: [Double], correct: [Bool], bins: Int = 15) -> Double {
+        guard !confidence.isEmpty else { return 0 }
+        var n = [Int](repeating: 0, count: bins), conf = [Double](repeating: 0, count: bins), acc = conf
+        for (c0, ok) in zip(confidence, correct) {
+            let c = c0.isFinite ? c0 : 0
+            let b = min(bins - 1, max(0, Int(c * Double(bins))))
+            n[b] += 1; conf[b] += c; acc[b] += ok ? 1 : 0
+        }
         var e = 0.0
-        for b in 0..<bins where binCount[b] > 0 { e += abs(binAcc[b] - binConf[b]) / Double(n) }
-        ece = e
-        var p = [Double?](), r = [Double?](), f = [Double?]()
-        for k in 0..<classes {
-            let tp = Double(conf[k][k])
-            let predictedK = Double((0..<classes).reduce(0) { $0 + conf[$1][k] })
-            let support = Double(conf[k].reduce(0, +))
-            let pk = predictedK > 0 ? tp / predictedK : nil
-            let rk = support > 0 ? tp / support : nil
-            p.append(pk); r.append(rk)
-            if support > 0 { f.append((pk ?? 0) + (rk ?? 0) > 0 ? 2 * (pk ?? 0) * (rk ?? 0) / ((pk ?? 0) + (rk ?? 0)) : 0) } else { f.append(nil) }
-        }
-        precision = p; recall = r; f1 = f
-        let present = f.compactMap { $0 }
-        macroF1 = present.isEmpty ? 0 : present.reduce(0, +) / Double(present.count)
+        for b in 0..<bins where n[b] > 0 { e += abs(acc[b] - conf[b]) / Double(confidence.count) }
+        return e
     }
 }

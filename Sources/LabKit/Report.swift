@@ -34,21 +34,18 @@ public enum Report {
                 for id in ids { epochs[id] = try GRDB.Row.fetchAll(db, sql: "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", arguments: [id]) }
                 var conf = [[Int]](repeating: [Int](repeating: 0, count: classes.count), count: classes.count)
                 var errors = [(run: String, image: String, truth: String, predicted: String, confidence: Double)]()
-                var binCount = [Int](repeating: 0, count: 15), binConf = [Double](repeating: 0, count: 15), binAcc = binConf
-                var total = 0
+                var confidence = [Double](), correct = [Bool]()
                 for id in ids {
                     for c in try GRDB.Row.fetchAll(db, sql: "SELECT true_class, predicted_class, count FROM confusion WHERE run_id = ? AND split = 'val'", arguments: [id]) {
                         if let i = classes.firstIndex(of: c["true_class"]), let j = classes.firstIndex(of: c["predicted_class"]) { conf[i][j] += c["count"] as Int }
                     }
                     for p in try GRDB.Row.fetchAll(db, sql: "SELECT image, true_class, predicted_class, confidence FROM predictions WHERE run_id = ? AND split = 'val' ORDER BY image", arguments: [id]) {
                         let t: String = p["true_class"], q: String = p["predicted_class"], c: Double = p["confidence"]
-                        let b = min(14, Int(c * 15))
-                        binCount[b] += 1; binConf[b] += c; binAcc[b] += t == q ? 1 : 0; total += 1
+                        confidence.append(c); correct.append(t == q)
                         if t != q { errors.append((id, p["image"], t, q, c)) }
                     }
                 }
-                var ece = 0.0
-                for b in 0..<15 where binCount[b] > 0 { ece += abs(binAcc[b] - binConf[b]) / Double(max(total, 1)) }
+                let ece = Metrics.expectedCalibrationError(confidence: confidence, correct: correct)
                 errors.sort { $0.confidence != $1.confidence ? $0.confidence > $1.confidence : ($0.image, $0.run) < ($1.image, $1.run) }
                 let looks = try Int.fetchOne(db, sql: """
                     SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?

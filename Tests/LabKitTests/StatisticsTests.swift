@@ -35,3 +35,31 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(Statistics.std([3]), 0)
     }
 }
+
+final class MetricsTests: XCTestCase {
+    func testMetricsFromConfusionByHand() {
+        // rows true, columns predicted
+        let m = Metrics(confusion: [[3, 1], [0, 2]])
+        XCTAssertEqual(m.accuracy, 5.0 / 6.0, accuracy: 1e-12)
+        XCTAssertEqual(m.precision[0]!, 1); XCTAssertEqual(m.precision[1]!, 2.0 / 3.0, accuracy: 1e-12)
+        XCTAssertEqual(m.recall[0]!, 0.75); XCTAssertEqual(m.recall[1]!, 1)
+        XCTAssertEqual(m.f1[0]!, 2 * 0.75 / 1.75, accuracy: 1e-12); XCTAssertEqual(m.f1[1]!, 0.8, accuracy: 1e-12)
+        XCTAssertEqual(m.macroF1, (2 * 0.75 / 1.75 + 0.8) / 2, accuracy: 1e-12)
+        // A class with no images is left out of macro-F1; one never predicted scores 0.
+        let n = Metrics(confusion: [[2, 0, 0], [1, 0, 0], [0, 0, 0]])
+        XCTAssertNil(n.recall[2]); XCTAssertNil(n.precision[1]); XCTAssertEqual(n.f1[1], 0)
+        XCTAssertEqual(n.macroF1, (0.8 + 0) / 2, accuracy: 1e-12)
+    }
+
+    func testProbabilitiesGiveTheSameConfusionPlusNLLAndECE() {
+        let probs: [Float] = [0.9, 0.1, 0.9, 0.1, 0.2, 0.8]
+        let m = Metrics(probs: probs, truth: [0, 1, 1], classes: 2)
+        XCTAssertEqual(m.confusion, [[1, 0], [1, 1]])
+        XCTAssertEqual(m.predicted, [0, 0, 1])
+        XCTAssertEqual(m.nll, -(log(0.9) + log(Double(Float(0.1))) + log(Double(Float(0.8)))) / 3, accuracy: 1e-6)
+        // Confidences 0.9 (right), 0.9 (wrong), 0.8 (right): bin of 0.9 has accuracy 0.5 vs confidence 0.9,
+        // bin of 0.8 has 1.0 vs 0.8 -> (2 * 0.4 + 0.2) / 3.
+        XCTAssertEqual(m.ece, (2 * 0.4 + 0.2) / 3, accuracy: 1e-6)
+        XCTAssertEqual(Metrics.expectedCalibrationError(confidence: [.nan], correct: [false]), 0)
+    }
+}
