@@ -38,10 +38,11 @@ public struct Faithfulness {
         return a
     }
 
-    /// Scores for one image x [S, S, 3] (normalized as the model expects).
-    public func scores(image x: [Float], map: [Float], target: Int) -> Scores {
+    /// Scores for one image x [S, S, 3] (normalized as the model expects)
+    /// against its `baseline` (`blurred(x)`, computed once per image by the
+    /// caller: every map of that image is scored against the same one).
+    public func scores(image x: [Float], baseline base: [Float], map: [Float], target: Int) -> Scores {
         let S = model.imageSize, P = S * S, L = model.config.classes
-        let base = Faithfulness.blurred(x, S: S)
         let order = map.indices.sorted { map[$0] > map[$1] || (map[$0] == map[$1] && $0 < $1) }
         // Batch: deletion curve (steps+1), insertion curve (steps+1), top-k kept.
         let n = 2 * (steps + 1) + 1

@@ -102,11 +102,12 @@ public enum ExplainRunner {
         allMaps.append(("center_prior", indices.map { _ in Localization.centerPrior(S) }))
         allMaps.append(("random", indices.map { _ in Localization.randomMap(S, rng: &rng) }))
         let faith = Faithfulness(model: model)
+        let images = (0..<indices.count).map { Array(x[($0 * S * S * 3)..<(($0 + 1) * S * S * 3)]) }
+        let baselines = images.map { Faithfulness.blurred($0, S: S) }
         var rows = [Registry.ExplanationRow]()
         for (method, ms) in allMaps {
             for (k, i) in indices.enumerated() {
-                let img = Array(x[(k * S * S * 3)..<((k + 1) * S * S * 3)])
-                let f = faith.scores(image: img, map: ms[k], target: targets[k])
+                let f = faith.scores(image: images[k], baseline: baselines[k], map: ms[k], target: targets[k])
                 rows.append(.init(method: method, layer: explainer.layer, split: split, image: set.names[i],
                                   targetClass: names[targets[k]], predictedClass: names[predicted[k]],
                                   trueClass: trueClasses[k].map { names[$0] } ?? "unknown",
@@ -147,7 +148,7 @@ public enum ExplainRunner {
             for m in o.methods {
                 for k in 0..<nr {
                     let i = indices[k], map = untrained.maps[m]![k]
-                    let f = faithU.scores(image: Array(x[(k * S * S * 3)..<((k + 1) * S * S * 3)]), map: map, target: targets[k])
+                    let f = faithU.scores(image: images[k], baseline: baselines[k], map: map, target: targets[k])
                     rows.append(.init(method: "\(m.rawValue) untrained", layer: explainer.layer, split: split, image: set.names[i],
                                       targetClass: names[targets[k]], predictedClass: names[predicted[k]],
                                       trueClass: trueClasses[k].map { names[$0] } ?? "unknown",
