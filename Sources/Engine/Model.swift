@@ -257,15 +257,7 @@ public final class Model {
 
     /// Softmax probabilities of the last forward's logits, without a loss.
     public func softmax(N: Int) {
-        let l = config.classes
-        for n in 0..<N {
-            let z = logits.data + n * l, p = probs.data + n * l
-            var mx = z[0]
-            for k in 1..<l { mx = max(mx, z[k]) }
-            var s: Float = 0
-            for k in 0..<l { p[k] = expf(z[k] - mx); s += p[k] }
-            for k in 0..<l { p[k] /= s }
-        }
+        softmaxForward(probs: probs.data, logits.data, N: N, L: config.classes)
     }
 
     /// Backward of the loss computed by `loss`: fills every parameter gradient.

@@ -6,6 +6,27 @@ import Foundation
 // general d loss / d logit_nk = (p_nk * sum_j w_j t_nj - w_k t_nk) / N.
 // This is PyTorch's CrossEntropyLoss(weight=w) with probability targets.
 
+/// One row's softmax; returns log(sum exp(z - max z)) and max z, from which
+/// the cross-entropy takes its log-probabilities without log(0).
+@inline(__always)
+func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ z: UnsafePointer<Float>, L: Int) -> (max: Float, logSum: Float) {
+    var mx = z[0]
+    for k in 1..<L { mx = max(mx, z[k]) }
+    var s: Float = 0
+    for k in 0..<L { p[k] = expf(z[k] - mx); s += p[k] }
+    for k in 0..<L { p[k] /= s }
+    return (mx, logf(s))
+}
+
+/// Softmax of every row.
+public func softmaxForward(
+    probs: UnsafeMutablePointer<Float>,  // [N, L] written
+    _ logits: UnsafePointer<Float>,      // [N, L]
+    N: Int, L: Int
+) {
+    for n in 0..<N { _ = softmaxRow(probs + n * L, logits + n * L, L: L) }
+}
+
 /// Returns the mean loss; writes probabilities.
 @discardableResult
 public func softmaxCrossEntropyForward(
@@ -17,14 +38,9 @@ public func softmaxCrossEntropyForward(
 ) -> Float {
     var total: Double = 0
     for n in 0..<N {
-        let z = logits + n * L, p = probs + n * L, t = targets + n * L
-        var mx = z[0]
-        for k in 1..<L { mx = max(mx, z[k]) }
-        var s: Float = 0
-        for k in 0..<L { p[k] = expf(z[k] - mx); s += p[k] }
-        let logS = logf(s)
+        let z = logits + n * L, t = targets + n * L
+        let (mx, logS) = softmaxRow(probs + n * L, z, L: L)
         for k in 0..<L {
-            p[k] /= s
             let w = classWeights?[k] ?? 1
             if t[k] != 0 { total -= Double(w * t[k] * (z[k] - mx - logS)) }
         }

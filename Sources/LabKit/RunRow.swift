@@ -28,10 +28,8 @@ public struct RunRow: Sendable {
     public var host: String?
 
     static let select = """
-        SELECT r.*, e.name AS experiment, e.parent AS parent, e.spec_json AS spec_json,
-               CASE WHEN r.status = 'running' AND r.heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-120 seconds')
-                    THEN 'interrupted' ELSE r.status END AS shown_status
-        FROM runs r JOIN experiments e ON e.id = r.experiment_id
+        SELECT r.*, e.name AS experiment, e.parent AS parent, e.spec_json AS spec_json, s.status AS shown_status
+        FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN run_summary s ON s.run_id = r.id
         """
 
     init(_ row: Row) {
