@@ -32,6 +32,12 @@ public enum BLAS {
         guard let c = openblas_get_config() else { return "unknown" }
         return String(cString: c).trimmingCharacters(in: .whitespaces)
     }
+
+    /// The kernel family OpenBLAS selected at load time ("Haswell", "Prescott", ...).
+    public static var coreName: String {
+        guard let c = openblas_get_corename() else { return "unknown" }
+        return String(cString: c)
+    }
 }
 
 /// How this module was compiled: `lab bench` prints it, because a debug

@@ -11,6 +11,8 @@ public struct BenchmarkResult: Sendable {
     public var buildConfiguration = ""
     public var convolution = ""
     public var blas = ""
+    public var kernels = ""
+    public var cpu = ""
     public var parameters = 0
     public var forwardGFLOPPerImage = 0.0
     public var trainImagesPerSecond = 0.0
@@ -47,7 +49,7 @@ public enum Benchmark {
         var r = BenchmarkResult()
         r.threads = threads; r.batch = batch; r.buildConfiguration = engineBuildConfiguration
         r.convolution = winograd ? "Winograd F(2x2,3x3) where C >= 16, im2col elsewhere" : "im2col + GEMM only"
-        r.blas = BLAS.config; r.parameters = model.parameterCount
+        r.blas = BLAS.config; r.kernels = BLASKernels.summary(); r.cpu = BLASKernels.cpuModel; r.parameters = model.parameterCount
         r.forwardGFLOPPerImage = config.forwardFLOPs(imageSize: imageSize) / 1e9
 
         func step() {

@@ -55,6 +55,7 @@ enum BenchReport {
         var lines = [
             "lab bench — baseline model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per 64x64 image)",
             "build: \(r.buildConfiguration); threads: \(r.threads); BLAS: \(r.blas)",
+            "CPU: \(r.cpu); \(r.kernels)",
             "convolutions: \(r.convolution)",
             "",
             "training   \(f(r.trainImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.stepSeconds * 1000)) ms/step, \(f(r.trainGFLOPPerSecond)) GFLOP/s)",

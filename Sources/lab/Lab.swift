@@ -11,6 +11,22 @@ struct Lab: ParsableCommand {
         abstract: "Facial expression recognition experiments on RAF-DB, tracked in a SQLite registry.",
         subcommands: [Run.self, Resume.self, Test.self, Runs.self, Show.self, CompareCommand.self, ReportCommand.self, ExportCommand.self, ExplainCommand.self, DatasetCommand.self, Bench.self]
     )
+
+    static func main() {
+        chooseBLASKernels()
+        main(nil)
+    }
+
+    /// OpenBLAS reads OPENBLAS_CORETYPE once, when it loads; to change its
+    /// choice the process starts itself again with the variable set.
+    static func chooseBLASKernels() {
+        guard let core = BLASKernels.betterCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv(BLASKernels.chosenByLabVariable, "1", 1)
+        let args = CommandLine.arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", args)
+        // execv returned: keep running on the kernels OpenBLAS chose.
+    }
 }
 
 /// The registry every command reads or writes.
