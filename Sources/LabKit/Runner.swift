@@ -145,6 +145,7 @@ public final class Runner {
                         throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(spec.lr))")
                     }
                     weights.withOptionalPointer { model.backwardLoss(targets: batch.targets, classWeights: $0, N: n, training: true) }
+                    adam.config.lr = spec.schedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
                     adam.update()
                     for k in 0..<n {
                         let p = model.probs.data + k * L
@@ -183,7 +184,7 @@ public final class Runner {
                     run: runID,
                     .init(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
                           valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1,
-                          lr: Double(spec.lr), seconds: Date().timeIntervalSince(t0), imagesPerSecond: Double(seen) / trainSeconds),
+                          lr: Double(adam.config.lr), seconds: Date().timeIntervalSince(t0), imagesPerSecond: Double(seen) / trainSeconds),
                     runFields: fields,
                     last: .init(kind: "last", epoch: epoch, isBest: improved, data: ckpt, optimizer: adam.state(), stateJSON: stateJSON),
                     best: improved ? .init(kind: "best", epoch: epoch, isBest: true, data: ckpt) : nil)

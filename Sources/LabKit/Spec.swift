@@ -35,6 +35,7 @@ public struct ExperimentSpec: Equatable, Sendable {
     public var batchSize: Int
     public var maxEpochs: Int
     public var classWeights: String     // "none" | "balanced"
+    public var schedule: LRSchedule
     public var monitor: String          // "val_loss" | "val_accuracy" | "val_macro_f1"
     public var patience: Int
     public var minDelta: Double
@@ -108,6 +109,8 @@ public enum SpecLoader {
             "batch_size": .int(1...4096),
             "max_epochs": .int(1...10000),
             "class_weights": .string(["none", "balanced"]),
+            "schedule": .string(["constant", "cosine"]),
+            "warmup_epochs": .int(0...10000),
             "early_stopping": .object([
                 "monitor": .string(["val_loss", "val_accuracy", "val_macro_f1"]),
                 "patience": .int(1...10000),
@@ -137,12 +140,28 @@ public enum SpecLoader {
         "model": ["widths": [32, 64, 128], "convs_per_block": [2, 2, 3], "skip": true, "batch_norm": true,
                   "hidden": 64, "dropout": 0.5] as [String: Any],
         "train": ["optimizer": "adam", "lr": 3e-4, "weight_decay": 0.0, "batch_size": 64, "max_epochs": 60,
-                  "class_weights": "none",
+                  "class_weights": "none", "schedule": "constant", "warmup_epochs": 0,
                   "early_stopping": ["monitor": "val_loss", "patience": 10, "min_delta": 0.0] as [String: Any],
                   "seed": 1] as [String: Any],
         "evaluate": ["test": false],
         "explain": ["enabled": false, "images": 32, "layer": NSNull(), "split": "val"] as [String: Any],
     ]
+
+    /// Keys added after runs were first recorded, with their defaults. At its
+    /// default such a key is left out of the resolved spec, so a spec that does
+    /// not use the newer feature keeps its hash and its runs stay one experiment.
+    static let addedLater: [(section: String, key: String, value: Any)] = [
+        ("train", "schedule", "constant"), ("train", "warmup_epochs", 0),
+    ]
+
+    static func droppingLaterDefaults(_ full: [String: Any]) -> [String: Any] {
+        var out = full
+        for (section, key, value) in addedLater {
+            guard var sub = out[section] as? [String: Any], let v = sub[key] else { continue }
+            if (v as? NSObject)?.isEqual(value) == true { sub[key] = nil; out[section] = sub }
+        }
+        return out
+    }
 
     public static func load(_ path: String) throws -> ExperimentSpec {
         let url = URL(fileURLWithPath: path)
@@ -297,10 +316,13 @@ public enum SpecLoader {
                 throw SpecError("\(file): explain.layer: no convolution \(layer) in this model; layers: \(layers.joined(separator: ", "))")
             }
         }
+        if int(train["warmup_epochs"]) >= int(train["max_epochs"]) {
+            throw SpecError("\(file): train.warmup_epochs: must be less than train.max_epochs (\(int(train["max_epochs"])))")
+        }
         if d["labels"] as? String == "soft" && num(d["label_smoothing"]) > 0 {
             throw SpecError("\(file): dataset.label_smoothing: applies to hard labels only; set dataset.labels to \"hard\"")
         }
-        let json = try JSONSerialization.data(withJSONObject: full, options: [.sortedKeys])
+        let json = try JSONSerialization.data(withJSONObject: droppingLaterDefaults(full), options: [.sortedKeys])
         return ExperimentSpec(
             name: full["name"] as! String, description: full["description"] as? String, parent: full["parent"] as? String,
             file: file,
@@ -313,6 +335,8 @@ public enum SpecLoader {
             model: model,
             lr: Float(num(train["lr"])), weightDecay: Float(num(train["weight_decay"])), batchSize: int(train["batch_size"]),
             maxEpochs: int(train["max_epochs"]), classWeights: train["class_weights"] as! String,
+            schedule: LRSchedule(kind: LRSchedule.Kind(rawValue: train["schedule"] as! String)!, peak: Float(num(train["lr"])),
+                                 warmupEpochs: int(train["warmup_epochs"]), epochs: int(train["max_epochs"])),
             monitor: es["monitor"] as! String, patience: int(es["patience"]), minDelta: num(es["min_delta"]),
             seeds: ints(train["seeds"]), evaluateTest: bool(ev["test"]),
             explainEnabled: bool(ex["enabled"]), explainImages: int(ex["images"]), explainLayer: ex["layer"] as? String,
