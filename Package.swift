@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(
             name: "FacesTests",
             dependencies: ["Faces"],
+            resources: [.copy("Fixtures")],
             swiftSettings: numeric
         ),
         .testTarget(

@@ -41,6 +41,19 @@ static void copy_message(char *err, size_t errlen, const char *msg) {
     if (err && errlen) { strncpy(err, msg, errlen - 1); err[errlen - 1] = 0; }
 }
 
+// In place, 4 bytes per pixel in, 3 out. Adobe's files (the ones with its
+// APP14 marker: Photoshop, and most CMYK JPEGs scraped from the web) store ink
+// inverted, 255 = none; without the marker 255 = full ink.
+static void cmyk_to_rgb(unsigned char *p, size_t pixels, int adobe) {
+    for (size_t i = 0; i < pixels; i++) {
+        int c = p[4 * i], m = p[4 * i + 1], y = p[4 * i + 2], k = p[4 * i + 3];
+        if (!adobe) { c = 255 - c; m = 255 - m; y = 255 - y; k = 255 - k; }
+        p[3 * i] = (unsigned char)((c * k + 127) / 255);
+        p[3 * i + 1] = (unsigned char)((m * k + 127) / 255);
+        p[3 * i + 2] = (unsigned char)((y * k + 127) / 255);
+    }
+}
+
 int lab_jpeg_decode(const unsigned char *data, size_t size,
                     unsigned char **rgb, int *width, int *height,
                     char *err, size_t errlen) {
@@ -59,20 +72,23 @@ int lab_jpeg_decode(const unsigned char *data, size_t size,
     jpeg_CreateDecompress(&cinfo, JPEG_LIB_VERSION, sizeof(struct jpeg_decompress_struct));
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
-    cinfo.out_color_space = JCS_RGB;
+    // libjpeg converts YCCK to CMYK but neither to RGB: that last step is ours.
+    int four = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = four ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height;
-    if (cinfo.output_components != 3) {
+    if (cinfo.output_components != (four ? 4 : 3)) {
         copy_message(err, errlen, "unsupported colour components");
         jpeg_destroy_decompress(&cinfo);
         return -1;
     }
-    buffer = malloc((size_t)w * h * 3);
+    buffer = malloc((size_t)w * h * 4);
     if (!buffer) { copy_message(err, errlen, "out of memory"); jpeg_destroy_decompress(&cinfo); return -1; }
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = buffer + (size_t)cinfo.output_scanline * w * 3;
+        JSAMPROW row = buffer + (size_t)cinfo.output_scanline * w * (four ? 4 : 3);
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
+    if (four) cmyk_to_rgb(buffer, (size_t)w * h, cinfo.saw_Adobe_marker);
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     if (jerr.warned) {

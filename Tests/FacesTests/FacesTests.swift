@@ -258,3 +258,63 @@ final class AugmentTests: XCTestCase {
         XCTAssertNotEqual(a.1, c.1)
     }
 }
+
+/// Faces from the wild: grayscale, progressive, CMYK and YCCK JPEGs (Adobe's
+/// inverted ink) decode to the RGB face they were made from.
+final class JPEGColourTests: XCTestCase {
+    func fixture(_ name: String) throws -> [UInt8] {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: "jpg"))
+        return Array(try Data(contentsOf: url))
+    }
+
+    /// Mean and largest absolute difference per channel value.
+    func difference(_ a: [UInt8], _ b: [UInt8]) -> (mean: Double, max: Int) {
+        var sum = 0, mx = 0
+        for i in a.indices { let d = abs(Int(a[i]) - Int(b[i])); sum += d; mx = max(mx, d) }
+        return (Double(sum) / Double(a.count), mx)
+    }
+
+    func testEveryEncodingDecodesToTheSameFace() throws {
+        let rgb = try JPEG.decode(fixture("face_rgb"))
+        XCTAssertEqual(rgb.width, 100); XCTAssertEqual(rgb.height, 100)
+        for name in ["face_progressive", "face_cmyk", "face_ycck"] {
+            let img = try JPEG.decode(fixture(name))
+            XCTAssertEqual(img.pixels.count, rgb.pixels.count, name)
+            let d = difference(img.pixels, rgb.pixels)
+            XCTAssertLessThan(d.mean, 3, name)   // JPEG tolerance: quality 95 re-encoding
+            XCTAssertLessThan(d.max, 48, name)
+        }
+        // Inverting the ink (the classic CMYK bug) would land near 255 - value: far off.
+        let cmyk = try JPEG.decode(fixture("face_cmyk"))
+        XCTAssertGreaterThan(difference(cmyk.pixels, rgb.pixels.map { 255 - $0 }).mean, 60)
+        // Grayscale: the three channels equal, and close to the face's luma.
+        let gray = try JPEG.decode(fixture("face_gray"))
+        var lumaErr = 0.0
+        for p in 0..<(100 * 100) {
+            let g = gray.pixels[3 * p]
+            XCTAssertEqual(g, gray.pixels[3 * p + 1]); XCTAssertEqual(g, gray.pixels[3 * p + 2])
+            let y = 0.299 * Double(rgb.pixels[3 * p]) + 0.587 * Double(rgb.pixels[3 * p + 1]) + 0.114 * Double(rgb.pixels[3 * p + 2])
+            lumaErr += abs(Double(g) - y)
+        }
+        // ImageMagick's Gray weighs the channels its own way (Rec. 709): a few levels from Rec. 601's luma.
+        XCTAssertLessThan(lumaErr / 10_000, 8)
+    }
+
+    func testCMYKAndYCCKLoadInRAFDBLayout() throws {
+        let fx = try DatasetFixture(); defer { fx.remove() }
+        try fx.writeOfficial(trainPerCode: [1: 2, 4: 2], testPerCode: 1)
+        // Replace three train faces with the same face in three encodings.
+        let files = ["face_rgb", "face_cmyk", "face_ycck"]
+        for (i, name) in files.enumerated() {
+            try fx.write(String(format: "Image/aligned/train_%05d_aligned.jpg", i + 1), fixture(name))
+        }
+        let (set, report) = try FaceLoader.load(try RAFDB.index(root: fx.root), imageSize: 64, cacheDirectory: nil)
+        XCTAssertTrue(report.problems.isEmpty, "\(report.problems)")
+        let n = 64 * 64 * 3
+        let faces = (0..<3).map { i -> [UInt8] in
+            let k = try! XCTUnwrap(set.names.firstIndex(of: String(format: "train_%05d.jpg", i + 1)))
+            return Array(set.pixels[(k * n)..<((k + 1) * n)])
+        }
+        for i in 1...2 { XCTAssertLessThan(difference(faces[i], faces[0]).mean, 3, files[i]) }
+    }
+}
