@@ -128,6 +128,17 @@ public enum Compare {
 
     static func f(_ v: Double?, _ d: Int = 2) -> String { v.map { $0.isNaN ? "-" : String(format: "%.\(d)f", $0) } ?? "-" }
     static func pct(_ v: Double?) -> String { v.map { $0.isNaN ? "-" : String(format: "%.1f", $0 * 100) } ?? "-" }
+    /// Mean accuracy, with its spread only where there is one: one run has no standard deviation.
+    static func accuracy(_ r: Row, separator: String = " ± ") -> String {
+        r.runs > 1 ? "\(pct(r.accMean))\(separator)\(pct(r.accStd))" : pct(r.accMean)
+    }
+
+    /// An epoch is an integer; a mean over seeds keeps one decimal only when it needs it.
+    static func epoch(_ v: Double?) -> String {
+        guard let v, !v.isNaN else { return "-" }
+        return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+    }
+
     static func signedPct(_ v: Double?) -> String { v.map { String(format: "%+.1f", $0 * 100) } ?? "-" }
 
     static func pString(_ p: Double?) -> String {
@@ -144,9 +155,9 @@ public enum Compare {
         out.append(TextTable.render(
             ["experiment", "vs", "runs", "acc mean±std", "Δ acc [95% CI]", "McNemar p", "macro-F1", "params", "best ep", "train"],
             rows.map { r in
-                [r.experiment, r.baseline ?? "-", "\(r.runs)", "\(pct(r.accMean))±\(pct(r.accStd))",
+                [r.experiment, r.baseline ?? "-", "\(r.runs)", accuracy(r, separator: "±"),
                  r.delta.map { d in r.ciLow.map { "\(signedPct(d)) [\(signedPct($0)), \(signedPct(r.ciHigh))]" } ?? signedPct(d) } ?? "-",
-                 pString(r.pValue), f(r.macroF1, 3), "\(r.params)", f(r.bestEpoch, 1), Runner.duration(r.trainSeconds)]
+                 pString(r.pValue), f(r.macroF1, 3), "\(r.params)", epoch(r.bestEpoch), Runner.duration(r.trainSeconds)]
             }, rightAligned: [2, 3, 4, 5, 6, 7, 8, 9]))
         out.append("")
         out.append("per-class recall (%):")

@@ -104,8 +104,8 @@ public enum Report {
                    "|---|---|---:|---:|---:|---:|---:|" + String(repeating: "---:|", count: 6) + "---:|---:|---|"]
             for r in rows {
                 let delta = r.delta.map { d in r.ciLow.map { "\(Compare.signedPct(d)) [\(Compare.signedPct($0)), \(Compare.signedPct(r.ciHigh))]" } ?? Compare.signedPct(d) } ?? "-"
-                md.append("| \(r.experiment) | \(r.baseline ?? "-") | \(r.runs) | \(Compare.pct(r.accMean)) ± \(Compare.pct(r.accStd)) | \(delta) | \(Compare.pString(r.pValue)) | \(f(r.macroF1)) | "
-                          + r.recall.map { Compare.pct($0) }.joined(separator: " | ") + " | \(r.params) | \(f(r.bestEpoch, 1)) | \(r.changes.joined(separator: ", "))\(r.note.map { " **\($0)**" } ?? "") |")
+                md.append("| \(r.experiment) | \(r.baseline ?? "-") | \(r.runs) | \(Compare.accuracy(r)) | \(delta) | \(Compare.pString(r.pValue)) | \(f(r.macroF1)) | "
+                          + r.recall.map { Compare.pct($0) }.joined(separator: " | ") + " | \(r.params) | \(Compare.epoch(r.bestEpoch)) | \(r.changes.joined(separator: ", "))\(r.note.map { " **\($0)**" } ?? "") |")
             }
             md.append("")
         }
