@@ -126,6 +126,22 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(threads.err.hasPrefix("Error: --threads must be at least 1\n"))
     }
 
+    func testSetOverridesASpecKeyAndNamesItselfInErrors() throws {
+        let s = spec("tiny", epochs: 3)
+        let malformed = try lab("run", s, "--set", "foo", "--db", db)
+        XCTAssertEqual(malformed.status, 64)
+        XCTAssertTrue(malformed.err.hasPrefix("Error: --set takes KEY=VALUE with a dotted spec key, e.g. --set train.max_epochs=5, not 'foo'\n"), malformed.err)
+        let typo = try lab("run", s, "--set", "model.skp=false", "--db", db)
+        XCTAssertEqual(typo.status, 1)
+        XCTAssertEqual(typo.err, "Error: --set model.skp: unknown key (did you mean model.skip?); valid here: batch_norm, convs_per_block, dropout, hidden, skip, widths\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: db), "nothing starts before every spec checks out")
+
+        let r = try lab("run", s, "--set", "train.max_epochs=1", "--set", "model.skip=false", "--db", db, "--threads", "1")
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(try sql("SELECT COUNT(*) FROM epochs"), "1")
+        XCTAssertEqual(try sql("SELECT json_extract(spec_json, '$.train.max_epochs') || ' ' || json_extract(spec_json, '$.model.skip') FROM experiments"), "1 0")
+    }
+
     func testFourConcurrentRunsAllLand() throws {
         // Generate the data once so the four processes race on the registry, not the cache.
         XCTAssertEqual(try lab("run", spec("warm", epochs: 1), "--db", db, "--threads", "1").status, 0)
