@@ -79,7 +79,7 @@ public final class Runner {
             try RunRow.fetch(db, runID)
         }
         if row.status == "completed" { throw RegistryError("run \(runID) already completed") }
-        // `running` here means a fresh heartbeat (stale ones read as interrupted): another process owns it.
+        // `running` here means a fresh heartbeat and, on this host, a live pid (RunRow reads the rest as interrupted).
         if row.status == "running" {
             throw RegistryError("run \(runID) is still running (pid \(row.pid.map(String.init) ?? "?") on \(row.host ?? "?")); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
         }
