@@ -52,7 +52,13 @@ extension SpecLoader {
     public static func load(_ path: String, overrides: [SpecOverride]) throws -> ExperimentSpec {
         var chain = [String]()
         let merged = try applying(overrides, to: loadMerged(URL(fileURLWithPath: path), chain: &chain))
-        return try resolve(merged, file: path)
+        do {
+            return try resolve(merged, file: path)
+        } catch let e as SpecError where !overrides.isEmpty && e.description.hasPrefix(path + ": ") {
+            // Checks across keys (widths against convs_per_block) judge the file and the overrides together: name both.
+            let culprit = ([path] + overrides.map { "--set \($0.text)" }).joined(separator: " ")
+            throw SpecError(culprit + e.description.dropFirst(path.count))
+        }
     }
 
     /// {"a": {"b": value}} for the path ["a", "b"].

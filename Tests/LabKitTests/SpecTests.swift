@@ -133,6 +133,8 @@ final class SpecTests: XCTestCase {
         XCTAssertEqual(error(path, set("model.skip.on=true")), "--set model.skip: expected true or false, got an object")
         XCTAssertEqual(error(path, set("extends=other.json")), "--set extends: cannot be set; --set applies after extends is merged")
         XCTAssertEqual(error(path, set("model.skip=true", "train.seed=-1")), "--set train.seed: expected an integer in 0...2147483647, got -1")
+        XCTAssertEqual(error(path, set("model.widths=[4,6,8,10]", "train.lr=0.01")),
+                       "\(path) --set model.widths=[4,6,8,10] --set train.lr=0.01: model.convs_per_block: has 3 entries but widths has 4")
     }
 
     func testSetArgumentParsing() {
