@@ -23,6 +23,8 @@ public enum Compare {
         public var macroF1: Double, recall: [Double?], params: Int, bestEpoch: Double, trainSeconds: Double
         public var changes: [String]
         public var note: String?
+        /// McNemar p Holm-adjusted over the comparisons shown with this one.
+        public var holmP: Double? = nil
     }
 
     /// Runs with predictions on `split`, by experiment name.
@@ -75,7 +77,7 @@ public enum Compare {
             let pa = all[a]!.first!.parent == nil || a == baseline, pb = all[b]!.first!.parent == nil || b == baseline
             return pa != pb ? pa : a < b
         }
-        return ordered.map { name in
+        return withHolm(ordered.map { name in
             let runs = all[name]!
             let accs = runs.map(\.accuracy)
             let baseName = name == baseline ? nil : (baseline ?? runs.first!.parent)
@@ -123,7 +125,33 @@ public enum Compare {
             }
             row.pValue = Statistics.mcnemarExact(b: bCount, c: cCount)
             return row
-        }
+        })
+    }
+
+    /// One table is one family of tests: each ablation against its baseline,
+    /// so Holm adjusts over exactly the rows shown.
+    static func withHolm(_ rows: [Row]) -> [Row] {
+        let tested = rows.indices.filter { rows[$0].pValue != nil }
+        var out = rows
+        for (i, p) in zip(tested, Statistics.holm(tested.map { rows[$0].pValue! })) { out[i].holmP = p }
+        return out
+    }
+
+    public static let familyWiseAlpha = 0.05
+
+    /// The adjusted p with `marker` when the difference survives at 5% family-wise.
+    static func holmString(_ r: Row, marker: String, pad: Bool = false) -> String {
+        guard let p = r.holmP else { return "-" }
+        return pString(p) + (p < familyWiseAlpha ? marker : (pad ? " " : ""))
+    }
+
+    /// The line under a table that says which differences survive the correction.
+    static func holmFootnote(_ rows: [Row], marker: String) -> String? {
+        let tested = rows.filter { $0.holmP != nil }
+        guard !tested.isEmpty else { return nil }
+        let kept = tested.filter { $0.holmP! < familyWiseAlpha }.map { "\($0.experiment) vs \($0.baseline ?? "-")" }
+        return "\(marker) significant at 5% family-wise (Holm over the \(tested.count) McNemar test\(tested.count == 1 ? "" : "s") shown): "
+            + (kept.isEmpty ? "none" : kept.joined(separator: ", "))
     }
 
     static func f(_ v: Double?, _ d: Int = 2) -> String { v.map { $0.isNaN ? "-" : String(format: "%.\(d)f", $0) } ?? "-" }
@@ -153,12 +181,13 @@ public enum Compare {
         var out = ["split: \(split == "test" ? "test" : "validation (best epoch)")",
                    "accuracy in %; Δ vs baseline with a 95% bootstrap CI over images; McNemar exact p on paired predictions", ""]
         out.append(TextTable.render(
-            ["experiment", "vs", "runs", "acc mean±std", "Δ acc [95% CI]", "McNemar p", "macro-F1", "params", "best ep", "train"],
+            ["experiment", "vs", "runs", "acc mean±std", "Δ acc [95% CI]", "McNemar p", "Holm p", "macro-F1", "params", "best ep", "train"],
             rows.map { r in
                 [r.experiment, r.baseline ?? "-", "\(r.runs)", accuracy(r, separator: "±"),
                  r.delta.map { d in r.ciLow.map { "\(signedPct(d)) [\(signedPct($0)), \(signedPct(r.ciHigh))]" } ?? signedPct(d) } ?? "-",
-                 pString(r.pValue), f(r.macroF1, 3), "\(r.params)", epoch(r.bestEpoch), Runner.duration(r.trainSeconds)]
-            }, rightAligned: [2, 3, 4, 5, 6, 7, 8, 9]))
+                 pString(r.pValue), holmString(r, marker: "*", pad: true), f(r.macroF1, 3), "\(r.params)", epoch(r.bestEpoch), Runner.duration(r.trainSeconds)]
+            }, rightAligned: Set(2...10)))
+        if let note = holmFootnote(rows, marker: "*") { out.append(note) }
         out.append("")
         out.append("per-class recall (%):")
         out.append(TextTable.render(["experiment"] + Emotion.allCases.map(\.name),
@@ -174,13 +203,13 @@ public enum Compare {
     }
 
     public static let csvHeader = ["experiment", "baseline", "split", "runs", "accuracy_mean", "accuracy_std", "delta_accuracy", "ci_low", "ci_high",
-                                   "mcnemar_p", "macro_f1"] + Emotion.allCases.map { "recall_\($0.name)" } + ["params", "best_epoch", "train_seconds", "changes", "note"]
+                                   "mcnemar_p", "holm_p", "macro_f1"] + Emotion.allCases.map { "recall_\($0.name)" } + ["params", "best_epoch", "train_seconds", "changes", "note"]
 
     public static func csv(_ rows: [Row], split: String) -> String {
         var lines = [csvHeader.joined(separator: ",")]
         for r in rows {
             let cells: [String] = [r.experiment, r.baseline ?? "", split, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4), f(r.delta, 4), f(r.ciLow, 4),
-                                   f(r.ciHigh, 4), r.pValue.map { String(format: "%.6f", $0) } ?? ""]
+                                   f(r.ciHigh, 4), r.pValue.map { String(format: "%.6f", $0) } ?? "", r.holmP.map { String(format: "%.6f", $0) } ?? ""]
                 + [f(r.macroF1, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.bestEpoch, 1), f(r.trainSeconds, 1),
                                                                   r.changes.joined(separator: "; "), r.note ?? ""]
             lines.append(cells.map(CSV.escape).joined(separator: ","))

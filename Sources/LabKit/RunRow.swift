@@ -7,7 +7,7 @@ public struct RunRow: Sendable {
     public var id: String
     public var experiment: String
     public var parent: String?
-    public var status: String           // with stale 'running' shown as 'interrupted'
+    public var status: String           // with stale 'running', or a dead owner on this host, shown as 'interrupted'
     public var seed: Int
     public var epochsRun: Int
     public var bestEpoch: Int?
@@ -26,6 +26,7 @@ public struct RunRow: Sendable {
     public var error: String?
     public var pid: Int?
     public var host: String?
+    public var heartbeatAt: String
 
     static let select = """
         SELECT r.*, e.name AS experiment, e.parent AS parent, e.spec_json AS spec_json, s.status AS shown_status
@@ -40,6 +41,8 @@ public struct RunRow: Sendable {
         startedAt = row["started_at"]; finishedAt = row["finished_at"]; specJSON = row["spec_json"]
         specFile = nil; datasetSource = row["dataset_source"]; datasetRoot = row["dataset_root"]
         fingerprint = row["dataset_fingerprint"] ?? ""; threads = row["threads"]; error = row["error"]; pid = row["pid"]; host = row["host"]
+        heartbeatAt = row["heartbeat_at"]
+        if status == "running" && RunOwner.isGone(host: host, pid: pid, heartbeat: heartbeatAt) { status = "interrupted" }
     }
 
     static func fetch(_ db: Database, _ id: String) throws -> RunRow {

@@ -79,7 +79,7 @@ public final class Runner {
             try RunRow.fetch(db, runID)
         }
         if row.status == "completed" { throw RegistryError("run \(runID) already completed") }
-        // `running` here means a fresh heartbeat (stale ones read as interrupted): another process owns it.
+        // `running` here means a fresh heartbeat and, on this host, a live pid (RunRow reads the rest as interrupted).
         if row.status == "running" {
             throw RegistryError("run \(runID) is still running (pid \(row.pid.map(String.init) ?? "?") on \(row.host ?? "?")); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
         }
@@ -95,16 +95,25 @@ public final class Runner {
             // Died before its first epoch ended: start over under the same id.
             reporter.log("run \(runID) has no checkpoint yet; starting it from epoch 1")
             let (model, adam) = freshModel(spec, seed: row.seed, threads: threads)
-            try registry.updateRun(runID, ["status": "running", "error": nil, "finished_at": nil, "pid": Int(ProcessInfo.processInfo.processIdentifier)])
+            try claim(row)
             return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam,
                              state: .start, options: opts)
         }
         let (model, _) = try Model.load(checkpoint: last.data, threads: opts.threads)
         let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
         try adam.load(state: opt)
-        try registry.updateRun(runID, ["status": "running", "error": nil, "finished_at": nil, "pid": Int(ProcessInfo.processInfo.processIdentifier)])
+        try claim(row)
         reporter.log("resuming run \(runID) (\(spec.name), seed \(row.seed)) after epoch \(state.epoch)")
         return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam, state: state, options: opts)
+    }
+
+    /// Records this process (pid and host) as the run's owner, unless another
+    /// `lab resume` took it over since `row` was read.
+    func claim(_ row: RunRow) throws {
+        let pid = Int(ProcessInfo.processInfo.processIdentifier)
+        guard try registry.claimRun(row.id, seenHeartbeat: row.heartbeatAt, pid: pid, host: Provenance.host) else {
+            throw RegistryError("run \(row.id) was taken over by another process meanwhile (see lab show \(row.id))")
+        }
     }
 
     /// A newly initialized model and optimizer: a pure function of (spec, seed).

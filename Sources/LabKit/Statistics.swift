@@ -24,6 +24,20 @@ public enum Statistics {
         return min(1, 2 * cdf)
     }
 
+    /// Holm's step-down adjustment, in the input's order: the i-th smallest
+    /// of m p-values is multiplied by m - i (i from 0), capped at 1, and made
+    /// non-decreasing along the sorted order, so that rejecting every
+    /// adjusted p < alpha keeps the family-wise error rate at alpha.
+    public static func holm(_ p: [Double]) -> [Double] {
+        let order = p.indices.sorted { p[$0] != p[$1] ? p[$0] < p[$1] : $0 < $1 }
+        var out = p, running = 0.0
+        for (rank, i) in order.enumerated() {
+            running = max(running, min(1, Double(p.count - rank) * p[i]))
+            out[i] = running
+        }
+        return out
+    }
+
     static func logChoose(_ n: Int, _ k: Int) -> Double { lgamma(Double(n + 1)) - lgamma(Double(k + 1)) - lgamma(Double(n - k + 1)) }
 
     /// Percentile bootstrap 95% interval of mean(diffs), resampling items

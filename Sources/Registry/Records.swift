@@ -57,6 +57,19 @@ extension Registry {
 
     public func heartbeat(_ id: String) throws { try updateRun(id, [:]) }
 
+    /// Makes this process the owner of a run (status running, its pid and
+    /// host, a fresh heartbeat) unless the run's heartbeat changed since it
+    /// read `seenHeartbeat`: of two `lab resume`s racing for one crashed
+    /// run, exactly one gets it. False when another process got there first.
+    public func claimRun(_ id: String, seenHeartbeat: String, pid: Int, host: String) throws -> Bool {
+        try write { db in
+            try Table("runs").filter(Column("id") == id && Column("heartbeat_at") == seenHeartbeat).updateAll(db, [
+                Column("status").set(to: "running"), Column("error").set(to: nil), Column("finished_at").set(to: nil),
+                Column("pid").set(to: pid), Column("host").set(to: host), Column("heartbeat_at").set(to: Registry.timestamp()),
+            ]) == 1
+        }
+    }
+
     public struct EpochRow: Sendable {
         public var epoch: Int
         public var trainLoss, trainAccuracy, valLoss, valAccuracy, valMacroF1, lr, seconds, imagesPerSecond: Double

@@ -24,10 +24,18 @@ extension Lab {
         @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).")
         var seeds: String?
 
+        @Option(name: .customLong("set"), help: ArgumentHelp(
+            "Override a spec key after extends is merged, e.g. train.max_epochs=5 or model.widths=[16,32,64] (repeatable).",
+            valueName: "key=value"))
+        var overrides: [String] = []
+
         @OptionGroup var registry: RegistryOptions
         @OptionGroup var compute: ComputeOptions
 
         func validate() throws {
+            if let bad = overrides.first(where: { SpecOverride($0) == nil }) {
+                throw ValidationError("\(SpecOverride.usage), not '\(bad)'")
+            }
             if let source, !["rafdb", "synthetic"].contains(source) {
                 throw ValidationError("--dataset must be rafdb or synthetic, not '\(source)'")
             }
@@ -44,7 +52,8 @@ extension Lab {
 
         func run() throws {
             // Every spec is checked before any work starts.
-            let loaded = try specs.map { try SpecLoader.load($0) }
+            let sets = overrides.compactMap(SpecOverride.init)
+            let loaded = try specs.map { try SpecLoader.load($0, overrides: sets) }
             let reg = try registry.open()
             Interrupt.install()
             let runner = Runner(registry: reg, reporter: reporter)

@@ -58,4 +58,18 @@ final class RegistryTests: XCTestCase {
         XCTAssertTrue(error { _ = try reg.resolveRun(String(common.prefix(4))) }.hasPrefix("run id \(common.prefix(4)) is ambiguous"))
         XCTAssertEqual(error { _ = try reg.resolveRun("x'; drop") }, "'x'; drop' is not a run id")
     }
+
+    func testOfTwoClaimsOnTheSameHeartbeatOnlyOneWins() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let exp = try reg.experiment(name: "e", parent: nil, specJSON: "{}", description: nil)
+        let run = try reg.startRun(.init(experimentID: exp, seed: 1, fields: ["host": "a", "pid": 1]))
+        try reg.updateRun(run, ["status": "interrupted"])
+        let seen = try reg.read { try String.fetchOne($0, sql: "SELECT heartbeat_at FROM runs WHERE id = ?", arguments: [run])! }
+        Thread.sleep(forTimeInterval: 0.002)   // timestamps are milliseconds
+        XCTAssertTrue(try reg.claimRun(run, seenHeartbeat: seen, pid: 42, host: "b"))
+        XCTAssertFalse(try reg.claimRun(run, seenHeartbeat: seen, pid: 43, host: "c"), "the first claim moved the heartbeat")
+        let row = try reg.read { try Row.fetchOne($0, sql: "SELECT status, pid, host FROM runs WHERE id = ?", arguments: [run])! }
+        XCTAssertEqual(row["status"] as String, "running"); XCTAssertEqual(row["pid"] as Int, 42); XCTAssertEqual(row["host"] as String, "b")
+    }
 }

@@ -53,10 +53,34 @@ final class ReportTests: XCTestCase {
             return (r[0] ?? 0, r[1] ?? 0)
         }
         XCTAssertEqual(abl.pValue!, Statistics.mcnemarExact(b: b, c: c), accuracy: 1e-12)
+        XCTAssertEqual(abl.holmP, abl.pValue, "a family of one test is not adjusted")
+        XCTAssertNil(rows[0].holmP, "the baseline is not tested")
         XCTAssertNotNil(abl.ciLow); XCTAssertLessThanOrEqual(abl.ciLow!, abl.ciHigh!)
         let text = Compare.text(rows, split: "val")
         XCTAssertTrue(text.hasPrefix("split: validation (best epoch)"))
         XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 120 }, text)
+        XCTAssertTrue(text.contains("\n* significant at 5% family-wise (Holm over the 1 McNemar test shown): "
+                                    + (abl.pValue! < 0.05 ? "abl vs base" : "none") + "\n"), text)
+    }
+
+    /// Four ablations and a baseline, p-values by hand: Holm over the four shown.
+    func testHolmAdjustsOverTheComparisonsShownAndMarksSurvivors() {
+        func row(_ name: String, _ p: Double?) -> Compare.Row {
+            Compare.Row(experiment: name, baseline: p == nil ? nil : "base", runs: 1, accMean: 0.5, accStd: 0, delta: p == nil ? nil : 0.01,
+                        ciLow: nil, ciHigh: nil, pValue: p, macroF1: 0.4, recall: Array(repeating: 0.5, count: 6), params: 1,
+                        bestEpoch: 1, trainSeconds: 1, changes: [], note: nil)
+        }
+        let rows = Compare.withHolm([row("base", nil), row("a", 0.01), row("b", 0.04), row("c", 0.03), row("d", 0.005)])
+        XCTAssertNil(rows[0].holmP)
+        for (r, e) in zip(rows.dropFirst(), [0.03, 0.06, 0.06, 0.02]) { XCTAssertEqual(r.holmP!, e, accuracy: 1e-12, r.experiment) }
+        XCTAssertEqual(Compare.holmFootnote(rows, marker: "*"), "* significant at 5% family-wise (Holm over the 4 McNemar tests shown): a vs base, d vs base")
+        XCTAssertNil(Compare.holmFootnote([rows[0]], marker: "*"), "no tests, no footnote")
+        let lines = Compare.text(rows, split: "val").split(separator: "\n")
+        let b = lines.first { $0.hasPrefix("b ") }!, d = lines.first { $0.hasPrefix("d ") }!
+        XCTAssertTrue(b.contains("0.040  0.060 "), String(b)); XCTAssertTrue(d.contains("0.005  0.020*"), String(d))
+        let csv = Compare.csv(rows, split: "val").split(separator: "\n")
+        XCTAssertTrue(csv[0].contains(",mcnemar_p,holm_p,macro_f1,"))
+        XCTAssertTrue(csv[3].contains(",0.040000,0.060000,"), String(csv[3]))
     }
 
     func testAnEditedSpecIsComparedByItsLatestRunsOnly() throws {
@@ -89,6 +113,8 @@ final class ReportTests: XCTestCase {
         let text = try String(contentsOf: md, encoding: .utf8)
         XCTAssertTrue(text.contains("## Comparison (validation)"))
         XCTAssertTrue(text.contains("| abl | base | 2 |"))
+        XCTAssertTrue(text.contains("| Δ [95% CI] | McNemar p | Holm p | macro-F1 |"))
+        XCTAssertTrue(text.contains("\n\n\\* significant at 5% family-wise (Holm over the 1 McNemar test shown): "), text)
         for f in ["base_loss.svg", "base_accuracy.svg", "abl_confusion.svg", "abl_confusion_normalized.svg"] {
             let svg = try String(contentsOf: ws.dir.appendingPathComponent("r/figures/\(f)"), encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""), f)

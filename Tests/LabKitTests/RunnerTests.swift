@@ -84,6 +84,63 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(try epochs(reg, interrupted), try epochs(reg, full), "resumed run ends as the uninterrupted one")
     }
 
+    /// A real child process stands in for the run's trainer.
+    func spawnSleep() throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        p.arguments = ["60"]
+        try p.run()
+        return p
+    }
+
+    func testOwnerOnThisHostIsGoneOnlyWhenItsPidIsFreeOrReused() throws {
+        let host = Provenance.host
+        let sleeper = try spawnSleep()
+        let pid = Int(sleeper.processIdentifier)
+        let now = Registry.timestamp()
+        XCTAssertFalse(RunOwner.isGone(host: host, pid: pid, heartbeat: now), "alive, started before the heartbeat")
+        XCTAssertFalse(RunOwner.isGone(host: "elsewhere", pid: pid, heartbeat: now))
+        // A heartbeat older than the process: the pid now belongs to someone else.
+        XCTAssertTrue(RunOwner.isGone(host: host, pid: pid, heartbeat: Registry.timestamp(Date().addingTimeInterval(-30))))
+        sleeper.terminate(); sleeper.waitUntilExit()
+        XCTAssertTrue(RunOwner.isGone(host: host, pid: pid, heartbeat: now), "exited")
+        XCTAssertFalse(RunOwner.isGone(host: "elsewhere", pid: pid, heartbeat: now), "another host's pid says nothing here")
+        XCTAssertFalse(RunOwner.isGone(host: host, pid: nil, heartbeat: now))
+    }
+
+    func testResumeAfterKill9OnThisHostStartsAtOnce() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let spec = try SpecLoader.load(ws.spec(epochs: 3))
+        let reference = try epochs(reg, try Runner(registry: reg, reporter: .silent).run(spec, seed: 3, options: RunOptions(threads: 1)))
+        // Stopped in epoch 2, then made to look like kill -9 hit a trainer (the child) with a fresh heartbeat.
+        let stopper = Reporter(status: { if $0.contains("epoch 2/3 batch 2/") { Interrupt.request() } }, log: { _ in })
+        var run = ""
+        XCTAssertThrowsError(try Runner(registry: reg, reporter: stopper).run(spec, seed: 3, options: RunOptions(threads: 1))) {
+            run = ($0 as? Interrupted)?.runID ?? ""
+        }
+        Interrupt.reset()
+        let owner = try spawnSleep()
+        defer { if owner.isRunning { owner.terminate() } }
+        try reg.updateRun(run, ["status": "running", "pid": Int(owner.processIdentifier)])
+        XCTAssertEqual(try RunRow.one(reg, run).status, "running")
+        XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).resume(run, options: RunOptions(threads: 1))) {
+            XCTAssertEqual("\($0)", "run \(run) is still running (pid \(owner.processIdentifier) on \(Provenance.host)); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
+        }
+        // Another host's run keeps the heartbeat rule even when the pid means nothing here.
+        try reg.updateRun(run, ["host": "elsewhere"])
+        kill(owner.processIdentifier, SIGKILL); owner.waitUntilExit()
+        XCTAssertEqual(try RunRow.one(reg, run).status, "running")
+        _ = try reg.write { try $0.execute(sql: "UPDATE runs SET heartbeat_at = '2000-01-01T00:00:00.000Z' WHERE id = ?", arguments: [run]) }
+        XCTAssertEqual(try RunRow.one(reg, run).status, "interrupted", "stale heartbeat")
+        try reg.updateRun(run, ["host": Provenance.host])   // a fresh heartbeat again
+        XCTAssertEqual(try RunRow.one(reg, run).status, "interrupted", "its pid is gone: no two-minute wait")
+        XCTAssertEqual(try RunRow.one(reg, run).epochsRun, 1)
+        try Runner(registry: reg, reporter: .silent).resume(run, options: RunOptions(threads: 1))
+        XCTAssertEqual(try RunRow.one(reg, run).status, "completed")
+        XCTAssertEqual(try epochs(reg, run), reference)
+    }
+
     func testDivergenceIsOneLineAndTheRunIsMarkedFailed() throws {
         let ws = try Workspace(); defer { ws.remove() }
         let reg = try ws.registry()

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LabKit
+import Registry
 
 final class SpecTests: XCTestCase {
     var dir: URL!
@@ -78,5 +79,71 @@ final class SpecTests: XCTestCase {
         let pools = write("pools.json", #"{"dataset": {"image_size": 66}}"#)
         XCTAssertTrue(error(pools).contains("image_size: 66 is not divisible by 2^2"), error(pools))
         XCTAssertEqual(error(dir.appendingPathComponent("none.json").path), "\(dir.appendingPathComponent("none.json").path): no such spec file")
+    }
+
+    func set(_ args: String...) -> [SpecOverride] { args.map { SpecOverride($0)! } }
+
+    func error(_ path: String, _ overrides: [SpecOverride]) -> String {
+        do { _ = try SpecLoader.load(path, overrides: overrides); return "no error" } catch { return "\(error)" }
+    }
+
+    func testSetOverridesLandInTheResolvedSpecAfterExtends() throws {
+        _ = write("base.json", #"{"name": "base", "model": {"skip": true, "hidden": 32}, "train": {"max_epochs": 60}}"#)
+        let path = write("child.json", #"{"name": "child", "extends": "base.json", "train": {"max_epochs": 20}}"#)
+        let plain = try SpecLoader.load(path)
+        let s = try SpecLoader.load(path, overrides: set("train.max_epochs=5", "model.skip=false", "model.widths=[16,32,64]",
+                                                         "dataset.labels=hard", #"explain.layer="block1.conv1""#))
+        XCTAssertEqual(s.maxEpochs, 5, "over the child's own value")
+        XCTAssertEqual(s.model.skip, false, "over the parent's value")
+        XCTAssertEqual(s.model.widths, [16, 32, 64])
+        XCTAssertEqual(s.labels, "hard", "a bare word is a string")
+        XCTAssertEqual(s.explainLayer, "block1.conv1", "a quoted string is JSON")
+        XCTAssertEqual(s.model.hidden, 32, "the rest as merged")
+        XCTAssertEqual(s.parent, "base")
+        XCTAssertTrue(s.resolvedJSON.contains(#""max_epochs":5"#), s.resolvedJSON)
+        // The registry keys experiments by the resolved spec's hash: an overridden run is its own version.
+        let reg = try Registry(path: dir.appendingPathComponent("runs.db").path)
+        let a = try reg.experiment(name: plain.name, parent: plain.parent, specJSON: plain.resolvedJSON, description: nil)
+        let b = try reg.experiment(name: s.name, parent: s.parent, specJSON: s.resolvedJSON, description: nil)
+        XCTAssertNotEqual(a, b)
+        XCTAssertEqual(try SpecLoader.load(path, overrides: set("train.max_epochs=20")).resolvedJSON, plain.resolvedJSON,
+                       "setting a key to its value changes nothing")
+    }
+
+    func testCompareTreatsAnOverriddenSpecAsANewVersion() throws {
+        let path = write("base.json", #"{"name": "base"}"#)
+        func run(_ id: String, _ spec: ExperimentSpec) -> Compare.RunData {
+            .init(id: id, experiment: spec.name, parent: nil, seed: 1, fingerprint: "f", specJSON: spec.resolvedJSON, params: 1,
+                  bestEpoch: 1, trainSeconds: 1, correct: ["a": true],
+                  confusion: (0..<6).map { i in (0..<6).map { $0 == i ? 1 : 0 } })
+        }
+        let runs = [run("01A", try SpecLoader.load(path)), run("01B", try SpecLoader.load(path, overrides: set("train.lr=0.001")))]
+        let row = try XCTUnwrap(try Compare.rows(["base": runs]).first)
+        XCTAssertEqual(row.runs, 1)
+        XCTAssertEqual(row.note, "1 run of an earlier spec with this name left out")
+    }
+
+    func testBadSetNamesTheSetNotTheFile() {
+        let path = write("base.json", #"{"name": "base"}"#)
+        XCTAssertEqual(error(path, set("model.skp=false")),
+                       "--set model.skp: unknown key (did you mean model.skip?); valid here: batch_norm, convs_per_block, dropout, hidden, skip, widths")
+        XCTAssertEqual(error(path, set("train.lr=fast")), "--set train.lr: expected a number in 1e-07...1.0, got \"fast\"")
+        XCTAssertEqual(error(path, set("model.widths=[16,32")), "--set model.widths: expected an array of 1...8 integers in 1...4096, got \"[16,32\"")
+        XCTAssertTrue(error(path, set("modle.skip=false")).hasPrefix("--set modle: unknown key (did you mean model?)"), error(path, set("modle.skip=false")))
+        XCTAssertEqual(error(path, set("model.skip.on=true")), "--set model.skip: expected true or false, got an object")
+        XCTAssertEqual(error(path, set("extends=other.json")), "--set extends: cannot be set; --set applies after extends is merged")
+        XCTAssertEqual(error(path, set("model.skip=true", "train.seed=-1")), "--set train.seed: expected an integer in 0...2147483647, got -1")
+        XCTAssertEqual(error(path, set("model.widths=[4,6,8,10]", "train.lr=0.01")),
+                       "\(path) --set model.widths=[4,6,8,10] --set train.lr=0.01: model.convs_per_block: has 3 entries but widths has 4")
+    }
+
+    func testSetArgumentParsing() {
+        for bad in ["foo", "=1", ".a=1", "a..b=1", "a.=1", "a b=1"] { XCTAssertNil(SpecOverride(bad), bad) }
+        let o = SpecOverride("train.lr=1e-3")!
+        XCTAssertEqual(o.keyPath, ["train", "lr"]); XCTAssertEqual((o.value as? NSNumber)?.doubleValue, 0.001)
+        XCTAssertEqual(SpecOverride("a=b=c")?.value as? String, "b=c", "the first = splits")
+        XCTAssertEqual(SpecOverride("description=")?.value as? String, "")
+        XCTAssertTrue(SpecOverride("description=null")?.value is NSNull)
+        XCTAssertTrue(SpecLoader.isBool(SpecOverride("model.skip=false")!.value))
     }
 }

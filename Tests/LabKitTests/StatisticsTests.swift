@@ -16,6 +16,18 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(Statistics.mcnemarExact(b: 3, c: 12), 2 * 576 / 32768.0, accuracy: 1e-12)
     }
 
+    func testHolmByHand() {
+        // Sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> raised to 0.06 (monotone).
+        let adjusted = Statistics.holm([0.01, 0.04, 0.03, 0.005])
+        for (a, e) in zip(adjusted, [0.03, 0.06, 0.06, 0.02]) { XCTAssertEqual(a, e, accuracy: 1e-12) }
+        XCTAssertEqual(adjusted.count, 4)
+        // Capped at 1; a single test is left as it is; ties keep their order.
+        XCTAssertEqual(Statistics.holm([0.6, 0.5]), [1, 1])
+        XCTAssertEqual(Statistics.holm([0.03]), [0.03])
+        XCTAssertEqual(Statistics.holm([0.02, 0.02]), [0.04, 0.04])
+        XCTAssertEqual(Statistics.holm([]), [])
+    }
+
     func testBootstrapIntervalByHand() {
         // Constant differences: every resample has the same mean.
         let ci = Statistics.bootstrapCI([0.5, 0.5, 0.5])
