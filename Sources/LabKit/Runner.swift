@@ -46,6 +46,8 @@ func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) -> UInt64 {
 public final class Runner {
     public let registry: Registry
     public let reporter: Reporter
+    /// Where each run's spec-triggered overlays and contact sheet went.
+    public private(set) var explanationFolders: [String: URL] = [:]
 
     public init(registry: Registry, reporter: Reporter) {
         self.registry = registry; self.reporter = reporter
@@ -213,9 +215,13 @@ public final class Runner {
             if spec.explainEnabled {
                 var o = ExplainOptions()
                 o.images = spec.explainImages; o.layer = spec.explainLayer; o.split = spec.explainSplit
-                o.threads = options.threads; o.writeImages = false; o.data = options.data
+                o.threads = options.threads; o.data = options.data
                 // Training and evaluation are recorded; a failed explanation must not undo that.
-                do { reporter.log(try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter).text) } catch {
+                do {
+                    let explained = try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter)
+                    reporter.log(explained.text)
+                    explanationFolders[runID] = explained.outDirectory
+                } catch {
                     reporter.log("warning: explanations for run \(runID) failed: \(error); retry with lab explain \(runID)")
                 }
             }

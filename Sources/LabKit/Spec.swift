@@ -48,6 +48,8 @@ public struct ExperimentSpec: Equatable, Sendable {
     public var explainLayer: String?
     public var explainSplit: String
 
+    public var reportMarkdown: Bool     // write reports/report.md after the spec's runs
+
     /// The resolved spec as canonical JSON (sorted keys): what the registry stores and hashes.
     public var resolvedJSON: String
     public var resolved: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(resolvedJSON.utf8))) as? [String: Any] ?? [:] }
@@ -120,6 +122,7 @@ public enum SpecLoader {
             "seeds": .intArray(0...Int(Int32.max), count: 1...100),
         ]),
         "evaluate": .object(["test": .bool]),
+        "report": .object(["markdown": .bool]),
         "explain": .object([
             "enabled": .bool,
             "images": .int(1...10000),
@@ -145,20 +148,21 @@ public enum SpecLoader {
                   "seed": 1] as [String: Any],
         "evaluate": ["test": false],
         "explain": ["enabled": false, "images": 32, "layer": NSNull(), "split": "val"] as [String: Any],
+        "report": ["markdown": false],
     ]
 
     /// Keys added after runs were first recorded, with their defaults. At its
     /// default such a key is left out of the resolved spec, so a spec that does
     /// not use the newer feature keeps its hash and its runs stay one experiment.
     static let addedLater: [(section: String, key: String, value: Any)] = [
-        ("train", "schedule", "constant"), ("train", "warmup_epochs", 0),
+        ("train", "schedule", "constant"), ("train", "warmup_epochs", 0), ("report", "markdown", false),
     ]
 
     static func droppingLaterDefaults(_ full: [String: Any]) -> [String: Any] {
         var out = full
         for (section, key, value) in addedLater {
             guard var sub = out[section] as? [String: Any], let v = sub[key] else { continue }
-            if (v as? NSObject)?.isEqual(value) == true { sub[key] = nil; out[section] = sub }
+            if (v as? NSObject)?.isEqual(value) == true { sub[key] = nil; out[section] = sub.isEmpty ? nil : sub }
         }
         return out
     }
@@ -341,6 +345,7 @@ public enum SpecLoader {
             seeds: ints(train["seeds"]), evaluateTest: bool(ev["test"]),
             explainEnabled: bool(ex["enabled"]), explainImages: int(ex["images"]), explainLayer: ex["layer"] as? String,
             explainSplit: ex["split"] as! String,
+            reportMarkdown: bool((full["report"] as! [String: Any])["markdown"]),
             resolvedJSON: String(data: json, encoding: .utf8)!)
     }
 }

@@ -70,6 +70,10 @@ extension Lab {
             }
             Progress.done()
             print(try RunTable.render(RunRow.all(reg).filter { ids.contains($0.id) }))
+            let report = try loaded.contains(where: \.reportMarkdown)
+                ? Report.markdown(reg, to: URL(fileURLWithPath: "reports/report.md")) : nil
+            print(NextSteps.text(runs: ids, registryPath: registry.path, report: report,
+                                 explanations: ids.compactMap { runner.explanationFolders[$0] }))
         }
     }
 

@@ -207,3 +207,33 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try sql("SELECT group_concat(printf('%.6f %.6f', train_loss, val_loss), ';') FROM (SELECT * FROM epochs WHERE run_id = '\(id)' ORDER BY epoch)"), reference)
     }
 }
+
+extension CLITests {
+    /// The quickstart's shape on a tiny spec: train, explain, write the report,
+    /// and end by pointing at each thing it made.
+    func testARunEndsWithWhereToLookAndWhatItWrote() throws {
+        let path = dir.appendingPathComponent("demo.json").path
+        FileManager.default.createFile(atPath: path, contents: Data("""
+            {"name": "demo",
+             "dataset": {"source": "synthetic", "image_size": 16, "synthetic": {"train": 120, "test": 36, "seed": 3}},
+             "model": {"widths": [4, 8], "convs_per_block": [1, 2], "hidden": 8},
+             "train": {"batch_size": 8, "max_epochs": 2, "schedule": "cosine", "warmup_epochs": 1},
+             "explain": {"enabled": true, "images": 4}, "report": {"markdown": true}}
+            """.utf8))
+        let r = try lab("run", path, "--db", db, "--threads", "1")
+        XCTAssertEqual(r.status, 0, r.err)
+        let tail = r.out.components(separatedBy: "where to look:").last ?? ""
+        let report = dir.appendingPathComponent("reports/report.md").path
+        XCTAssertTrue(tail.contains("report        \(report)"), tail)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: report))
+        let sheet = try XCTUnwrap(tail.split(separator: "\n").first { $0.contains("contact_sheet.jpg") })
+        let sheetPath = try XCTUnwrap(sheet.split(separator: " ").first { $0.hasSuffix("contact_sheet.jpg") })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: String(sheetPath)), String(sheetPath))
+        let query = try XCTUnwrap(tail.split(separator: "\n").first { $0.contains("sqlite3") })
+        XCTAssertTrue(query.contains("from run_summary"))
+        // The registry line works as printed: one completed run.
+        XCTAssertEqual(try sql("select status from run_summary"), "completed")
+        // The schedule is recorded: the last epoch's rate is the cosine's end, zero.
+        XCTAssertEqual(try sql("select lr from epochs order by epoch desc limit 1"), "0.0")
+    }
+}
