@@ -245,14 +245,17 @@ public final class Model {
         return logits.data
     }
 
-    /// Softmax cross-entropy of the last forward's logits; also fills probs.
+    /// Softmax cross-entropy of the last forward's logits; also fills probs
+    /// (of the shifted logits when a logit shift is given).
     public func loss(
-        targets: UnsafePointer<Float>,       // [N, classes]
-        classWeights: UnsafePointer<Float>?, // [classes] or nil
+        targets: UnsafePointer<Float>,              // [N, classes]
+        classWeights: UnsafePointer<Float>?,        // [classes] or nil
+        sampleWeights: UnsafePointer<Float>? = nil, // [N] or nil
+        logitShift: UnsafePointer<Float>? = nil,    // [classes] or nil
         N: Int
     ) -> Float {
-        softmaxCrossEntropyForward(probs: probs.data, logits.data, targets: targets,
-                                   classWeights: classWeights, N: N, L: config.classes)
+        softmaxCrossEntropyForward(probs: probs.data, logits.data, targets: targets, classWeights: classWeights,
+                                   sampleWeights: sampleWeights, logitShift: logitShift, N: N, L: config.classes)
     }
 
     /// Softmax probabilities of the last forward's logits, without a loss.
@@ -262,9 +265,9 @@ public final class Model {
 
     /// Backward of the loss computed by `loss`: fills every parameter gradient.
     public func backwardLoss(targets: UnsafePointer<Float>, classWeights: UnsafePointer<Float>?,
-                             N: Int, training: Bool) {
-        softmaxCrossEntropyBackward(dlogits.data, probs: probs.data, targets: targets,
-                                    classWeights: classWeights, N: N, L: config.classes)
+                             sampleWeights: UnsafePointer<Float>? = nil, N: Int, training: Bool) {
+        softmaxCrossEntropyBackward(dlogits.data, probs: probs.data, targets: targets, classWeights: classWeights,
+                                    sampleWeights: sampleWeights, N: N, L: config.classes)
         backward(dlogits: dlogits.data, N: N, training: training)
     }
 

@@ -262,6 +262,78 @@ final class LayerGradientTests: XCTestCase {
                                            classWeights: nil, N: 1, L: L)
         XCTAssertEqual(l, log(6), accuracy: 1e-6)
     }
+
+    /// Per-face weights and a logit shift: the gradient w.r.t. the unshifted
+    /// logits, and the loss as the batch's weighted mean.
+    func testSoftmaxCrossEntropyFaceWeightsAndShift() {
+        let N = 4, L = 6
+        var z = randomArray(N * L, seed: 73, scale: 3)
+        var t = randomArray(N * L, seed: 74).map { abs($0) }
+        for n in 0..<N { let s = t[(n * L)..<((n + 1) * L)].reduce(0, +); for k in 0..<L { t[n * L + k] /= s } }
+        let s: [Float] = [0.34, 5.8, 1, 0.7]
+        let b = randomArray(L, seed: 75, scale: 2)
+        func loss(_ z: [Float]) -> Double {
+            var p = [Float](repeating: 0, count: N * L)
+            return Double(softmaxCrossEntropyForward(probs: &p, z, targets: t, classWeights: nil, sampleWeights: s, logitShift: b, N: N, L: L))
+        }
+        var p = [Float](repeating: 0, count: N * L)
+        let l = softmaxCrossEntropyForward(probs: &p, z, targets: t, classWeights: nil, sampleWeights: s, logitShift: b, N: N, L: L)
+        var dz = [Float](repeating: 0, count: N * L)
+        softmaxCrossEntropyBackward(&dz, probs: p, targets: t, classWeights: nil, sampleWeights: s, N: N, L: L)
+        assertGradient("softmax-ce dz (face weights, shift)", x: &z, analytic: dz, eps: 1e-3) { loss($0) }
+        // The weighted mean of the per-face losses, each computed alone.
+        var expected = 0.0
+        for n in 0..<N {
+            var q = [Float](repeating: 0, count: L)
+            let zn = (0..<L).map { z[n * L + $0] + b[$0] }
+            expected += Double(s[n]) * Double(softmaxCrossEntropyForward(probs: &q, zn, targets: Array(t[(n * L)..<((n + 1) * L)]),
+                                                                          classWeights: nil, N: 1, L: L))
+        }
+        XCTAssertEqual(Double(l), expected / Double(s.reduce(0, +)), accuracy: 1e-5)
+    }
+
+    /// The hand-worked face: votes 0.9 happiness / 0.1 fear, class
+    /// weights 0.34 (happiness) and 5.8 (fear). Weighting the face by its
+    /// majority class keeps happiness on top at the minimizer; the same
+    /// weights inside the loss put fear on top (0.1 x 5.8 > 0.9 x 0.34).
+    func testBalancedFaceWeightKeepsSoftTargetArgmax() {
+        let L = 6, hap = 0, fear = 5
+        var t = [Float](repeating: 0, count: L); t[hap] = 0.9; t[fear] = 0.1
+        var w = [Float](repeating: 1, count: L); w[hap] = 0.34; w[fear] = 5.8
+        let faceWeight: [Float] = [w[hap]]  // the face's majority class is happiness
+
+        func minimize(classWeights: [Float]?, sampleWeights: [Float]?) -> [Float] {
+            var z = [Float](repeating: 0, count: L), p = z, dz = z
+            var numericChecked = false
+            for _ in 0..<4000 {
+                _ = classWeights.withOptionalPointer { cw in sampleWeights.withOptionalPointer { sw in
+                    softmaxCrossEntropyForward(probs: &p, z, targets: t, classWeights: cw, sampleWeights: sw, N: 1, L: L) } }
+                classWeights.withOptionalPointer { cw in sampleWeights.withOptionalPointer { sw in
+                    softmaxCrossEntropyBackward(&dz, probs: p, targets: t, classWeights: cw, sampleWeights: sw, N: 1, L: L) } }
+                if !numericChecked {
+                    var z0 = z
+                    assertGradient("hand-worked dz (class \(classWeights != nil), face \(sampleWeights != nil))", x: &z0, analytic: dz, eps: 1e-3) { z in
+                        var q = [Float](repeating: 0, count: L)
+                        return Double(classWeights.withOptionalPointer { cw in sampleWeights.withOptionalPointer { sw in
+                            softmaxCrossEntropyForward(probs: &q, z, targets: t, classWeights: cw, sampleWeights: sw, N: 1, L: L) } })
+                    }
+                    numericChecked = true
+                }
+                for k in 0..<L { z[k] -= 2 * dz[k] }
+            }
+            return p
+        }
+
+        let perFace = minimize(classWeights: nil, sampleWeights: faceWeight)
+        XCTAssertGreaterThan(perFace[hap], perFace[fear])
+        XCTAssertEqual(perFace[hap], 0.9, accuracy: 0.02, "the face weight keeps the target's shape")
+        XCTAssertEqual(perFace[fear], 0.1, accuracy: 0.02)
+
+        let perClass = minimize(classWeights: w, sampleWeights: nil)
+        XCTAssertGreaterThan(perClass[fear], perClass[hap], "per-class weights move the argmax to the rare vote")
+        // Minimizer q_k ∝ w_k t_k: fear 0.58 / 0.886, happiness 0.306 / 0.886.
+        XCTAssertEqual(perClass[fear], 0.58 / 0.886, accuracy: 0.02)
+    }
 }
 
 extension Optional where Wrapped == [Float] {
