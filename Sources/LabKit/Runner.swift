@@ -131,15 +131,13 @@ public final class Runner {
         var state = initial
         do {
             let S = spec.imageSize, L = Emotion.count
-            let weights = classWeights(spec, data)
+            let imbalance = Imbalance(spec, trainClasses: data.train.map { data.set.classes[$0] })
             let seed64 = UInt64(seed)
             var lastBeat = Date()
             while !state.stopped && state.epoch < spec.maxEpochs {
                 let epoch = state.epoch + 1
                 let t0 = Date()
-                var order = data.train
-                var shuffle = RNG(seed: mix(seed64, UInt64(epoch), 2))
-                order.shuffle(using: &shuffle)
+                let order = imbalance.epochOrder(data.train, classes: data.set.classes, seed: seed64, epoch: epoch)
                 var dropout = RNG(seed: mix(seed64, UInt64(epoch), 3))
                 let stream = BatchStream(set: data.set, order: order, batchSize: spec.batchSize,
                                          augmentation: spec.augmentation.isIdentity ? nil : spec.augmentation,
@@ -150,12 +148,13 @@ public final class Runner {
                     if Interrupt.requested { stream.release(batch); stream.cancel(); throw Interrupted(runID: runID) }
                     let n = batch.count
                     model.forward(batch.x, N: n, training: true, rng: &dropout)
-                    let loss = weights.withOptionalPointer { model.loss(targets: batch.targets, classWeights: $0, N: n) }
+                    let faceWeights = imbalance.faceWeights(batch.indices.map { data.set.classes[$0] })
+                    let loss = imbalance.loss(model, targets: batch.targets, faceWeights: faceWeights, N: n)
                     if !loss.isFinite {
                         stream.release(batch); stream.cancel()
                         throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(spec.lr))")
                     }
-                    weights.withOptionalPointer { model.backwardLoss(targets: batch.targets, classWeights: $0, N: n, training: true) }
+                    imbalance.backward(model, targets: batch.targets, faceWeights: faceWeights, N: n)
                     adam.config.lr = spec.schedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
                     adam.update()
                     for k in 0..<n {
@@ -251,14 +250,6 @@ public final class Runner {
         }
         let d = ["train": counts(data.train), "val": counts(data.validation), "test": counts(data.test)]
         return String(data: try! JSONEncoder.sorted.encode(d), encoding: .utf8)!
-    }
-
-    /// Balanced: each class weighted by n / (6 * n_class) of the training split.
-    func classWeights(_ spec: ExperimentSpec, _ data: PreparedData) -> [Float]? {
-        guard spec.classWeights == "balanced" else { return nil }
-        var counts = [Int](repeating: 0, count: Emotion.count)
-        for i in data.train { counts[data.set.classes[i]] += 1 }
-        return counts.map { $0 > 0 ? Float(data.train.count) / Float(Emotion.count * $0) : 0 }
     }
 
     /// Eval-mode probabilities for `indices`, [n * 6].

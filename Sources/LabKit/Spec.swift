@@ -34,8 +34,10 @@ public struct ExperimentSpec: Equatable, Sendable {
     public var weightDecay: Float
     public var batchSize: Int
     public var maxEpochs: Int
-    public var classWeights: String     // "none" | "balanced"
+    public var classWeights: String     // "none" | "balanced_per_face" (spelled "balanced" in spec files) | "balanced_per_class"
     public var schedule: LRSchedule
+    public var sampling: String         // "shuffle" | "class_balanced"
+    public var logitAdjustment: Float   // tau; 0 = off
     public var monitor: String          // "val_loss" | "val_accuracy" | "val_macro_f1"
     public var patience: Int
     public var minDelta: Double
@@ -110,9 +112,11 @@ public enum SpecLoader {
             "weight_decay": .number(0...1),
             "batch_size": .int(1...4096),
             "max_epochs": .int(1...10000),
-            "class_weights": .string(["none", "balanced"]),
             "schedule": .string(["constant", "cosine"]),
             "warmup_epochs": .int(0...10000),
+            "class_weights": .string(["none", "balanced", "balanced_per_face", "balanced_per_class"]),
+            "sampling": .string(["shuffle", "class_balanced"]),
+            "logit_adjustment": .number(0...10),
             "early_stopping": .object([
                 "monitor": .string(["val_loss", "val_accuracy", "val_macro_f1"]),
                 "patience": .int(1...10000),
@@ -144,6 +148,7 @@ public enum SpecLoader {
                   "hidden": 64, "dropout": 0.5] as [String: Any],
         "train": ["optimizer": "adam", "lr": 3e-4, "weight_decay": 0.0, "batch_size": 64, "max_epochs": 60,
                   "class_weights": "none", "schedule": "constant", "warmup_epochs": 0,
+                  "sampling": "shuffle", "logit_adjustment": 0.0,
                   "early_stopping": ["monitor": "val_loss", "patience": 10, "min_delta": 0.0] as [String: Any],
                   "seed": 1] as [String: Any],
         "evaluate": ["test": false],
@@ -156,6 +161,7 @@ public enum SpecLoader {
     /// not use the newer feature keeps its hash and its runs stay one experiment.
     static let addedLater: [(section: String, key: String, value: Any)] = [
         ("train", "schedule", "constant"), ("train", "warmup_epochs", 0), ("report", "markdown", false),
+        ("train", "sampling", "shuffle"), ("train", "logit_adjustment", 0),
     ]
 
     static func droppingLaterDefaults(_ full: [String: Any]) -> [String: Any] {
@@ -298,6 +304,10 @@ public enum SpecLoader {
         // `train.seeds` defaults to [train.seed].
         var train = full["train"] as! [String: Any]
         if train["seeds"] == nil { train["seeds"] = [train["seed"]!] }
+        // "balanced" once meant per-class weights inside the loss. Resolved
+        // under its per-face name, a new run never shares an experiment (a
+        // spec hash) with runs stored under the old meaning (RunRow.asTrained).
+        if train["class_weights"] as? String == "balanced" { train["class_weights"] = "balanced_per_face" }
         full["train"] = train
         let d = full["dataset"] as! [String: Any], syn = d["synthetic"] as! [String: Any]
         let a = full["augment"] as! [String: Any], m = full["model"] as! [String: Any]
@@ -341,6 +351,7 @@ public enum SpecLoader {
             maxEpochs: int(train["max_epochs"]), classWeights: train["class_weights"] as! String,
             schedule: LRSchedule(kind: LRSchedule.Kind(rawValue: train["schedule"] as! String)!, peak: Float(num(train["lr"])),
                                  warmupEpochs: int(train["warmup_epochs"]), epochs: int(train["max_epochs"])),
+            sampling: train["sampling"] as! String, logitAdjustment: Float(num(train["logit_adjustment"])),
             monitor: es["monitor"] as! String, patience: int(es["patience"]), minDelta: num(es["min_delta"]),
             seeds: ints(train["seeds"]), evaluateTest: bool(ev["test"]),
             explainEnabled: bool(ex["enabled"]), explainImages: int(ex["images"]), explainLayer: ex["layer"] as? String,

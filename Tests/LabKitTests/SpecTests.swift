@@ -49,7 +49,8 @@ final class SpecTests: XCTestCase {
             "narrow": ["model.widths"], "wide": ["model.widths"], "dropout_0": ["model.dropout"], "dropout_0.25": ["model.dropout"],
             "hard_labels": ["dataset.labels"], "no_augmentation": ["augment.flip", "augment.rotation", "augment.translation"],
             "no_rotation": ["augment.rotation"], "lr_1e-3": ["train.lr"], "batch_32": ["train.batch_size"],
-            "class_weights": ["train.class_weights"], "final": ["evaluate.test"],
+            "class_weights": ["train.class_weights"], "class_weights_per_class": ["train.class_weights"],
+            "balanced_sampling": ["train.sampling"], "logit_adjustment": ["train.logit_adjustment"], "final": ["evaluate.test"],
         ]
         for (name, keys) in expected {
             let s = try SpecLoader.load(experiments.appendingPathComponent("\(name).json").path)
