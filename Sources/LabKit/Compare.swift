@@ -14,6 +14,7 @@ public enum Compare {
         public var accuracy: Double { correct.isEmpty ? .nan : Double(correct.values.filter { $0 }.count) / Double(correct.count) }
         public var recall: [Double?] { Metrics(confusion: confusion).recall }
         public var macroF1: Double { Metrics(confusion: confusion).macroF1 }
+        public var balancedAccuracy: Double { Metrics(confusion: confusion).balancedAccuracy }
     }
 
     public struct Row {
@@ -21,6 +22,8 @@ public enum Compare {
         public var runs: Int, accMean: Double, accStd: Double
         public var delta: Double?, ciLow: Double?, ciHigh: Double?, pValue: Double?
         public var macroF1: Double, recall: [Double?], params: Int, bestEpoch: Double, trainSeconds: Double
+        public var balancedAccuracy: Double = .nan // mean per-class recall, averaged over the runs
+        public var confusion: [[Int]] = []         // summed over the runs: where the errors go
         public var changes: [String]
         public var note: String?
         /// McNemar p Holm-adjusted over the comparisons shown with this one.
@@ -90,6 +93,10 @@ public enum Compare {
                           },
                           params: runs.first!.params, bestEpoch: Statistics.mean(runs.map { Double($0.bestEpoch) }),
                           trainSeconds: Statistics.mean(runs.map(\.trainSeconds)), changes: [], note: nil)
+            row.balancedAccuracy = Statistics.mean(runs.map(\.balancedAccuracy))
+            row.confusion = runs.map(\.confusion).reduce(into: [[Int]]()) { sum, c in
+                sum = sum.isEmpty ? c : zip(sum, c).map { zip($0, $1).map(+) }
+            }
             if let n = leftOut[name] { row.note = "\(n) run\(n == 1 ? "" : "s") of an earlier spec with this name left out" }
             guard let baseName, let base = all[baseName], baseName != name else { return row }
             row.baseline = baseName
@@ -179,19 +186,23 @@ public enum Compare {
     /// Terminal text: the main table, per-class recall, and what each experiment changes.
     public static func text(_ rows: [Row], split: String) -> String {
         var out = ["split: \(split == "test" ? "test" : "validation (best epoch)")",
-                   "accuracy in %; Δ vs baseline with a 95% bootstrap CI over images; McNemar exact p on paired predictions", ""]
+                   "accuracy and balanced accuracy (mean per-class recall) in %; Δ acc vs baseline with a 95% bootstrap CI over images;",
+                   "McNemar exact p on paired predictions", ""]
         out.append(TextTable.render(
-            ["experiment", "vs", "runs", "acc mean±std", "Δ acc [95% CI]", "McNemar p", "Holm p", "macro-F1", "params", "best ep", "train"],
+            ["experiment", "vs", "runs", "acc mean±std", "bal acc", "macro-F1", "Δ acc [95% CI]", "McNemar p", "Holm p", "params", "best ep", "train"],
             rows.map { r in
-                [r.experiment, r.baseline ?? "-", "\(r.runs)", accuracy(r, separator: "±"),
+                [r.experiment, r.baseline ?? "-", "\(r.runs)", accuracy(r, separator: "±"), pct(r.balancedAccuracy), f(r.macroF1, 3),
                  r.delta.map { d in r.ciLow.map { "\(signedPct(d)) [\(signedPct($0)), \(signedPct(r.ciHigh))]" } ?? signedPct(d) } ?? "-",
-                 pString(r.pValue), holmString(r, marker: "*", pad: true), f(r.macroF1, 3), "\(r.params)", epoch(r.bestEpoch), Runner.duration(r.trainSeconds)]
-            }, rightAligned: Set(2...10)))
+                 pString(r.pValue), holmString(r, marker: "*", pad: true), "\(r.params)", epoch(r.bestEpoch), Runner.duration(r.trainSeconds)]
+            }, rightAligned: Set(2...11)))
         if let note = holmFootnote(rows, marker: "*") { out.append(note) }
         out.append("")
         out.append("per-class recall (%):")
         out.append(TextTable.render(["experiment"] + Emotion.allCases.map(\.name),
                                     rows.map { r in [r.experiment] + r.recall.map { pct($0) } }, rightAligned: Set(1...6)))
+        out.append("")
+        out.append("most confused (true → predicted, images summed over runs):")
+        for r in rows { out.append("  \(r.experiment): \(confusedSummary(r.confusion))") }
         let changed = rows.filter { !$0.changes.isEmpty || $0.note != nil }
         if !changed.isEmpty {
             out.append("")
@@ -202,16 +213,23 @@ public enum Compare {
         return out.joined(separator: "\n")
     }
 
+    /// The top pairs of off-diagonal confusion, e.g. "fear → happiness 12, disgust → anger 5".
+    static func confusedSummary(_ confusion: [[Int]], top: Int = 3) -> String {
+        let pairs = Report.confusedPairs(confusion).prefix(top)
+        return pairs.isEmpty ? "no errors" : pairs.map { "\($0.0) → \($0.1) \($0.2)" }.joined(separator: ", ")
+    }
+
     public static let csvHeader = ["experiment", "baseline", "split", "runs", "accuracy_mean", "accuracy_std", "delta_accuracy", "ci_low", "ci_high",
-                                   "mcnemar_p", "holm_p", "macro_f1"] + Emotion.allCases.map { "recall_\($0.name)" } + ["params", "best_epoch", "train_seconds", "changes", "note"]
+                                   "mcnemar_p", "holm_p", "macro_f1", "balanced_accuracy"] + Emotion.allCases.map { "recall_\($0.name)" }
+        + ["params", "best_epoch", "train_seconds", "most_confused", "changes", "note"]
 
     public static func csv(_ rows: [Row], split: String) -> String {
         var lines = [csvHeader.joined(separator: ",")]
         for r in rows {
             let cells: [String] = [r.experiment, r.baseline ?? "", split, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4), f(r.delta, 4), f(r.ciLow, 4),
                                    f(r.ciHigh, 4), r.pValue.map { String(format: "%.6f", $0) } ?? "", r.holmP.map { String(format: "%.6f", $0) } ?? ""]
-                + [f(r.macroF1, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.bestEpoch, 1), f(r.trainSeconds, 1),
-                                                                  r.changes.joined(separator: "; "), r.note ?? ""]
+                + [f(r.macroF1, 4), f(r.balancedAccuracy, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.bestEpoch, 1), f(r.trainSeconds, 1),
+                                                                  confusedSummary(r.confusion), r.changes.joined(separator: "; "), r.note ?? ""]
             lines.append(cells.map(CSV.escape).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"

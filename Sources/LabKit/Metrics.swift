@@ -11,6 +11,7 @@ public struct Metrics: Sendable {
     public let recall: [Double?]           // nil where the class has no images
     public let f1: [Double?]
     public let macroF1: Double             // over classes with support; a class never predicted counts 0
+    public let balancedAccuracy: Double    // mean recall over classes with support: what imbalance cannot hide
     public let nll: Double                 // mean -log p(true class); NaN without probabilities
     public let ece: Double                 // expected calibration error; NaN without probabilities
     public let predicted: [Int]            // per image; empty without probabilities
@@ -34,6 +35,8 @@ public struct Metrics: Sendable {
         precision = p; recall = r; f1 = f
         let present = f.compactMap { $0 }
         macroF1 = present.isEmpty ? 0 : present.reduce(0, +) / Double(present.count)
+        let recalls = r.compactMap { $0 }
+        balancedAccuracy = recalls.isEmpty ? 0 : recalls.reduce(0, +) / Double(recalls.count)
     }
 
     /// probs: [n * classes], rows sum to 1; truth: [n].

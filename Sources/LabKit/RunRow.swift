@@ -1,3 +1,4 @@
+import Faces
 import Foundation
 import GRDB
 import Registry
@@ -27,6 +28,13 @@ public struct RunRow: Sendable {
     public var pid: Int?
     public var host: String?
     public var heartbeatAt: String
+    /// Per-class recall on validation at the best epoch, in class order; empty until the run completes.
+    public var valRecall: [Double?] = []
+    /// Mean recall over classes with validation images.
+    public var valBalancedAccuracy: Double? {
+        let r = valRecall.compactMap { $0 }
+        return r.isEmpty ? nil : r.reduce(0, +) / Double(r.count)
+    }
 
     static let select = """
         SELECT r.*, e.name AS experiment, e.parent AS parent, e.spec_json AS spec_json, s.status AS shown_status
@@ -49,11 +57,34 @@ public struct RunRow: Sendable {
         guard let row = try Row.fetchOne(db, sql: select + " WHERE r.id = ?", arguments: [id]) else {
             throw RegistryError("no run \(id)")
         }
-        return RunRow(row)
+        var r = RunRow(row)
+        r.valRecall = try validationRecall(db, run: id)[id] ?? []
+        return r
     }
 
     public static func all(_ registry: Registry) throws -> [RunRow] {
-        try registry.read { db in try Row.fetchAll(db, sql: select + " ORDER BY r.id").map(RunRow.init) }
+        try registry.read { db in
+            let recall = try validationRecall(db, run: nil)
+            return try Row.fetchAll(db, sql: select + " ORDER BY r.id").map {
+                var r = RunRow($0)
+                r.valRecall = recall[r.id] ?? []
+                return r
+            }
+        }
+    }
+
+    /// Validation recall per class of one run (or of every run), by run id.
+    static func validationRecall(_ db: Database, run: String?) throws -> [String: [Double?]] {
+        let names = Emotion.allCases.map(\.name)
+        var out = [String: [Double?]]()
+        let rows = try Row.fetchAll(db, sql: "SELECT run_id, class, recall FROM class_metrics WHERE split = 'val'"
+                                    + (run == nil ? "" : " AND run_id = ?"), arguments: StatementArguments(run.map { [$0] } ?? []))
+        for row in rows {
+            guard let k = names.firstIndex(of: row["class"]) else { continue }
+            let id: String = row["run_id"]
+            out[id, default: [Double?](repeating: nil, count: names.count)][k] = row["recall"]
+        }
+        return out
     }
 
     public static func one(_ registry: Registry, _ prefix: String) throws -> RunRow {

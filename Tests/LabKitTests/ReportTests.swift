@@ -58,6 +58,21 @@ final class ReportTests: XCTestCase {
         XCTAssertNotNil(abl.ciLow); XCTAssertLessThanOrEqual(abl.ciLow!, abl.ciHigh!)
         let text = Compare.text(rows, split: "val")
         XCTAssertTrue(text.hasPrefix("split: validation (best epoch)"))
+        // Balanced accuracy beside accuracy, the mean of the per-class recall that class_metrics records.
+        let sqlBalanced = try reg.read { db in
+            try Double.fetchAll(db, sql: """
+                SELECT AVG(m.recall) FROM class_metrics m JOIN runs r ON r.id = m.run_id JOIN experiments e ON e.id = r.experiment_id
+                WHERE e.name = 'abl' AND m.split = 'val' GROUP BY m.run_id ORDER BY m.run_id
+                """)
+        }
+        XCTAssertEqual(abl.balancedAccuracy, Statistics.mean(sqlBalanced), accuracy: 1e-12)
+        XCTAssertTrue(text.contains("bal acc") && text.contains("most confused (true → predicted"), text)
+        XCTAssertTrue(text.contains("  abl: " + Compare.confusedSummary(abl.confusion)), text)
+        let runs = try RunRow.all(reg)
+        let ablRuns = runs.filter { $0.experiment == "abl" }
+        XCTAssertEqual(ablRuns.compactMap(\.valBalancedAccuracy), sqlBalanced)
+        XCTAssertEqual(ablRuns.first?.valRecall.count, 6)
+        XCTAssertTrue(RunTable.render(runs).contains("val bal acc"))
         XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 120 }, text)
         XCTAssertTrue(text.contains("\n* significant at 5% family-wise (Holm over the 1 McNemar test shown): "
                                     + (abl.pValue! < 0.05 ? "abl vs base" : "none") + "\n"), text)
@@ -113,7 +128,7 @@ final class ReportTests: XCTestCase {
         let text = try String(contentsOf: md, encoding: .utf8)
         XCTAssertTrue(text.contains("## Comparison (validation)"))
         XCTAssertTrue(text.contains("| abl | base | 2 |"))
-        XCTAssertTrue(text.contains("| Δ [95% CI] | McNemar p | Holm p | macro-F1 |"))
+        XCTAssertTrue(text.contains("| accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | McNemar p | Holm p |"), text)
         XCTAssertTrue(text.contains("\n\n\\* significant at 5% family-wise (Holm over the 1 McNemar test shown): "), text)
         for f in ["base_loss.svg", "base_accuracy.svg", "abl_confusion.svg", "abl_confusion_normalized.svg"] {
             let svg = try String(contentsOf: ws.dir.appendingPathComponent("r/figures/\(f)"), encoding: .utf8)

@@ -63,6 +63,17 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(n.macroF1, (0.8 + 0) / 2, accuracy: 1e-12)
     }
 
+    /// 90 happy faces all right, 10 surprised all called happy: 90% accuracy,
+    /// 50% balanced accuracy (recall 1 and 0), the class without images left out.
+    func testBalancedAccuracyIsMeanRecallOverClassesWithImages() {
+        let m = Metrics(confusion: [[90, 0, 0], [10, 0, 0], [0, 0, 0]])
+        XCTAssertEqual(m.accuracy, 0.9, accuracy: 1e-12)
+        XCTAssertEqual(m.balancedAccuracy, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(Metrics(confusion: [[3, 1], [0, 2]]).balancedAccuracy, (0.75 + 1) / 2, accuracy: 1e-12)
+        XCTAssertEqual(Compare.confusedSummary([[90, 0, 0], [10, 0, 2], [0, 1, 0]]), "surprise → happiness 10, surprise → sadness 2, sadness → surprise 1")
+        XCTAssertEqual(Compare.confusedSummary([[1, 0], [0, 1]]), "no errors")
+    }
+
     func testProbabilitiesGiveTheSameConfusionPlusNLLAndECE() {
         let probs: [Float] = [0.9, 0.1, 0.9, 0.1, 0.2, 0.8]
         let m = Metrics(probs: probs, truth: [0, 1, 1], classes: 2)
