@@ -197,6 +197,7 @@ public enum ExplainRunner {
             return [method, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAUC }, mean { $0.insertionAUC }, mean { $0.confidenceDrop }]
         }
         lines.append(TextTable.render(["map", "energy in regions", "pointing hit", "deletion AUC (low)", "insertion AUC (high)", "drop @top20% (low)"], table, rightAligned: [1, 2, 3, 4, 5]))
+        for v in verdicts(rows, methods: o.methods) { lines.append(""); lines.append(v.text) }
         for (m, stages) in randomization.sorted(by: { $0.key < $1.key }) {
             lines.append("")
             lines.append("randomization check (\(m)): rank correlation with the trained maps as layers are re-initialized top-down")
@@ -204,6 +205,21 @@ public enum ExplainRunner {
         }
         if let outURL { lines.append(""); lines.append("overlays and contact sheet (input, Grad-CAM, Grad-CAM++; green frame = correct): \(outURL.path)/contact_sheet.jpg") }
         return Report(text: lines.joined(separator: "\n"), outDirectory: outURL)
+    }
+}
+
+extension ExplainRunner {
+    /// Each CAM method against the centre prior on the same faces (rows
+    /// of both are in image order, one per explained face).
+    static func verdicts(_ rows: [Registry.ExplanationRow], methods: [CAMMethod]) -> [PriorVerdict] {
+        let prior = rows.filter { $0.method == "center_prior" }
+        return methods.compactMap { m in
+            let mine = rows.filter { $0.method == m.rawValue }
+            guard mine.count == prior.count else { return nil }
+            return PriorVerdict(method: m.rawValue, pairs: zip(mine, prior).map {
+                .init(energy: $0.energyInMask, priorEnergy: $1.energyInMask, hit: $0.pointingHit, priorHit: $1.pointingHit)
+            })
+        }
     }
 }
 

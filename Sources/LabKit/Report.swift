@@ -121,10 +121,14 @@ public enum Report {
                 """)
         }
         if !explanations.isEmpty {
-            md += ["## Explanations", "", "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful).", "",
-                   "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+            md += ["## Explanations", "", "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful). "
+                   + "Against the centre prior on the same faces: Wilcoxon signed-rank on energy, exact McNemar on pointing; \"beats\" and \"worse\" at p < 0.05.", "",
+                   "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC | energy vs centre prior | pointing vs centre prior |",
+                   "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
             for e in explanations {
-                md.append("| \(e["name"] as String) | \(e["layer"] as String) | \(e["method"] as String) | \(e["images"] as Int) | \(f(e["energy"])) | \(f(e["area"])) | \(f(e["hit"])) | \(f(e["del"])) | \(f(e["ins"])) |")
+                let verdict = try priorVerdict(reg, experiment: e["name"], layer: e["layer"], method: e["method"])
+                md.append("| \(e["name"] as String) | \(e["layer"] as String) | \(e["method"] as String) | \(e["images"] as Int) | \(f(e["energy"])) | \(f(e["area"])) | \(f(e["hit"])) | \(f(e["del"])) | \(f(e["ins"])) | "
+                          + "\(verdict?.energyCell ?? "-") | \(verdict?.pointingCell ?? "-") |")
             }
             md.append("")
         }
@@ -171,6 +175,13 @@ public enum Report {
         }
         try Data((md.joined(separator: "\n") + "\n").utf8).write(to: file)
         return file
+    }
+
+    /// A trained CAM method's paired verdict against the centre prior; nil for the chance maps and untrained models.
+    static func priorVerdict(_ reg: Registry, experiment: String, layer: String, method: String) throws -> PriorVerdict? {
+        guard CAMMethod(rawValue: method) != nil else { return nil }
+        let pairs = try reg.pairedExplanationScores(experiment: experiment, layer: layer, method: method, against: "center_prior")
+        return PriorVerdict(method: method, pairs: pairs.map { .init(energy: $0.energy, priorEnergy: $0.otherEnergy, hit: $0.hit, priorHit: $0.otherHit) })
     }
 
     /// Grad-CAM overlays (predicted class, last conv) for the given errors,

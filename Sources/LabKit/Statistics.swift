@@ -38,6 +38,45 @@ public enum Statistics {
         return out
     }
 
+    /// Two-sided Wilcoxon signed-rank test on paired differences: zeros
+    /// dropped, tied |d| share their mean rank. Up to `exactUpTo`
+    /// differences the null distribution is exact (all 2^n sign flips,
+    /// counted over doubled ranks so ties stay integers); above, the normal
+    /// approximation with tie and continuity corrections (as scipy's "approx").
+    public static func wilcoxonSignedRank(_ diffs: [Double], exactUpTo: Int = 200) -> Double {
+        let d = diffs.filter { $0 != 0 && $0.isFinite }
+        let n = d.count
+        guard n > 0 else { return 1 }
+        let order = d.indices.sorted { abs(d[$0]) < abs(d[$1]) }
+        var rank2 = [Int](repeating: 0, count: n), ties = [Int]()
+        var i = 0
+        while i < n {
+            var j = i
+            while j + 1 < n && abs(d[order[j + 1]]) == abs(d[order[i]]) { j += 1 }
+            for k in i...j { rank2[order[k]] = i + j + 2 }   // twice the mean of ranks i+1 ... j+1
+            ties.append(j - i + 1)
+            i = j + 1
+        }
+        let total2 = n * (n + 1)
+        let plus2 = d.indices.filter { d[$0] > 0 }.reduce(0) { $0 + rank2[$1] }
+        let low2 = min(plus2, total2 - plus2)
+        if n <= exactUpTo {
+            var count = [Double](repeating: 0, count: total2 + 1)   // sign patterns by doubled W+
+            count[0] = 1
+            var reach = 0
+            for r in rank2 {
+                reach += r
+                for s in stride(from: reach, through: r, by: -1) { count[s] += count[s - r] }
+            }
+            return min(1, 2 * count[0...low2].reduce(0, +) / pow(2, Double(n)))
+        }
+        let mean = Double(total2) / 4
+        let variance = Double(total2 * (2 * n + 1)) / 24 - ties.reduce(0.0) { $0 + Double($1 * $1 * $1 - $1) } / 48
+        guard variance > 0 else { return 1 }
+        let z = (Double(low2) / 2 - mean + 0.5) / variance.squareRoot()
+        return min(1, erfc(-z / 2.0.squareRoot()))   // 2 * Phi(z)
+    }
+
     static func logChoose(_ n: Int, _ k: Int) -> Double { lgamma(Double(n + 1)) - lgamma(Double(k + 1)) - lgamma(Double(n - k + 1)) }
 
     /// Percentile bootstrap 95% interval of mean(diffs), resampling items

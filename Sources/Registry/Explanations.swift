@@ -15,6 +15,24 @@ extension Registry {
         }
     }
 
+    /// Per-image scores of `method` beside another method's (the centre
+    /// prior's) on the same images, over every run of an experiment that was
+    /// explained: (energy, other's energy, hit, other's hit).
+    public func pairedExplanationScores(experiment: String, layer: String, method: String, against other: String) throws
+        -> [(energy: Double, otherEnergy: Double, hit: Bool, otherHit: Bool)] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT m.energy_in_mask, o.energy_in_mask, m.pointing_hit, o.pointing_hit
+                FROM explanations m
+                JOIN explanations o ON o.run_id = m.run_id AND o.layer = m.layer AND o.split = m.split AND o.image = m.image AND o.method = ?
+                JOIN runs r ON r.id = m.run_id JOIN experiments e ON e.id = r.experiment_id
+                WHERE e.name = ? AND m.layer = ? AND m.method = ?
+                ORDER BY m.run_id, m.split, m.image
+                """, arguments: [other, experiment, layer, method])
+                .map { ($0[0], $0[1], $0[2], $0[3]) }
+        }
+    }
+
     /// Replaces the explanation records of (run, layer, split) in one transaction.
     public func recordExplanations(run: String, layer: String, split: String, maskSource: String, maskArea: Double,
                                    rows: [ExplanationRow], randomization: [String: [(String, Double)]]) throws {

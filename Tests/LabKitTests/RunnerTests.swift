@@ -185,4 +185,36 @@ final class ExplainRunTests: XCTestCase {
         XCTAssertTrue(energy.allSatisfy { $0 >= 0 && $0 <= 1 })
         XCTAssertEqual(try RunRow.one(reg, run).status, "completed")
     }
+
+    /// lab explain states the paired verdict against the centre prior, and
+    /// the report's explanation table carries the same one.
+    func testExplainAndReportStateTheVerdictAgainstTheCentrePrior() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let run = try Runner(registry: reg, reporter: .silent).run(try SpecLoader.load(ws.spec(epochs: 1)), seed: 1, options: RunOptions(threads: 1))
+        var o = ExplainOptions()
+        o.images = 8; o.threads = 1; o.writeImages = false; o.methods = [.gradCAM]; o.randomizationImages = 0
+        let text = try ExplainRunner.run(reg, run: run, options: o, reporter: .silent).text
+        let rows = try reg.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT m.energy_in_mask - c.energy_in_mask AS d, m.pointing_hit AS h, c.pointing_hit AS ch FROM explanations m
+                JOIN explanations c ON c.run_id = m.run_id AND c.image = m.image AND c.method = 'center_prior'
+                WHERE m.run_id = ? AND m.method = 'gradcam'
+                """, arguments: [run])
+        }
+        XCTAssertEqual(rows.count, 8)
+        let p = Statistics.wilcoxonSignedRank(rows.map { $0["d"] as Double })
+        let verdict = try XCTUnwrap(Report.priorVerdict(reg, experiment: "tiny", layer: "block2.conv2", method: "gradcam"))
+        XCTAssertEqual(verdict.energy.p, p, accuracy: 1e-12)
+        XCTAssertEqual(verdict.pointing.p, Statistics.mcnemarExact(b: rows.filter { ($0["h"] as Bool) && !($0["ch"] as Bool) }.count,
+                                                                   c: rows.filter { !($0["h"] as Bool) && ($0["ch"] as Bool) }.count), accuracy: 1e-12)
+        XCTAssertTrue(text.contains("verdict, gradcam vs centre prior over 8 faces (paired):"), text)
+        XCTAssertTrue(text.contains(verdict.energyText) && text.contains(verdict.pointingText), text)
+        XCTAssertTrue(text.contains("Wilcoxon p") && text.contains("McNemar p"), text)
+        let md = try String(contentsOf: Report.markdown(reg, to: ws.dir.appendingPathComponent("r/report.md")), encoding: .utf8)
+        XCTAssertTrue(md.contains("| energy vs centre prior | pointing vs centre prior |"), md)
+        XCTAssertTrue(md.contains("| tiny | block2.conv2 | gradcam | 8 |"), md)
+        XCTAssertTrue(md.contains("| \(verdict.energyCell) | \(verdict.pointingCell) |"), md)
+        XCTAssertTrue(md.contains("| tiny | block2.conv2 | center_prior | 8 |") , md)
+    }
 }

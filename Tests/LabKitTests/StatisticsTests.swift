@@ -28,6 +28,53 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(Statistics.holm([]), [])
     }
 
+    func testWilcoxonSignedRankAgainstHandAndScipy() {
+        // All five positive: only 1 of 32 sign patterns is as extreme, two-sided 2/32.
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([1, 2, 3, 4, 5]), 0.0625, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([0, 1, 2, 0, 3, 4, 5]), 0.0625, accuracy: 1e-12, "zeros dropped")
+        // W- = 2: subsets of 1..5 summing to <= 2 are {}, {1}, {2}: 2 * 3/32.
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([1, -2, 3, 4, 5]), 0.1875, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([-1, 2, -3, -4, -5]), 0.1875, accuracy: 1e-12, "two-sided")
+        // Ties: |d| = 1, 1, 1, 2 rank 2, 2, 2, 4; W- = 2 is reached by {}, and each single 2: 2 * 4/16.
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([1, 1, -1, 2]), 0.5, accuracy: 1e-12)
+        // scipy.stats.wilcoxon(d, method="exact"), no ties.
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([0.3, -0.1, 0.25, 0.4, -0.05, 0.2, 0.15, 0.35, -0.31, 0.12]), 0.10546875, accuracy: 1e-12)
+        // With the tie |0.3| = |-0.3|, by brute force over all 1024 sign flips
+        // of the mid-ranks (scipy's "exact" ignores ties and says 0.105).
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([0.3, -0.1, 0.25, 0.4, -0.05, 0.2, 0.15, 0.35, -0.3, 0.12]), 0.087890625, accuracy: 1e-12)
+        // scipy.stats.wilcoxon(d, method="approx", correction=True), with ties and zeros.
+        let d = (0..<300).map { Double(($0 * 37) % 101 - 45) / 100 }
+        XCTAssertEqual(Statistics.wilcoxonSignedRank(d), 0.005634513322090639, accuracy: 1e-9)
+        let d2 = (0..<300).map { Double(($0 * 37) % 101 - 40) / 100 }
+        XCTAssertEqual(Statistics.wilcoxonSignedRank(d2), 1.0654509258116039e-07, accuracy: 1e-12)
+        let d3 = (0..<120).map { Double(($0 * 37) % 101 - 47) / 100 }
+        XCTAssertEqual(Statistics.wilcoxonSignedRank(d3, exactUpTo: 0), 0.3849635842746819, accuracy: 1e-9)
+        XCTAssertEqual(Statistics.wilcoxonSignedRank(d3), 0.3849635842746819, accuracy: 0.01, "exact and approximate agree at n = 120")
+        XCTAssertEqual(Statistics.wilcoxonSignedRank([]), 1)
+    }
+
+    func testPriorVerdictByHand() throws {
+        // Ten faces: the map has more energy in the regions on every one
+        // (p = 2/1024), but points inside on 5 where the prior does on all 10
+        // (McNemar 0 vs 5 discordant: p = 2/32, not significant).
+        let pairs = (0..<10).map { k in
+            PriorVerdict.Pair(energy: 0.6 + Double(k) / 100, priorEnergy: 0.5, hit: k < 5, priorHit: true)
+        }
+        let v = try XCTUnwrap(PriorVerdict(method: "gradcam", pairs: pairs))
+        XCTAssertEqual(v.energy.p, 2.0 / 1024, accuracy: 1e-12)
+        XCTAssertEqual(v.energy.outcome, "beats"); XCTAssertEqual(v.energy.better, 10)
+        XCTAssertEqual(v.pointing.map, 0.5); XCTAssertEqual(v.pointing.prior, 1)
+        XCTAssertEqual(v.pointing.p, 0.0625, accuracy: 1e-12); XCTAssertEqual(v.pointing.outcome, "no better than")
+        XCTAssertEqual(v.energyCell, "beats (p = 0.002)"); XCTAssertEqual(v.pointingCell, "no better (p = 0.062)")
+        XCTAssertTrue(v.text.hasPrefix("verdict, gradcam vs centre prior over 10 faces (paired):"), v.text)
+        XCTAssertTrue(v.pointingText.hasSuffix("McNemar p = 0.062: no better than the centre prior"), v.pointingText)
+        // Missing on all 8 faces the prior hits: worse, p = 2/256.
+        let worse = try XCTUnwrap(PriorVerdict(method: "gradcam", pairs: (0..<8).map { _ in .init(energy: 0.4, priorEnergy: 0.4, hit: false, priorHit: true) }))
+        XCTAssertEqual(worse.pointing.outcome, "worse than"); XCTAssertEqual(worse.pointing.p, 2.0 / 256, accuracy: 1e-12)
+        XCTAssertEqual(worse.energy.p, 1); XCTAssertEqual(worse.energy.outcome, "no better than")
+        XCTAssertNil(PriorVerdict(method: "gradcam", pairs: []))
+    }
+
     func testBootstrapIntervalByHand() {
         // Constant differences: every resample has the same mean.
         let ci = Statistics.bootstrapCI([0.5, 0.5, 0.5])
