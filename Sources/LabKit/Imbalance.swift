@@ -11,7 +11,9 @@ struct Imbalance {
     let faceWeightOfClass: [Float]?
     /// "balanced_per_class": the same numbers inside the loss, per class.
     let classWeights: [Float]?
-    /// train.logit_adjustment tau: tau * log prior_k, added in training only.
+    /// train.logit_adjustment tau: tau * log prior_k, added in training only
+    /// (so the epoch's train accuracy is that of the shifted logits;
+    /// validation and test see the model's own).
     let logitShift: [Float]?
     let classBalancedSampling: Bool
 
