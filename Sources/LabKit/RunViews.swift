@@ -81,6 +81,9 @@ public enum RunDetail {
             out.append(TextTable.render(["true \\ pred"] + names + ["recall"],
                 names.indices.map { i in [names[i]] + m[i].map(String.init) + [pct(recall[names[i]] ?? nil)] },
                 rightAligned: Set(1...(names.count + 1))))
+            let summary = Metrics(confusion: m)
+            out.append(String(format: "accuracy %.2f%%, balanced accuracy %.2f%%, macro-F1 %.4f; most confused: %@",
+                              summary.accuracy * 100, summary.balancedAccuracy * 100, summary.macroF1, Compare.confusedSummary(m)))
         }
         let looks = try reg.read { try Row.fetchAll($0, sql: "SELECT evaluated_at, accuracy, macro_f1, trigger FROM test_evaluations WHERE run_id = ? ORDER BY id", arguments: [r.id]) }
         if !looks.isEmpty {
