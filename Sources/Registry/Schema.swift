@@ -4,7 +4,7 @@ import GRDB
 /// are part of the user interface (`sqlite3 runs.db`): keep them stable.
 enum Schema {
     /// Index i holds the SQL that takes the schema from version i to i + 1.
-    static let migrations: [String] = [v1, v2, v3, v4]
+    static let migrations: [String] = [v1, v2, v3, v4, v5]
     static var version: Int { migrations.count }
 
     static let v1 = """
@@ -202,6 +202,38 @@ enum Schema {
     CREATE VIEW leaderboard AS
     SELECT e.name AS experiment, substr(e.spec_hash, 1, 12) AS spec, COUNT(*) AS runs,
            ROUND(AVG(r.best_val_accuracy), 4) AS mean_val_accuracy,
+           ROUND(AVG(r.best_val_macro_f1), 4) AS mean_val_macro_f1,
+           ROUND(AVG(r.test_accuracy), 4) AS mean_test_accuracy,
+           MAX(r.params) AS params, MAX(r.finished_at) AS last_finished
+    FROM runs r JOIN experiments e ON e.id = r.experiment_id
+    WHERE r.status = 'completed'
+    GROUP BY e.id
+    ORDER BY mean_val_macro_f1 DESC, experiment;
+    """
+
+    /// Balanced accuracy (mean validation recall over classes with images)
+    /// beside accuracy in both views: accuracy alone hides a model that
+    /// never predicts the rare classes.
+    static let v5 = """
+    DROP VIEW run_summary;
+    CREATE VIEW run_summary AS
+    SELECT r.id AS run_id, e.name AS experiment,
+           CASE WHEN r.status = 'running' AND r.heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-120 seconds')
+                THEN 'interrupted' ELSE r.status END AS status,
+           r.seed, r.epochs_run, r.best_epoch,
+           ROUND(r.best_val_accuracy, 4) AS val_accuracy,
+           ROUND((SELECT AVG(c.recall) FROM class_metrics c WHERE c.run_id = r.id AND c.split = 'val'), 4) AS val_balanced_accuracy,
+           ROUND(r.best_val_macro_f1, 4) AS val_macro_f1,
+           ROUND(r.test_accuracy, 4) AS test_accuracy, ROUND(r.test_macro_f1, 4) AS test_macro_f1,
+           (SELECT COUNT(*) FROM test_evaluations t WHERE t.run_id = r.id) AS test_looks,
+           r.dataset_source, r.label_mode, r.n_train, r.n_val, r.n_test, r.params, r.threads,
+           ROUND(r.train_seconds, 1) AS train_seconds, r.started_at, r.finished_at, r.git_commit, r.host
+    FROM runs r JOIN experiments e ON e.id = r.experiment_id;
+    DROP VIEW leaderboard;
+    CREATE VIEW leaderboard AS
+    SELECT e.name AS experiment, substr(e.spec_hash, 1, 12) AS spec, COUNT(*) AS runs,
+           ROUND(AVG(r.best_val_accuracy), 4) AS mean_val_accuracy,
+           ROUND(AVG((SELECT AVG(c.recall) FROM class_metrics c WHERE c.run_id = r.id AND c.split = 'val')), 4) AS mean_val_balanced_accuracy,
            ROUND(AVG(r.best_val_macro_f1), 4) AS mean_val_macro_f1,
            ROUND(AVG(r.test_accuracy), 4) AS mean_test_accuracy,
            MAX(r.params) AS params, MAX(r.finished_at) AS last_finished

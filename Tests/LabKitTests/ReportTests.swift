@@ -73,6 +73,12 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(ablRuns.compactMap(\.valBalancedAccuracy), sqlBalanced)
         XCTAssertEqual(ablRuns.first?.valRecall.count, 6)
         XCTAssertTrue(RunTable.render(runs).contains("val bal acc"))
+        let viewed = try reg.read { db in
+            try Double.fetchAll(db, sql: "SELECT val_balanced_accuracy FROM run_summary WHERE experiment = 'abl' ORDER BY run_id")
+        }
+        XCTAssertEqual(viewed, sqlBalanced.map { ($0 * 10000).rounded() / 10000 })
+        let board = try reg.read { try Double.fetchOne($0, sql: "SELECT mean_val_balanced_accuracy FROM leaderboard WHERE experiment = 'abl'") }
+        XCTAssertEqual(try XCTUnwrap(board), Statistics.mean(sqlBalanced), accuracy: 1e-4)
         XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 120 }, text)
         XCTAssertTrue(text.contains("\n* significant at 5% family-wise (Holm over the 1 McNemar test shown): "
                                     + (abl.pValue! < 0.05 ? "abl vs base" : "none") + "\n"), text)
