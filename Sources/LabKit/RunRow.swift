@@ -97,7 +97,20 @@ extension RunRow {
     /// The spec the run was trained with, as stored in the registry.
     func resolvedSpec() throws -> ExperimentSpec {
         let raw = (try JSONSerialization.jsonObject(with: Data(specJSON.utf8)) as? [String: Any]) ?? [:]
-        return try SpecLoader.resolve(raw, file: "runs.db:\(id)")
+        return try SpecLoader.resolve(RunRow.asTrained(raw), file: "runs.db:\(id)")
+    }
+
+    /// A stored spec as its run was trained. A stored "balanced" predates
+    /// per-face weighting (specs resolve it to "balanced_per_face" now) and
+    /// meant per-class weights inside the loss; a resumed run must keep doing
+    /// what it started with.
+    static func asTrained(_ stored: [String: Any]) -> [String: Any] {
+        guard var train = stored["train"] as? [String: Any],
+              train["class_weights"] as? String == "balanced" else { return stored }
+        train["class_weights"] = "balanced_per_class"
+        var out = stored
+        out["train"] = train
+        return out
     }
 
     /// The run's data again (RAF-DB from `data` if it moved), refusing data

@@ -58,6 +58,16 @@ final class ImbalanceTests: XCTestCase {
         XCTAssertEqual(order, expected)
     }
 
+    func testRunsStoredBeforeTheChangeKeepPerClassWeights() throws {
+        let old: [String: Any] = ["name": "cw", "train": ["class_weights": "balanced", "lr": 0.001]]
+        let train = RunRow.asTrained(old)["train"] as? [String: Any]
+        XCTAssertEqual(train?["class_weights"] as? String, "balanced_per_class")
+        XCTAssertEqual(train?["lr"] as? Double, 0.001)
+        let resolved = try SpecLoader.resolve(old, file: "x")
+        let new = RunRow.asTrained(resolved.resolved)["train"] as? [String: Any]
+        XCTAssertEqual(new?["class_weights"] as? String, "balanced_per_face", "a spec resolved now names the per-face meaning and is left alone")
+    }
+
     func testSpecRecordsTheRemediesAndRejectsBadValues() throws {
         let ws = try Workspace(); defer { ws.remove() }
         let plain = try SpecLoader.load(ws.spec())
