@@ -215,6 +215,9 @@ public final class Runner {
                 var o = ExplainOptions()
                 o.images = spec.explainImages; o.layer = spec.explainLayer; o.split = spec.explainSplit
                 o.threads = options.threads; o.data = options.data
+                // Beside the registry, as `lab explain` from the same folder would put them.
+                o.out = URL(fileURLWithPath: registry.path).deletingLastPathComponent()
+                    .appendingPathComponent("explain-\(runID.prefix(10))-\(spec.explainSplit)").path
                 // Training and evaluation are recorded; a failed explanation must not undo that.
                 do {
                     let explained = try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter)

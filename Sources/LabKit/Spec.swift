@@ -35,7 +35,10 @@ public struct ExperimentSpec: Equatable, Sendable {
     public var batchSize: Int
     public var maxEpochs: Int
     public var classWeights: String     // "none" | "balanced_per_face" (spelled "balanced" in spec files) | "balanced_per_class"
-    public var schedule: LRSchedule
+    public var scheduleKind: LRSchedule.Kind
+    public var warmupEpochs: Int
+    /// Derived from lr and max_epochs, so changing either changes the curve.
+    public var schedule: LRSchedule { LRSchedule(kind: scheduleKind, peak: lr, warmupEpochs: warmupEpochs, epochs: maxEpochs) }
     public var sampling: String         // "shuffle" | "class_balanced"
     public var logitAdjustment: Float   // tau; 0 = off
     public var monitor: String          // "val_loss" | "val_accuracy" | "val_macro_f1"
@@ -349,8 +352,7 @@ public enum SpecLoader {
             model: model,
             lr: Float(num(train["lr"])), weightDecay: Float(num(train["weight_decay"])), batchSize: int(train["batch_size"]),
             maxEpochs: int(train["max_epochs"]), classWeights: train["class_weights"] as! String,
-            schedule: LRSchedule(kind: LRSchedule.Kind(rawValue: train["schedule"] as! String)!, peak: Float(num(train["lr"])),
-                                 warmupEpochs: int(train["warmup_epochs"]), epochs: int(train["max_epochs"])),
+            scheduleKind: LRSchedule.Kind(rawValue: train["schedule"] as! String)!, warmupEpochs: int(train["warmup_epochs"]),
             sampling: train["sampling"] as! String, logitAdjustment: Float(num(train["logit_adjustment"])),
             monitor: es["monitor"] as! String, patience: int(es["patience"]), minDelta: num(es["min_delta"]),
             seeds: ints(train["seeds"]), evaluateTest: bool(ev["test"]),
