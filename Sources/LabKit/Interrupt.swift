@@ -1,6 +1,7 @@
 import Foundation
 
-/// Ctrl-C handling: the first SIGINT (or SIGTERM) asks the runner to stop at
+/// Ctrl-C handling: the first SIGINT (or SIGTERM, or Slurm's SIGUSR1 before
+/// a time limit) asks the runner to stop at
 /// the next batch boundary, mark the run interrupted and exit; a second one
 /// exits at once (the registry is consistent at every commit, so nothing
 /// stored is lost).
@@ -12,7 +13,7 @@ public enum Interrupt {
     public static var requested: Bool { lock.lock(); defer { lock.unlock() }; return flag }
 
     public static func install() {
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGUSR1] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
