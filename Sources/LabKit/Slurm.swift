@@ -24,7 +24,7 @@ public enum SlurmScript {
 
     public static func render(plan: SweepPlan, indices: [Int], settings s: SlurmSettings, lab: String, workdir: String, store: SweepStore) -> String {
         var head = ["--job-name=lab-sweep-\(plan.id)", "--array=\(array(indices, total: plan.tasks.count, maxParallel: s.maxParallel))",
-                    "--requeue", "--signal=B:USR1@120", "--output=\(store.logs(plan.id).path)/%A_%a.out",
+                    "--requeue", "--signal=B:USR1@120", "--output=\(store.logs(plan.id).path)/%A_%a.out", "--open-mode=append",
                     "--cpus-per-task=\(s.cpusPerTask)"]
         if let p = s.partition { head.append("--partition=\(p)") }
         if let t = s.time { head.append("--time=\(t)") }

@@ -118,4 +118,42 @@ extension CLITests {
         let again = try lab(["sweep"] + specs + ["--seeds", "1,2", "--slurm", "--db", db])
         XCTAssertTrue(again.out.contains("nothing to run"), again.out)
     }
+
+    /// Polls `check` every 0.2 s until it holds; fails after `timeout`.
+    func waitUntil(_ what: String, timeout: TimeInterval, _ check: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try check() { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTFail("timed out after \(Int(timeout)) s waiting for \(what)")
+        throw XCTSkip("cannot continue")
+    }
+
+    func testSlurmTaskToldToStopRequeuesAndResumesWithoutGapOrDuplicate() throws {
+        if let why = slurmMissing() {
+            throw XCTSkip("\(why): Slurm tests need a running cluster; .ci/slurm-up starts one")
+        }
+        let r = try lab("sweep", spec("long", epochs: 8, slow: true), "--seeds", "1", "--slurm", "--cpus-per-task", "1", "--db", db)
+        XCTAssertEqual(r.status, 0, r.err)
+        let words = r.out.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        let id = String(words[1].dropLast())
+        let array = try XCTUnwrap(words.firstIndex(of: "array").map { String(words[$0 + 2]) }, r.out)
+        let merge = try XCTUnwrap(words.firstIndex(of: "merge").map { String(words[$0 + 2]) }, r.out)
+        let shard = dir.appendingPathComponent("sweeps/\(id)/shards/task-0.db").path
+        try waitUntil("the first epoch in the shard", timeout: 120) {
+            (Int(try command(["sqlite3", shard, "SELECT COUNT(*) FROM epochs"])) ?? 0) >= 1
+        }
+        // What Slurm does 120 s before the time limit (--signal=B:USR1@120), now.
+        _ = try command(["scancel", "--signal=USR1", "--batch", "\(array)_0"])
+        try waitUntil("the requeued task", timeout: 60) { try command(["scontrol", "show", "job", "\(array)_0"]).contains("Restarts=1") }
+        XCTAssertEqual(try command(["sqlite3", shard, "SELECT status FROM runs"]), "interrupted")
+        // Slurm holds a requeued job back for a while; let it start now.
+        _ = try command(["scontrol", "update", "jobid=\(array)_0", "StartTime=now"])
+        try waitForJobs([array, merge], timeout: 300)
+        XCTAssertEqual(try sql("SELECT COUNT(*) || ' ' || status FROM runs"), "1 completed")
+        XCTAssertEqual(try sql("SELECT group_concat(epoch) FROM (SELECT epoch FROM epochs ORDER BY epoch)"), "1,2,3,4,5,6,7,8", "no gap, no duplicate")
+        let log = try String(contentsOfFile: dir.appendingPathComponent("sweeps/\(id)/logs/\(array)_0.out").path, encoding: .utf8)
+        XCTAssertTrue(log.contains("interrupted") && log.contains("resuming run"), log)
+    }
 }
