@@ -48,7 +48,7 @@ public enum SlurmScript {
         trap 'stop USR1' USR1
         trap 'stop TERM' TERM
         \(quoted(lab)) sweep task \(quoted(store.planURL(plan.id).path)) "$SLURM_ARRAY_TASK_ID" \\
-            --db \(quoted(store.shards(plan.id).path))/task-"$SLURM_ARRAY_TASK_ID".db --threads "${SLURM_CPUS_PER_TASK:-1}" &
+            --db \(quoted(store.shards(plan.id).path))/task-"$SLURM_ARRAY_TASK_ID".db --threads "${SLURM_CPUS_PER_TASK:-1}" --own-shard &
         pid=$!
         wait "$pid"
 

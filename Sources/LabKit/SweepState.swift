@@ -81,16 +81,23 @@ extension SweepPlan {
 public enum SweepTaskRunner {
     /// Brings one task to completion in `registry`: nothing when its run is
     /// completed, a resume from the checkpoint when interrupted or failed,
-    /// else a new run. A live run of it elsewhere is an error, not a second copy.
+    /// else a new run. A live run of it elsewhere is an error, not a second
+    /// copy, unless the registry is the task's own shard (`ownShard`): Slurm
+    /// runs one instance of an array task at a time, so a run still marked
+    /// running there is an earlier attempt that died without saving (a node
+    /// failure, a kill after the grace period).
     @discardableResult
-    public static func run(_ task: SweepTask, registry: Registry, runner: Runner, threads: Int) throws -> String {
+    public static func run(_ task: SweepTask, registry: Registry, runner: Runner, threads: Int, ownShard: Bool = false) throws -> String {
         let mine = try RunRow.all(registry).filter { $0.experimentID == task.experimentID && $0.seed == task.seed }
         if let done = mine.first(where: { $0.status == "completed" }) {
             runner.reporter.log("task \(task.index) (\(task.label)): run \(done.id) already completed")
             return done.id
         }
         if let live = mine.first(where: { $0.status == "running" }) {
-            throw RegistryError("task \(task.index) (\(task.label)): run \(live.id) is running (pid \(live.pid.map(String.init) ?? "?") on \(live.host ?? "?"))")
+            guard ownShard else {
+                throw RegistryError("task \(task.index) (\(task.label)): run \(live.id) is running (pid \(live.pid.map(String.init) ?? "?") on \(live.host ?? "?"))")
+            }
+            try registry.updateRun(live.id, ["status": "interrupted", "error": "an earlier attempt of its Slurm task ended without saving"])
         }
         if let earlier = mine.last {
             return try runner.resume(earlier.id, options: RunOptions(threads: threads))

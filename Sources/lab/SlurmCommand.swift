@@ -55,6 +55,22 @@ enum SlurmCommand {
         print("watch: squeue -j \(array),\(mergeJob)   or   lab sweep status \(plan.id)")
     }
 
+    /// A second submission while the first array is queued would start the
+    /// tasks that have no shard yet twice.
+    static func refuseWhileQueued(_ plan: SweepPlan) throws {
+        guard let jobs = plan.slurm else { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["squeue", "-h", "-o", "%i", "-j", jobs.arrayJob]
+        let out = Pipe(); p.standardOutput = out; p.standardError = Pipe()
+        guard (try? p.run()) != nil else { return }
+        let queued = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        if p.terminationStatus == 0 && !queued.isEmpty {
+            throw LabError("sweep \(plan.id) is still queued or running as array job \(jobs.arrayJob) (squeue -j \(jobs.arrayJob)); wait for it, or scancel \(jobs.arrayJob), before submitting it again")
+        }
+    }
+
     /// Runs sbatch and returns the job id (`--parsable` prints "id" or "id;cluster").
     static func sbatch(_ args: [String]) throws -> String {
         let p = Process()

@@ -83,6 +83,7 @@ extension Lab.Sweep {
             if dryRun { return }
             if todo.isEmpty { print("nothing to run: every task is completed or running"); return }
             if slurm.enabled {
+                try SlurmCommand.refuseWhileQueued(plan)
                 try SlurmCommand.submit(plan, todo: todo, options: slurm, store: folder.store, registry: reg.path)
                 return
             }
@@ -123,6 +124,7 @@ extension Lab.Sweep {
 
         @Argument(help: "The sweep's plan.json.") var plan: String
         @Argument(help: "Task index in the plan.") var index: Int
+        @Flag(help: "The registry is this task's own shard (Slurm array tasks).") var ownShard = false
         @OptionGroup var registry: RegistryOptions
         @OptionGroup var compute: ComputeOptions
 
@@ -134,7 +136,8 @@ extension Lab.Sweep {
             let reg = try registry.open()
             Interrupt.install()
             do {
-                try SweepTaskRunner.run(p.tasks[index], registry: reg, runner: Runner(registry: reg, reporter: reporter), threads: compute.threads)
+                try SweepTaskRunner.run(p.tasks[index], registry: reg, runner: Runner(registry: reg, reporter: reporter),
+                                        threads: compute.threads, ownShard: ownShard)
                 Progress.done()
             } catch let e as Interrupted {
                 Progress.log("\(e)")

@@ -48,6 +48,25 @@ extension CLITests {
         XCTAssertEqual(try sql("SELECT COUNT(*) || ' ' || SUM(status = 'completed') FROM runs"), "2 2", "the failed run resumed, not a third run")
     }
 
+    func testTaskInItsOwnShardTakesOverARunLeftRunning() throws {
+        let s = spec("tiny", epochs: 2)
+        let plan = try lab("sweep", s, "--seeds", "1", "--dry-run", "--db", db)
+        let path = try XCTUnwrap(plan.out.split(separator: "\n").first { $0.hasPrefix("plan: ") }).dropFirst("plan: ".count)
+        let shard = dir.appendingPathComponent("shard.db").path
+        XCTAssertEqual(try lab("sweep", "task", String(path), "0", "--db", shard, "--threads", "1").status, 0)
+        // As a node failure leaves it: running, fresh heartbeat, another host.
+        _ = try command(["sqlite3", shard, "UPDATE runs SET status = 'running', host = 'node7', heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"])
+        let shared = try lab("sweep", "task", String(path), "0", "--db", shard, "--threads", "1")
+        XCTAssertEqual(shared.status, 1)
+        XCTAssertTrue(shared.err.contains("is running (pid "), shared.err)
+        let own = try lab("sweep", "task", String(path), "0", "--db", shard, "--threads", "1", "--own-shard")
+        XCTAssertEqual(own.status, 0, own.err)
+        XCTAssertEqual(try command(["sqlite3", shard, "SELECT COUNT(*) || ' ' || status FROM runs"]), "1 completed")
+        let bad = try lab("sweep", "task", String(path), "5", "--db", shard)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.err.hasSuffix("has tasks 0-0, not 5\n"), bad.err)
+    }
+
     func testSweepAndMergeErrorsAreOneLine() throws {
         let s = spec("tiny", epochs: 1)
         let grid = try lab("sweep", s, "--grid", "train.lr", "--db", db)
@@ -147,7 +166,11 @@ extension CLITests {
         // What Slurm does 120 s before the time limit (--signal=B:USR1@120), now.
         _ = try command(["scancel", "--signal=USR1", "--batch", "\(array)_0"])
         try waitUntil("the requeued task", timeout: 60) { try command(["scontrol", "show", "job", "\(array)_0"]).contains("Restarts=1") }
-        XCTAssertEqual(try command(["sqlite3", shard, "SELECT status FROM runs"]), "interrupted")
+        XCTAssertTrue(try command(["sqlite3", shard, "SELECT status || ': ' || error FROM runs"])
+            .hasPrefix("interrupted: interrupted by SIGUSR1 (Slurm: time limit near) after epoch "))
+        let twice = try lab("sweep", spec("long", epochs: 8, slow: true), "--seeds", "1", "--slurm", "--db", db)
+        XCTAssertEqual(twice.status, 1)
+        XCTAssertTrue(twice.err.contains("Error: sweep \(id) is still queued or running as array job \(array)"), twice.err)
         // Slurm holds a requeued job back for a while; let it start now.
         _ = try command(["scontrol", "update", "jobid=\(array)_0", "StartTime=now"])
         try waitForJobs([array, merge], timeout: 300)
