@@ -27,13 +27,15 @@ struct LocalSweep {
                 running.append(Child(task: t, process: try launch(t), started: Date()))
             }
             Thread.sleep(forTimeInterval: 0.5)
-            for c in running where !c.process.isRunning {
+            // One look at isRunning: a child ending between two looks would be dropped uncounted.
+            let finished = running.filter { !$0.process.isRunning }
+            running.removeAll { c in finished.contains { $0.process === c.process } }
+            for c in finished {
+                shownLines = show([], replacing: shownLines)   // the block goes; the line stays
                 let ok = c.process.terminationStatus == 0
                 if !ok { failed.append(c.task) } else { done += 1 }
                 Progress.log("task \(c.task.index) (\(c.task.label)) \(ok ? "completed" : "stopped with exit \(c.process.terminationStatus), see \(logPath(c.task))") after \(Runner.duration(Date().timeIntervalSince(c.started)))")
-                shownLines = 0
             }
-            running.removeAll { !$0.process.isRunning }
             if Date().timeIntervalSince(lastPrint) >= (Progress.isTerminal ? 1 : 15), !running.isEmpty {
                 shownLines = show(progress(running, reg, todo: Set(todo.map(\.index)), done: done), replacing: shownLines)
                 lastPrint = Date()
@@ -76,7 +78,7 @@ struct LocalSweep {
     /// Plain lines on a pipe; on a terminal the previous block is rewritten.
     func show(_ lines: [String], replacing previous: Int) -> Int {
         let clear = Progress.isTerminal && previous > 0 ? "\u{1B}[\(previous)F\u{1B}[J" : ""
-        FileHandle.standardError.write(Data((clear + lines.joined(separator: "\n") + "\n").utf8))
+        FileHandle.standardError.write(Data((clear + lines.map { $0 + "\n" }.joined()).utf8))
         return Progress.isTerminal ? lines.count : 0
     }
 
