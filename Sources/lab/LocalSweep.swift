@@ -5,7 +5,7 @@ import Registry
 
 /// Runs a sweep's tasks here, `jobs` at a time, each as a child `lab sweep
 /// task` process writing the one registry (WAL: concurrent writers are safe).
-/// A child's output goes to sweeps/<id>/logs/task-<i>.log; the terminal gets
+/// A child's output goes to sweeps/<id>/logs/task-<i>.log; stderr gets
 /// one line per running task and the sweep's total with an ETA.
 struct LocalSweep {
     let plan: SweepPlan
@@ -19,12 +19,17 @@ struct LocalSweep {
     func run(_ todo: [SweepTask], _ reg: Registry) throws {
         Interrupt.install()
         var queue = todo[...], running = [Child](), failed = [SweepTask]()
-        var lastPrint = Date.distantPast, shownLines = 0, done = 0
+        var lastPrint = Date.distantPast, shownLines = 0, done = 0, forwarded = false
         Progress.log("running \(todo.count) task\(todo.count == 1 ? "" : "s"), \(jobs) at a time, \(threads) thread\(threads == 1 ? "" : "s") each; logs in \(store.logs(plan.id).path)")
         while !queue.isEmpty || !running.isEmpty {
-            // Ctrl-C reaches the children too (same process group): they save; we start no more.
             while running.count < jobs, !Interrupt.requested, let t = queue.popFirst() {
                 running.append(Child(task: t, process: try launch(t), started: Date()))
+            }
+            // Foundation starts each child in its own process group, so a Ctrl-C
+            // reaches only us: pass it on once (a second would make them quit unsaved).
+            if Interrupt.requested && !forwarded {
+                for c in running { c.process.interrupt() }
+                forwarded = true
             }
             Thread.sleep(forTimeInterval: 0.5)
             // One look at isRunning: a child ending between two looks would be dropped uncounted.

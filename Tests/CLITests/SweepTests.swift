@@ -25,6 +25,24 @@ extension CLITests {
         XCTAssertFalse(status.out.contains("resubmit"), status.out)
     }
 
+    func testSweepCtrlCStopsEveryTaskAndTheSameCommandResumesThem() throws {
+        let args = ["sweep", spec("slow", epochs: 6, slow: true), "--seeds", "1,2", "--jobs", "2", "--threads", "1", "--db", db]
+        let (p, _, err) = try start(args)
+        try waitUntil("both tasks' first epochs", timeout: 120) {
+            FileManager.default.fileExists(atPath: db) && (try? sql("SELECT COUNT(DISTINCT run_id) FROM epochs")) == "2"
+        }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 130, e)
+        XCTAssertEqual(try sql("SELECT group_concat(status) FROM runs"), "interrupted,interrupted")
+        XCTAssertTrue(e.contains("stopped; running tasks saved their checkpoints. Continue with: lab sweep "), e)
+        let again = try lab(args)
+        XCTAssertEqual(again.status, 0, again.err)
+        XCTAssertEqual(try sql("SELECT COUNT(*) || ' ' || SUM(status = 'completed') FROM runs"), "2 2")
+        XCTAssertEqual(try sql("SELECT COUNT(*) FROM epochs"), "12", "resumed: every epoch once")
+    }
+
     func testSweepGridPlansOneExperimentPerValueAndRerunsOnlyWhatFailed() throws {
         let s = spec("tiny", epochs: 1)
         let plan = try lab("sweep", s, "--seeds", "1", "--grid", "model.hidden=8,16", "--dry-run", "--db", db)
