@@ -33,20 +33,22 @@ public enum SlurmScript {
         #!/bin/bash
         \(head.map { "#SBATCH \($0)" }.joined(separator: "\n"))
         # One task of lab sweep \(plan.id), written by lab; rerun the lab sweep command rather than editing it.
-        # Slurm signals only this shell (B:), so the trap passes the signal on to lab, which saves at the
-        # next batch and marks its run interrupted. USR1 comes 120 s before the time limit: the task then
-        # requeues itself and, started again, resumes the run from its checkpoint in the shard. TERM
-        # (scancel) saves and stops without a requeue.
+        # USR1 comes 120 s before the time limit, to this shell only (B:): it is passed on to lab,
+        # which saves at the next batch and marks its run interrupted (exit 130); the task then
+        # requeues itself and, started again, resumes the run from its checkpoint in the shard.
+        # scancel and the time limit send TERM to every process of the job, lab included: the
+        # shell only waits for lab to save (passing TERM on would be a second signal: quit unsaved).
         set -u
         cd \(quoted(workdir))
-        stop() {
-            kill -"$1" "$pid" 2>/dev/null
-            wait "$pid"
-            if [ "$1" = USR1 ]; then scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; fi
-            exit 0
+        on_usr1() {
+            kill -USR1 "$pid" 2>/dev/null
+            wait "$pid"; rc=$?
+            if [ "$rc" -eq 130 ] && scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; then exit 0; fi
+            exit "$rc"
         }
-        trap 'stop USR1' USR1
-        trap 'stop TERM' TERM
+        on_term() { wait "$pid"; exit $?; }
+        trap on_usr1 USR1
+        trap on_term TERM
         \(quoted(lab)) sweep task \(quoted(store.planURL(plan.id).path)) "$SLURM_ARRAY_TASK_ID" \\
             --db \(quoted(store.shards(plan.id).path))/task-"$SLURM_ARRAY_TASK_ID".db --threads "${SLURM_CPUS_PER_TASK:-1}" --own-shard &
         pid=$!
