@@ -10,14 +10,15 @@ extension Registry {
     /// An experiment's id: the first 16 hex digits of its resolved spec's sha256.
     public static func experimentID(specJSON: String) -> String { String(sha256(Data(specJSON.utf8)).prefix(16)) }
 
-    /// Mean wall seconds per recorded epoch of an experiment, and over how many epochs.
-    public func epochSeconds(experiment: String) throws -> (mean: Double, epochs: Int)? {
+    /// Mean wall and CPU (wall x threads) seconds per recorded epoch of an experiment.
+    public func epochSeconds(experiment: String) throws -> (wall: Double, cpu: Double)? {
         try read { db in
             let row = try Row.fetchOne(db, sql: """
-                SELECT AVG(e.seconds) AS mean, COUNT(*) AS n FROM epochs e JOIN runs r ON r.id = e.run_id WHERE r.experiment_id = ?
+                SELECT AVG(e.seconds) AS wall, AVG(e.seconds * COALESCE(r.threads, 1)) AS cpu
+                FROM epochs e JOIN runs r ON r.id = e.run_id WHERE r.experiment_id = ?
                 """, arguments: [experiment])
-            guard let row, let mean = row["mean"] as Double?, (row["n"] as Int) > 0 else { return nil }
-            return (mean, row["n"])
+            guard let row, let wall = row["wall"] as Double?, let cpu = row["cpu"] as Double? else { return nil }
+            return (wall, cpu)
         }
     }
 

@@ -73,7 +73,7 @@ struct LocalSweep {
         }
         var seconds: Double? = 0
         for s in states where todo.contains(s.task.index) && s.state != .completed {
-            let mean = (try? reg.epochSeconds(experiment: s.task.experimentID))??.mean
+            let mean = (try? reg.epochSeconds(experiment: s.task.experimentID))??.wall
             seconds = mean.flatMap { m in seconds.map { $0 + m * Double(max(0, s.task.maxEpochs - epochs(s.task))) } }
         }
         let eta = seconds.map { Runner.duration($0 / Double(jobs)) } ?? "?"

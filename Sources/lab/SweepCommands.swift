@@ -155,15 +155,16 @@ enum SweepCommand {
         return try files.map { try Registry(path: dir.appendingPathComponent($0).path) }
     }
 
-    /// The plan as a table: state, run, and an estimate from past epochs of the same experiment.
+    /// The plan as a table: state, run, and the CPU time still to spend,
+    /// from past epochs of the same experiment.
     static func describe(_ plan: SweepPlan, _ states: [TaskStatus], _ reg: Registry, shards: Int? = nil) throws -> String {
-        var estimate = 0.0, unknown = 0
+        var cpu = 0.0, unknown = 0
         let rows = try states.map { s -> [String] in
             var est = "-"
             if s.state != .completed {
                 if let e = try reg.epochSeconds(experiment: s.task.experimentID) {
-                    let left = Double(max(0, s.task.maxEpochs - (s.run?.epochsRun ?? 0))) * e.mean
-                    estimate += left; est = "<" + Runner.duration(left)
+                    let left = Double(max(0, s.task.maxEpochs - (s.run?.epochsRun ?? 0))) * e.cpu
+                    cpu += left; est = Runner.duration(left)
                 } else { unknown += 1 }
             }
             return [String(s.task.index), s.task.name, String(s.task.seed), s.state.rawValue, s.run.map { String($0.id.prefix(10)) } ?? "-",
@@ -175,12 +176,11 @@ enum SweepCommand {
         }
         var head = "sweep \(plan.id): \(plan.tasks.count) task\(plan.tasks.count == 1 ? "" : "s"): \(counts.joined(separator: ", "))"
         if let shards { head += " (from \(reg.path) and \(shards) shard\(shards == 1 ? "" : "s"))" }
-        let left = states.filter { $0.state != .completed }.count
-        if left > 0 {
-            head += "\nestimated time left: " + (estimate > 0 ? "under \(Runner.duration(estimate)) of runs" : "unknown")
-                + (unknown > 0 ? " (\(unknown) task\(unknown == 1 ? " has" : "s have") no past epochs to go by)" : " (from past epochs; early stopping may end sooner)")
+        if states.contains(where: { $0.state != .completed }) {
+            head += "\nCPU time left: " + (cpu > 0 ? "up to \(Runner.duration(cpu)) (from past epochs; early stopping may end sooner)" : "unknown")
+                + (unknown > 0 ? "; \(unknown) task\(unknown == 1 ? " has" : "s have") no past epochs to go by" : "")
         }
-        return head + "\n" + TextTable.render(["task", "experiment", "seed", "state", "run", "epochs", "est."], rows, rightAligned: [2, 5, 6])
+        return head + "\n" + TextTable.render(["task", "experiment", "seed", "state", "run", "epochs", "CPU est."], rows, rightAligned: [2, 5, 6])
     }
 
     static func shellQuoted(_ s: String) -> String {

@@ -23,6 +23,11 @@ extension CLITests {
         XCTAssertEqual(status.status, 0, status.err)
         XCTAssertTrue(status.out.contains("2 tasks: 2 completed"), status.out)
         XCTAssertFalse(status.out.contains("resubmit"), status.out)
+
+        // A third seed is a new sweep; its time is estimated from the two runs' epochs.
+        let more = try lab("sweep", s, "--seeds", "1,2,3", "--dry-run", "--db", db)
+        XCTAssertTrue(more.out.contains("3 tasks: 1 pending, 2 completed\nCPU time left: up to "), more.out)
+        XCTAssertEqual(try sql("SELECT COUNT(*) FROM runs"), "2")
     }
 
     func testSweepCtrlCStopsEveryTaskAndTheSameCommandResumesThem() throws {
