@@ -55,8 +55,10 @@ struct LocalSweep {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: SlurmCommand.labExecutable)
         p.arguments = ["sweep", "task", store.planURL(plan.id).path, String(t.index), "--db", db, "--threads", String(threads)]
-        FileManager.default.createFile(atPath: logPath(t), contents: nil)
+        // Appended to: a resumed task's log keeps the attempt before it.
+        if !FileManager.default.fileExists(atPath: logPath(t)) { FileManager.default.createFile(atPath: logPath(t), contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath(t)))
+        defer { try? log.close() }   // the child holds its own copy
         log.seekToEndOfFile()
         p.standardOutput = log; p.standardError = log
         try p.run()

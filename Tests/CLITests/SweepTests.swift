@@ -46,6 +46,10 @@ extension CLITests {
         XCTAssertEqual(again.status, 0, again.err)
         XCTAssertEqual(try sql("SELECT COUNT(*) || ' ' || SUM(status = 'completed') FROM runs"), "2 2")
         XCTAssertEqual(try sql("SELECT COUNT(*) FROM epochs"), "12", "resumed: every epoch once")
+        let logs = dir.appendingPathComponent("sweeps").path
+        let id = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: logs).first)
+        let log = try String(contentsOfFile: "\(logs)/\(id)/logs/task-0.log", encoding: .utf8)
+        XCTAssertTrue(log.contains(" interrupted; ") && log.contains("resuming run"), "both attempts in the task's log: \(log)")
     }
 
     func testSweepGridPlansOneExperimentPerValueAndRerunsOnlyWhatFailed() throws {
