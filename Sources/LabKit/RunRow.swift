@@ -7,6 +7,7 @@ import Registry
 public struct RunRow: Sendable {
     public var id: String
     public var experiment: String
+    public var experimentID: String
     public var parent: String?
     public var status: String           // with stale 'running', or a dead owner on this host, shown as 'interrupted'
     public var seed: Int
@@ -42,7 +43,7 @@ public struct RunRow: Sendable {
         """
 
     init(_ row: Row) {
-        id = row["id"]; experiment = row["experiment"]; parent = row["parent"]; status = row["shown_status"]
+        id = row["id"]; experiment = row["experiment"]; experimentID = row["experiment_id"]; parent = row["parent"]; status = row["shown_status"]
         seed = row["seed"]; epochsRun = row["epochs_run"]; bestEpoch = row["best_epoch"]
         bestValAccuracy = row["best_val_accuracy"]; bestValMacroF1 = row["best_val_macro_f1"]
         testAccuracy = row["test_accuracy"]; trainSeconds = row["train_seconds"]

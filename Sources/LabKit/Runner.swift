@@ -231,7 +231,7 @@ public final class Runner {
             reporter.log("run \(runID) completed: best epoch \(state.bestEpoch) of \(state.epoch)")
             return runID
         } catch let e as Interrupted {
-            try? registry.updateRun(runID, ["status": "interrupted", "error": "interrupted by the user after epoch \(state.epoch)"])
+            try? registry.updateRun(runID, ["status": "interrupted", "error": "interrupted by \(Interrupt.requestedBy) after epoch \(state.epoch)"])
             throw e
         } catch {
             try? registry.updateRun(runID, ["status": "failed", "finished_at": Registry.timestamp(), "error": "\(error)"])

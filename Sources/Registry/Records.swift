@@ -5,13 +5,28 @@ import GRDB
 /// Writes the runner makes, each one short transaction.
 extension Registry {
     /// Lower-case hex SHA-256: spec hashes and checkpoint digests.
-    static func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+    public static func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+
+    /// An experiment's id: the first 16 hex digits of its resolved spec's sha256.
+    public static func experimentID(specJSON: String) -> String { String(sha256(Data(specJSON.utf8)).prefix(16)) }
+
+    /// Mean wall and CPU (wall x threads) seconds per recorded epoch of an experiment.
+    public func epochSeconds(experiment: String) throws -> (wall: Double, cpu: Double)? {
+        try read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT AVG(e.seconds) AS wall, AVG(e.seconds * COALESCE(r.threads, 1)) AS cpu
+                FROM epochs e JOIN runs r ON r.id = e.run_id WHERE r.experiment_id = ?
+                """, arguments: [experiment])
+            guard let row, let wall = row["wall"] as Double?, let cpu = row["cpu"] as Double? else { return nil }
+            return (wall, cpu)
+        }
+    }
 
     /// The experiment row for a resolved spec (same name and hash: same row).
     @discardableResult
     public func experiment(name: String, parent: String?, specJSON: String, description: String?) throws -> String {
         let hash = Registry.sha256(Data(specJSON.utf8))
-        let id = String(hash.prefix(16))
+        let id = Registry.experimentID(specJSON: specJSON)
         try write { db in
             try db.execute(sql: """
                 INSERT INTO experiments (id, name, parent, spec_json, spec_hash, description, created_at)

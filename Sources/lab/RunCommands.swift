@@ -39,12 +39,12 @@ extension Lab {
             if let source, !["rafdb", "synthetic"].contains(source) {
                 throw ValidationError("--dataset must be rafdb or synthetic, not '\(source)'")
             }
-            if let seeds, parsedSeeds(seeds) == nil {
+            if let seeds, Self.parsedSeeds(seeds) == nil {
                 throw ValidationError("--seeds must be comma-separated non-negative integers, e.g. 1,2,3")
             }
         }
 
-        func parsedSeeds(_ s: String) -> [Int]? {
+        static func parsedSeeds(_ s: String) -> [Int]? {
             let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !v.isEmpty, v.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
             return v.map { $0! }
@@ -59,7 +59,7 @@ extension Lab {
             let runner = Runner(registry: reg, reporter: reporter)
             var ids = [String]()
             for spec in loaded {
-                for seed in seeds.flatMap(parsedSeeds) ?? spec.seeds {
+                for seed in seeds.flatMap(Self.parsedSeeds) ?? spec.seeds {
                     do {
                         ids.append(try runner.run(spec, seed: seed, options: RunOptions(source: source, data: data, threads: compute.threads)))
                     } catch let e as Interrupted {

@@ -1,0 +1,107 @@
+import Foundation
+import Registry
+
+/// Where sweeps live: <root>/<id>/plan.json, logs/, shards/.
+public struct SweepStore: Sendable {
+    public let root: URL
+    public init(_ root: String) { self.root = URL(fileURLWithPath: root) }
+
+    public func folder(_ id: String) -> URL { root.appendingPathComponent(id) }
+    public func planURL(_ id: String) -> URL { folder(id).appendingPathComponent("plan.json") }
+    public func shards(_ id: String) -> URL { folder(id).appendingPathComponent("shards") }
+    public func logs(_ id: String) -> URL { folder(id).appendingPathComponent("logs") }
+
+    /// Writes the plan (replacing an earlier copy of the same sweep, which has the same tasks).
+    public func save(_ plan: SweepPlan) throws {
+        for dir in [folder(plan.id), shards(plan.id), logs(plan.id)] {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let tmp = folder(plan.id).appendingPathComponent(".plan.json.tmp")
+        try enc.encode(plan).write(to: tmp)
+        // rename(2) replaces atomically: a running task never reads half a plan.
+        guard rename(tmp.path, planURL(plan.id).path) == 0 else {
+            throw SpecError("\(planURL(plan.id).path): cannot write the sweep plan (\(String(cString: strerror(errno))))")
+        }
+    }
+
+    public func load(path: String) throws -> SweepPlan {
+        guard let data = FileManager.default.contents(atPath: path) else { throw SpecError("\(path): no such sweep plan") }
+        do { return try JSONDecoder().decode(SweepPlan.self, from: data) } catch {
+            throw SpecError("\(path): not a sweep plan (\(error.localizedDescription))")
+        }
+    }
+
+    /// The sweep whose id starts with `prefix`, or the newest one.
+    public func find(_ prefix: String?) throws -> SweepPlan {
+        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [])
+            .filter { FileManager.default.fileExists(atPath: planURL($0).path) }
+        let plans = try ids.map { try load(path: planURL($0).path) }
+        guard let prefix else {
+            guard let newest = plans.max(by: { $0.createdAt < $1.createdAt }) else {
+                throw SpecError("no sweeps in \(root.path) yet; plan one with: lab sweep SPEC... --dry-run")
+            }
+            return newest
+        }
+        let hits = plans.filter { $0.id.hasPrefix(prefix.lowercased()) }
+        if hits.count == 1 { return hits[0] }
+        if hits.isEmpty { throw SpecError("no sweep \(prefix) in \(root.path) (sweeps: \(ids.sorted().joined(separator: ", ")))") }
+        throw SpecError("sweep id \(prefix) is ambiguous: \(hits.map(\.id).joined(separator: ", "))")
+    }
+}
+
+public enum TaskState: String, Sendable, Comparable, CaseIterable {
+    case pending, failed, interrupted, running, completed
+
+    /// Of several copies of a task's run (registry and shards), the furthest along wins.
+    var rank: Int { [.pending, .failed, .interrupted, .running, .completed].firstIndex(of: self)! }
+    public static func < (a: TaskState, b: TaskState) -> Bool { a.rank < b.rank }
+}
+
+public struct TaskStatus: Sendable {
+    public var task: SweepTask
+    public var state: TaskState
+    public var run: RunRow?
+}
+
+extension SweepPlan {
+    /// Each task's state over the given registries (a run counts for a task
+    /// when its experiment and seed match).
+    public func status(_ registries: [Registry]) throws -> [TaskStatus] {
+        let rows = try registries.flatMap { try RunRow.all($0) }
+        return tasks.map { t in
+            let mine = rows.filter { $0.experimentID == t.experimentID && $0.seed == t.seed }
+            let best = mine.max { (TaskState(rawValue: $0.status) ?? .failed, $0.id) < (TaskState(rawValue: $1.status) ?? .failed, $1.id) }
+            return TaskStatus(task: t, state: best.flatMap { TaskState(rawValue: $0.status) } ?? .pending, run: best)
+        }
+    }
+}
+
+public enum SweepTaskRunner {
+    /// Brings one task to completion in `registry`: nothing when its run is
+    /// completed, a resume from the checkpoint when interrupted or failed,
+    /// else a new run. A live run of it elsewhere is an error, not a second
+    /// copy, unless the registry is the task's own shard (`ownShard`): Slurm
+    /// runs one instance of an array task at a time, so a run still marked
+    /// running there is an earlier attempt that died without saving (a node
+    /// failure, a kill after the grace period).
+    @discardableResult
+    public static func run(_ task: SweepTask, registry: Registry, runner: Runner, threads: Int, ownShard: Bool = false) throws -> String {
+        let mine = try RunRow.all(registry).filter { $0.experimentID == task.experimentID && $0.seed == task.seed }
+        if let done = mine.first(where: { $0.status == "completed" }) {
+            runner.reporter.log("task \(task.index) (\(task.label)): run \(done.id) already completed")
+            return done.id
+        }
+        if let live = mine.first(where: { $0.status == "running" }) {
+            guard ownShard else {
+                throw RegistryError("task \(task.index) (\(task.label)): run \(live.id) is running (pid \(live.pid.map(String.init) ?? "?") on \(live.host ?? "?"))")
+            }
+            try registry.updateRun(live.id, ["status": "interrupted", "error": "an earlier attempt of its Slurm task ended without saving"])
+        }
+        if let earlier = mine.last {
+            return try runner.resume(earlier.id, options: RunOptions(threads: threads))
+        }
+        return try runner.run(task.spec(), seed: task.seed, options: RunOptions(threads: threads))
+    }
+}
