@@ -62,7 +62,7 @@ final class SpecTests: XCTestCase {
         // The quickstart's description names each change from the baseline; a new change needs a new reason there.
         XCTAssertEqual(Set(SpecDiff.changed(base.resolved, quick.resolved)), [
             "dataset.source", "dataset.synthetic.train", "dataset.synthetic.test", "model.widths", "model.dropout",
-            "train.max_epochs", "train.lr", "train.batch_size", "train.schedule", "train.warmup_epochs", "train.seeds",
+            "train.max_epochs", "train.lr", "train.batch_size", "train.schedule", "train.warmup_epochs", "train.logit_adjustment", "train.seeds",
             "evaluate.test", "explain.enabled", "explain.images", "report",
         ])
     }
