@@ -56,7 +56,7 @@ enum Assets {
       function applyFilter(table, input) {
         const terms = input.value.toLowerCase().split(/\s+/).filter((t) => t);
         Array.from(table.tBodies[0].rows).forEach((r) => {
-          const text = r.textContent.toLowerCase();
+          const text = Array.from(r.cells, (c) => c.textContent.trim()).join(" ").toLowerCase();
           r.hidden = !terms.every((t) => text.includes(t));
         });
       }
@@ -146,6 +146,7 @@ enum Assets {
         if (filter) {
           const table = document.getElementById("runs");
           filter.addEventListener("input", () => applyFilter(table, filter));
+          filter.form.addEventListener("submit", (e) => e.preventDefault());
         }
         document.querySelectorAll("#curves[data-live]").forEach(liveCurves);
       });

@@ -62,8 +62,14 @@ enum RunsPage {
         return s
     }
 
-    static func render(_ runs: [RunRow], now: Date) -> String {
-        let rows = rows(runs, now: now)
+    /// Rows holding every whitespace-separated term (case-insensitive), as lab.js filters.
+    static func matches(_ row: RunsRow, _ query: String) -> Bool {
+        let text = row.cells.map(\.text).joined(separator: " ").lowercased()
+        return query.lowercased().split(whereSeparator: \.isWhitespace).allSatisfy { text.contains($0) }
+    }
+
+    static func render(_ runs: [RunRow], now: Date, query: String = "") -> String {
+        let rows = rows(runs, now: now).filter { matches($0, query) }
         var tr = [String]()
         for r in rows {
             let cells = r.cells.enumerated().map { i, c in
@@ -75,7 +81,8 @@ enum RunsPage {
         let body = """
         <h1>Runs</h1>
         <p class="summary"><span id="summary-count">\(HTML.esc(summary(runs)))</span> Epochs: best/run, or done of planned while running. Click a heading to sort.</p>
-        <p><label>Filter <input id="filter" type="search" placeholder="experiment, status, host…"></label></p>
+        <form method="get" action="/"><label>Filter <input id="filter" name="q" type="search" value="\(HTML.esc(query))" \
+        placeholder="experiment, status, host…"></label></form>
         <div class="wide"><table id="runs" class="sortable" data-live="/api/runs"><thead><tr>\(head)</tr></thead><tbody>\(tr.joined())</tbody></table></div>
         \(runs.isEmpty ? "<p>No runs yet: <code>lab run experiments/quickstart.json</code>.</p>" : "")
         """

@@ -35,7 +35,9 @@ public enum Serve {
     public static func router(_ site: Site) -> AppRouter {
         let router = AppRouter(options: .autoGenerateHeadEndpoints)
         router.add(middleware: Guard(site: site))
-        router.get("/") { _, _ in Reply.html(RunsPage.render(try RunRow.all(site.registry), now: Date())) }
+        router.get("/") { req, _ in
+            Reply.html(RunsPage.render(try RunRow.all(site.registry), now: Date(), query: formValues(req, "q").first ?? ""))
+        }
         router.get("/api/runs") { _, _ in
             let runs = try RunRow.all(site.registry)
             return try Reply.json(RunsJSON(summary: RunsPage.summary(runs), runs: RunsPage.rows(runs, now: Date())))
@@ -55,7 +57,7 @@ public enum Serve {
                                extra: [.contentDisposition: "attachment; filename=\"\(row.id)-best.safetensors\""])
         }
         router.get("/compare") { req, _ in
-            Reply.html(try ComparePage.render(site, chosen: req.uri.queryParameters[values: "e"].map(String.init)))
+            Reply.html(try ComparePage.render(site, chosen: formValues(req, "e")))
         }
         router.get("/static/:name") { _, c in
             // A lookup in a fixed table: no name can reach the file system.
@@ -63,6 +65,17 @@ public enum Serve {
             return Reply.bytes(Data(f.body.utf8), type: f.type)
         }
         return router
+    }
+
+    /// Every value of `key` in the query, decoded as an HTML form encodes
+    /// it ("+" is a space, "%2B" a plus).
+    static func formValues(_ req: Request, _ key: String) -> [String] {
+        (req.uri.query ?? "").split(separator: "&").compactMap { pair in
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String? { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard decode(kv[0]) == key else { return nil }
+            return kv.count > 1 ? decode(kv[1]) : ""
+        }
     }
 
     static func figure(_ site: Site, _ c: BasicRequestContext, _ kind: RunPage.Curve) throws -> Response {

@@ -150,3 +150,36 @@ final class ServeTests: XCTestCase {
         try await Browser.screenshot(server.url("/compare?e=base&e=abl"), name: "compare.png", height: 700, scratch: scratch)
     }
 }
+
+extension ServeTests {
+    func testFilterWorksWithoutScriptAndSurvivesTheLiveUpdate() async throws {
+        let served = try get("/?q=completed+ABL").text
+        let rows = DOM.section(served, from: "<tbody", to: "</tbody>") ?? ""
+        XCTAssertEqual(DOM.count("<tr ", in: rows), 1, "filtered on the server: \(rows)")
+        XCTAssertTrue(rows.contains("data-run=\"\(fx.abl)\""))
+        XCTAssertTrue(served.contains("name=\"q\" type=\"search\" value=\"completed ABL\""))
+        _ = try Browser.path()
+        let dom = try await Browser.dom(server.url("/?q=completed+ABL"), scratch: scratch)
+        let live = DOM.section(dom, from: "<tbody", to: "</tbody>") ?? ""
+        XCTAssertEqual(DOM.count("<tr ", in: live), 3, "the poll brought every run back")
+        XCTAssertEqual(DOM.count("<tr class=\"status-completed\" data-run=\"\(fx.abl)\">", in: live), 1, "abl shown: \(live)")
+        XCTAssertEqual(DOM.count(" hidden=\"\"", in: live), 2, "the others hidden by the script's filter")
+    }
+
+    /// The JSON carries raw text, which lab.js only ever sets as textContent.
+    func testEveryRegistryValueIsEscaped() async throws {
+        let dir = fx.dir.appendingPathComponent("xss-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let writer = try Registry(path: dir.appendingPathComponent("runs.db").path)
+        let exp = try writer.experiment(name: "<script>alert(1)</script>", parent: "\"><b>x", specJSON: #"{"train": {"max_epochs": 3}, "note": "</pre><script>alert(3)</script>"}"#, description: nil)
+        let id = try writer.startRun(.init(experimentID: exp, seed: 1, fields: ["host": "<img src=x onerror=alert(2)>", "error": "</p><i>"]))
+        let evil = try await LiveServer(Site(registry: try Registry(readOnly: writer.path)))
+        defer { evil.stop() }
+        for page in ["/", "/runs/\(id)", "/compare"] {
+            let text = try rawRequest(port: evil.port, page).text
+            for raw in ["<script>alert", "<img src=x", "<b>x", "</p><i>"] { XCTAssertFalse(text.contains(raw), "\(page): \(raw)") }
+        }
+        XCTAssertTrue(try rawRequest(port: evil.port, "/").text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        XCTAssertTrue(try rawRequest(port: evil.port, "/runs/\(id)").text.contains("&gt;&lt;script&gt;alert(3)"))
+    }
+}
