@@ -41,7 +41,7 @@ enum ComparePage {
                      Compare.holmString(r, marker: "*"), Compare.f(r.macroF1, 3)] + r.recall.map { Compare.pct($0) }
                     + ["\(r.params)", Compare.epoch(r.bestEpoch), changes]).map(HTML.esc)
         }
-        return HTML.table(header, cells, id: "compare", numeric: Set(2...16), sortable: true)
+        return HTML.table(header, cells, id: "compare", numeric: Set(2...15), sortable: true)
     }
 
     /// Every run of the chosen experiments, one line each, drawn by the report's chart code.

@@ -9,9 +9,14 @@ import Registry
 public final class Site: @unchecked Sendable {
     public let registry: Registry
     let images = ImageFinder()
+    private let lock = NSLock()
+    private var observer: (@Sendable (String) -> Void)?
     /// Called with each request's path before it is answered (tests use it
     /// to change the registry between a page load and its next poll).
-    public var onRequest: (@Sendable (String) -> Void)?
+    public var onRequest: (@Sendable (String) -> Void)? {
+        get { lock.lock(); defer { lock.unlock() }; return observer }
+        set { lock.lock(); defer { lock.unlock() }; observer = newValue }
+    }
 
     public init(registry: Registry) { self.registry = registry }
 
