@@ -42,6 +42,16 @@ enum Assets {
         });
       }
 
+      // "#runs=-6": the runs table sorted by its 7th column, descending; a
+      // sorted view survives a reload and can be shared as a link.
+      function sortFromHash(table) {
+        const m = location.hash.match(/^#([a-z]+)=(-?)(\d+)$/);
+        if (!m || m[1] !== table.id) return;
+        table.dataset.sortCol = m[3];
+        table.dataset.sortDir = m[2] ? "desc" : "asc";
+        sortTable(table);
+      }
+
       function makeSortable(table) {
         Array.from(table.tHead.rows[0].cells).forEach((th, i) => {
           th.addEventListener("click", () => {
@@ -49,6 +59,7 @@ enum Assets {
             table.dataset.sortDir = same && table.dataset.sortDir !== "desc" ? "desc" : "asc";
             table.dataset.sortCol = String(i);
             sortTable(table);
+            if (table.id) history.replaceState(null, "", "#" + table.id + "=" + (table.dataset.sortDir === "desc" ? "-" : "") + i);
           });
         });
       }
@@ -141,7 +152,7 @@ enum Assets {
 
       document.addEventListener("DOMContentLoaded", () => {
         const filter = document.getElementById("filter");
-        document.querySelectorAll("table.sortable").forEach(makeSortable);
+        document.querySelectorAll("table.sortable").forEach((t) => { makeSortable(t); sortFromHash(t); });
         document.querySelectorAll("table[data-live]").forEach((t) => liveRuns(t, filter));
         if (filter) {
           const table = document.getElementById("runs");

@@ -183,3 +183,21 @@ extension ServeTests {
         XCTAssertTrue(try rawRequest(port: evil.port, "/runs/\(id)").text.contains("&gt;&lt;script&gt;alert(3)"))
     }
 }
+
+extension ServeTests {
+    /// Sorting is the script's: a link's "#runs=N" (or "-N", descending) sorts as a click on heading N does.
+    func testRunsSortByAColumnInTheBrowser() async throws {
+        _ = try Browser.path()
+        func order(_ hash: String) async throws -> [String] {
+            let dom = try await Browser.dom(server.url("/\(hash)"), budgetMs: 500, scratch: scratch)
+            let rows = DOM.section(dom, from: "<tbody", to: "</tbody>") ?? ""
+            let re = try NSRegularExpression(pattern: "data-run=\"([0-9A-Z]+)\"")
+            return re.matches(in: rows, range: NSRange(rows.startIndex..., in: rows)).map { String(rows[Range($0.range(at: 1), in: rows)!]) }
+        }
+        let served = try await order(""), byName = try await order("#runs=1"), byNameDown = try await order("#runs=-1"), byTest = try await order("#runs=8")
+        XCTAssertEqual(served, [fx.running, fx.abl, fx.base], "newest first as served")
+        XCTAssertEqual(byName, [fx.abl, fx.base, fx.running], "by experiment name")
+        XCTAssertEqual(byNameDown, [fx.running, fx.base, fx.abl])
+        XCTAssertEqual(byTest.last, fx.running, "a run without a test accuracy sorts last")
+    }
+}
