@@ -14,7 +14,7 @@ extension Lab {
         @Option(help: "Port to listen on.")
         var port = 8080
 
-        @Option(help: "Address to bind (default: this machine only).")
+        @Option(help: "Address to bind; any but 127.0.0.1 lets other machines read the registry.")
         var host = "127.0.0.1"
 
         func validate() throws {
