@@ -201,3 +201,17 @@ extension ServeTests {
         XCTAssertEqual(byTest.last, fx.running, "a run without a test accuracy sorts last")
     }
 }
+
+extension ServeTests {
+    /// One drawing path: a one-run experiment's curves are byte for byte `lab report`'s figures.
+    func testRunCurvesAreTheReportsFigures() throws {
+        let out = scratch.appendingPathComponent("report/report.md")
+        _ = try Report.markdown(fx.writer, to: out)
+        for kind in ["loss", "accuracy"] {
+            let report = try Data(contentsOf: out.deletingLastPathComponent().appendingPathComponent("figures/base_\(kind).svg"))
+            let served = try get("/runs/\(fx.base)/\(kind).svg")
+            XCTAssertEqual(served.headers["content-type"], "image/svg+xml")
+            XCTAssertEqual(served.body, report, kind)
+        }
+    }
+}
