@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -42,15 +44,24 @@ let package = Package(
             name: "LabKit",
             dependencies: ["Engine", "Faces", "Explain", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(
+            name: "Serve",
+            dependencies: [
+                "LabKit", "Registry", "Faces",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "lab",
             dependencies: [
                 "LabKit",
+                "Serve",
                 "Engine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "CLITests"),
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "LabKit", "Registry"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine"], swiftSettings: numeric),
         .testTarget(
             name: "LabKitTests",

@@ -147,13 +147,13 @@ public enum Compare {
     public static let familyWiseAlpha = 0.05
 
     /// The adjusted p with `marker` when the difference survives at 5% family-wise.
-    static func holmString(_ r: Row, marker: String, pad: Bool = false) -> String {
+    public static func holmString(_ r: Row, marker: String, pad: Bool = false) -> String {
         guard let p = r.holmP else { return "-" }
         return pString(p) + (p < familyWiseAlpha ? marker : (pad ? " " : ""))
     }
 
     /// The line under a table that says which differences survive the correction.
-    static func holmFootnote(_ rows: [Row], marker: String) -> String? {
+    public static func holmFootnote(_ rows: [Row], marker: String) -> String? {
         let tested = rows.filter { $0.holmP != nil }
         guard !tested.isEmpty else { return nil }
         let kept = tested.filter { $0.holmP! < familyWiseAlpha }.map { "\($0.experiment) vs \($0.baseline ?? "-")" }
@@ -161,22 +161,22 @@ public enum Compare {
             + (kept.isEmpty ? "none" : kept.joined(separator: ", "))
     }
 
-    static func f(_ v: Double?, _ d: Int = 2) -> String { v.map { $0.isNaN ? "-" : String(format: "%.\(d)f", $0) } ?? "-" }
-    static func pct(_ v: Double?) -> String { v.map { $0.isNaN ? "-" : String(format: "%.1f", $0 * 100) } ?? "-" }
+    public static func f(_ v: Double?, _ d: Int = 2) -> String { v.map { $0.isNaN ? "-" : String(format: "%.\(d)f", $0) } ?? "-" }
+    public static func pct(_ v: Double?) -> String { v.map { $0.isNaN ? "-" : String(format: "%.1f", $0 * 100) } ?? "-" }
     /// Mean accuracy, with its spread only where there is one: one run has no standard deviation.
-    static func accuracy(_ r: Row, separator: String = " ± ") -> String {
+    public static func accuracy(_ r: Row, separator: String = " ± ") -> String {
         r.runs > 1 ? "\(pct(r.accMean))\(separator)\(pct(r.accStd))" : pct(r.accMean)
     }
 
     /// An epoch is an integer; a mean over seeds keeps one decimal only when it needs it.
-    static func epoch(_ v: Double?) -> String {
+    public static func epoch(_ v: Double?) -> String {
         guard let v, !v.isNaN else { return "-" }
         return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
     }
 
-    static func signedPct(_ v: Double?) -> String { v.map { String(format: "%+.1f", $0 * 100) } ?? "-" }
+    public static func signedPct(_ v: Double?) -> String { v.map { String(format: "%+.1f", $0 * 100) } ?? "-" }
 
-    static func pString(_ p: Double?) -> String {
+    public static func pString(_ p: Double?) -> String {
         guard let p else { return "-" }
         return p < 0.001 ? "<0.001" : String(format: "%.3f", p)
     }

@@ -137,19 +137,11 @@ public enum Report {
             md += ["## \(e.name)", ""]
             md.append("\(e.runs.count) completed run\(e.runs.count == 1 ? "" : "s"); validation ECE \(f(e.ece)); test split evaluated \(e.testLooks) time\(e.testLooks == 1 ? "" : "s")\(e.testLooks > e.runs.count ? " (more than once per run: selection on test?)" : "").")
             md.append("")
-            var loss = [SVG.Series](), acc = [SVG.Series]()
-            for (k, r) in e.runs.enumerated() {
-                let id: String = r["id"]
-                let ep = e.epochs[id] ?? []
-                let tag = e.runs.count > 1 ? " s\(r["seed"] as Int)" : ""
-                loss.append(.init(label: "train\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["train_loss"] as Double) }, dashed: true))
-                loss.append(.init(label: "val\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["val_loss"] as Double) }, dashed: false))
-                acc.append(.init(label: "train\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["train_accuracy"] as Double) }, dashed: true))
-                acc.append(.init(label: "val\(tag)", points: ep.map { (Double($0["epoch"] as Int), $0["val_accuracy"] as Double) }, dashed: false))
-                if k >= 3 { break }   // legends stay readable
+            let curves = try e.runs.map { r in
+                Figures.RunCurve(seed: r["seed"], epochs: try (e.epochs[r["id"] as String] ?? []).map(EpochRecord.init(row:)))
             }
-            try Data(SVG.lineChart(title: "\(e.name): loss", xLabel: "epoch", yLabel: "loss", series: loss).utf8).write(to: figs.appendingPathComponent("\(s)_loss.svg"))
-            try Data(SVG.lineChart(title: "\(e.name): accuracy", xLabel: "epoch", yLabel: "accuracy", series: acc).utf8).write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
+            try Data(Figures.loss(title: "\(e.name): loss", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_loss.svg"))
+            try Data(Figures.accuracy(title: "\(e.name): accuracy", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
             try Data(SVG.confusion(title: "\(e.name): validation confusion (counts)", classes: classes, counts: e.confusion, normalized: false).utf8)
                 .write(to: figs.appendingPathComponent("\(s)_confusion.svg"))
             try Data(SVG.confusion(title: "\(e.name): validation confusion (row %)", classes: classes, counts: e.confusion, normalized: true).utf8)

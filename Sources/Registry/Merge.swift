@@ -40,7 +40,7 @@ extension Registry {
         _ = try Registry(path: snapshot)       // older schemas: migrated on the copy
         var summary = MergeSummary(source: source)
         do {
-            try dbQueue.inDatabase { db in
+            try database.writeWithoutTransaction { db in
                 try db.execute(sql: "ATTACH DATABASE ? AS src", arguments: [snapshot])
                 defer { try? db.execute(sql: "DETACH DATABASE src") }
                 try db.inTransaction(.immediate) {

@@ -12,7 +12,8 @@ public struct RegistryError: Error, CustomStringConvertible, Equatable {
 /// so several `lab run` processes can share one file.
 public final class Registry: @unchecked Sendable {
     public let path: String
-    public let dbQueue: DatabaseQueue
+    /// A DatabaseQueue for writers; a read-only DatabasePool for `lab serve`.
+    public let database: any DatabaseWriter
 
     /// Seconds a writer waits for another process's lock before giving up.
     public static let busySeconds: TimeInterval = 60
@@ -26,11 +27,16 @@ public final class Registry: @unchecked Sendable {
         config.journalMode = .wal
         config.label = "lab.registry"
         do {
-            dbQueue = try DatabaseQueue(path: path, configuration: config)
+            database = try DatabaseQueue(path: path, configuration: config)
         } catch {
             throw Registry.describe(error, path: path)
         }
         try migrate()
+    }
+
+    init(path: String, database: any DatabaseWriter) {
+        self.path = path
+        self.database = database
     }
 
     /// A clear line for an SQLite failure instead of GRDB's full dump.
@@ -83,9 +89,11 @@ public final class Registry: @unchecked Sendable {
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             var result: T?
-            try dbQueue.inTransaction(.immediate) { db in
-                result = try body(db)
-                return .commit
+            try database.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
             }
             return result!
         } catch {
@@ -94,7 +102,7 @@ public final class Registry: @unchecked Sendable {
     }
 
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try dbQueue.read(body) } catch { throw Registry.describe(error, path: path) }
+        do { return try database.read(body) } catch { throw Registry.describe(error, path: path) }
     }
 
     public var schemaVersion: Int { (try? read { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 }) ?? 0 }

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Registry
+import Serve
+
+extension Lab {
+    struct ServeCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "A local, read-only web page over the registry: runs, live curves, comparisons.")
+
+        @OptionGroup var registry: RegistryOptions
+
+        @Option(help: "Port to listen on.")
+        var port = 8080
+
+        @Option(help: "Address to bind; any but 127.0.0.1 lets other machines read the registry.")
+        var host = "127.0.0.1"
+
+        func validate() throws {
+            guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
+        }
+
+        func run() throws {
+            let site = Site(registry: try Registry(readOnly: registry.path))
+            let (host, port, path) = (self.host, self.port, registry.path)
+            if !Serve.isLoopback(host) {
+                Progress.log("warning: bound to \(host), not 127.0.0.1: anyone who can reach this machine can read \(path) and download its checkpoints")
+            }
+            let app = Serve.application(site, host: host, port: port) {
+                Progress.log("lab serve: http://\(host.contains(":") ? "[\(host)]" : host):\(port)/  (read-only view of \(path); Ctrl-C stops)")
+            }
+            do { try Self.block { try await app.runService() } } catch { throw LabError(Serve.describe(error, host: host, port: port)) }
+        }
+
+        /// `lab`'s entry point is synchronous (it may re-exec itself first);
+        /// the server runs on Swift concurrency until Ctrl-C ends it.
+        static func block(_ body: @escaping @Sendable () async throws -> Void) throws {
+            final class Outcome: @unchecked Sendable { var error: Error? }
+            let outcome = Outcome(), done = DispatchSemaphore(value: 0)
+            Task {
+                do { try await body() } catch { outcome.error = error }
+                done.signal()
+            }
+            done.wait()
+            if let e = outcome.error { throw e }
+        }
+    }
+}
