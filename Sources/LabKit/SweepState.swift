@@ -33,10 +33,25 @@ public struct SweepStore: Sendable {
         }
     }
 
+    /// Every stored plan, newest first.
+    public func all() throws -> [SweepPlan] {
+        try ids().map { try load(path: planURL($0).path) }.sorted { $0.createdAt > $1.createdAt }
+    }
+
+    func ids() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [])
+            .filter { FileManager.default.fileExists(atPath: planURL($0).path) }
+    }
+
+    /// The sweep's task registries, in task order.
+    public func shardFiles(_ id: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: shards(id).path)) ?? [])
+            .filter { $0.hasSuffix(".db") }.sorted().map { shards(id).appendingPathComponent($0).path }
+    }
+
     /// The sweep whose id starts with `prefix`, or the newest one.
     public func find(_ prefix: String?) throws -> SweepPlan {
-        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [])
-            .filter { FileManager.default.fileExists(atPath: planURL($0).path) }
+        let ids = ids()
         let plans = try ids.map { try load(path: planURL($0).path) }
         guard let prefix else {
             guard let newest = plans.max(by: { $0.createdAt < $1.createdAt }) else {

@@ -33,7 +33,7 @@ enum HTML {
         <link rel="stylesheet" href="/static/lab.css">
         <script src="/static/lab.js" defer></script>
         </head><body\(bodyAttributes)>
-        <nav><a href="/">runs</a> <a href="/compare">compare</a></nav>
+        <nav><a href="/">runs</a> <a href="/compare">compare</a> <a href="/sweeps">sweeps</a></nav>
         <main>
         \(body)
         </main></body></html>

@@ -8,6 +8,8 @@ import Registry
 /// read-only, and the dataset indexes images are found through.
 public final class Site: @unchecked Sendable {
     public let registry: Registry
+    /// The sweeps folder `lab sweep` writes (plans and shards), for /sweeps.
+    public let sweeps: SweepStore
     let images = ImageFinder()
     private let lock = NSLock()
     private var observer: (@Sendable (String) -> Void)?
@@ -18,7 +20,9 @@ public final class Site: @unchecked Sendable {
         set { lock.lock(); defer { lock.unlock() }; observer = newValue }
     }
 
-    public init(registry: Registry) { self.registry = registry }
+    public init(registry: Registry, sweeps: SweepStore = SweepStore("sweeps")) {
+        self.registry = registry; self.sweeps = sweeps
+    }
 
     /// The run a URL names (any unique id prefix), or a 404.
     func run(_ id: String?) throws -> RunRow {
@@ -61,6 +65,7 @@ public enum Serve {
             return Reply.bytes(data, type: "application/octet-stream",
                                extra: [.contentDisposition: "attachment; filename=\"\(row.id)-best.safetensors\""])
         }
+        router.get("/sweeps") { _, _ in Reply.html(try SweepsPage.render(site)) }
         router.get("/compare") { req, _ in
             Reply.html(try ComparePage.render(site, chosen: formValues(req, "e")))
         }

@@ -10,6 +10,7 @@ extension Lab {
             abstract: "A local, read-only web page over the registry: runs, live curves, comparisons.")
 
         @OptionGroup var registry: RegistryOptions
+        @OptionGroup var folder: SweepFolderOption
 
         @Option(help: "Port to listen on.")
         var port = 8080
@@ -22,7 +23,7 @@ extension Lab {
         }
 
         func run() throws {
-            let site = Site(registry: try Registry(readOnly: registry.path))
+            let site = Site(registry: try Registry(readOnly: registry.path), sweeps: folder.store)
             let (host, port, path) = (self.host, self.port, registry.path)
             if !Serve.isLoopback(host) {
                 Progress.log("warning: bound to \(host), not 127.0.0.1: anyone who can reach this machine can read \(path) and download its checkpoints")

@@ -150,9 +150,7 @@ extension Lab.Sweep {
 enum SweepCommand {
     /// The sweep's shard registries (Slurm tasks write one each).
     static func shards(_ store: SweepStore, _ id: String) throws -> [Registry] {
-        let dir = store.shards(id)
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".db") }.sorted()
-        return try files.map { try Registry(path: dir.appendingPathComponent($0).path) }
+        try store.shardFiles(id).map { try Registry(path: $0) }
     }
 
     /// The plan as a table: state, run, and the CPU time still to spend,

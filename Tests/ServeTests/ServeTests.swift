@@ -215,3 +215,42 @@ extension ServeTests {
         }
     }
 }
+
+extension ServeTests {
+    /// /sweeps: each task's state from the registry and the sweep's shards.
+    func testSweepsPageShowsEveryTaskStateFromRegistryAndShards() throws {
+        let tasks = try SweepPlanner.tasks(specs: [fx.dir.appendingPathComponent("base.json").path, fx.dir.appendingPathComponent("abl.json").path],
+                                           seeds: [1, 2], overrides: [], grid: [])
+        let store = SweepStore(fx.dir.appendingPathComponent("sweeps-\(UUID().uuidString.prefix(6))").path)
+        let plan = SweepPlan(tasks: tasks, command: ["lab", "sweep", "base.json", "abl.json", "--seeds", "1,2"])
+        try store.save(plan)
+        // Task 1 (base, seed 2) is training in its own shard, as a Slurm array task would.
+        let shard = try Registry(path: store.shards(plan.id).appendingPathComponent("task-1.db").path)
+        let exp = try shard.experiment(name: "base", parent: nil, specJSON: tasks[1].specJSON, description: nil)
+        let inShard = try shard.startRun(.init(experimentID: exp, seed: 2, fields: ["host": "node-17"]))
+        server.stop()
+        server = try awaitServer(Site(registry: try Registry(readOnly: fx.db), sweeps: store))
+        let page = try get("/sweeps")
+        XCTAssertEqual(page.status, 200)
+        let table = try XCTUnwrap(DOM.section(page.text, from: "id=\"tasks-\(plan.id)\"", to: "</table>"))
+        let rows = table.components(separatedBy: "<tr>").dropFirst(2)   // the header row, then tasks
+        XCTAssertEqual(rows.count, 4)
+        func state(_ i: Int) -> String? { rows[rows.startIndex + i].components(separatedBy: "class=\"state-").dropFirst().first?.components(separatedBy: "\"").first }
+        XCTAssertEqual((0..<4).map(state), ["completed", "running", "completed", "pending"])
+        XCTAssertTrue(rows[rows.startIndex + 1].contains("/runs/\(inShard)"))
+        XCTAssertTrue(page.text.contains("4 tasks: 2 completed, 1 running, 1 pending"), page.text)
+        // No sweeps folder: a sentence, not an error.
+        server.stop()
+        server = try awaitServer(Site(registry: try Registry(readOnly: fx.db), sweeps: SweepStore(fx.dir.appendingPathComponent("none").path)))
+        XCTAssertTrue(try get("/sweeps").text.contains("No sweeps in"))
+    }
+
+    func awaitServer(_ site: Site) throws -> LiveServer {
+        final class Box: @unchecked Sendable { var server: LiveServer?; var error: Error? }
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        Task { do { box.server = try await LiveServer(site) } catch { box.error = error }; done.signal() }
+        done.wait()
+        if let e = box.error { throw e }
+        return box.server!
+    }
+}
