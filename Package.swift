@@ -39,7 +39,7 @@ let package = Package(
             name: "Registry",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "Explain", dependencies: ["Engine"], swiftSettings: numeric),
+        .target(name: "Explain", dependencies: ["Engine", "Faces"], swiftSettings: numeric),
         .target(
             name: "LabKit",
             dependencies: ["Engine", "Faces", "Explain", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
@@ -62,7 +62,7 @@ let package = Package(
         ),
         .testTarget(name: "CLITests"),
         .testTarget(name: "ServeTests", dependencies: ["Serve", "LabKit", "Registry"]),
-        .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine"], swiftSettings: numeric),
+        .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine", "Faces"], swiftSettings: numeric),
         .testTarget(
             name: "LabKitTests",
             dependencies: ["LabKit", "Registry", .product(name: "GRDB", package: "GRDB.swift")]

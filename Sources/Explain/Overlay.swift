@@ -15,9 +15,11 @@ public enum Overlay {
         return (p.0 + (q.0 - p.0) * a, p.1 + (q.1 - p.1) * a, p.2 + (q.2 - p.2) * a)
     }
 
-    /// The face (normalized floats [S, S, 3] in [-1, 1]) as RGB bytes.
-    public static func face(_ x: ArraySlice<Float>, S: Int) -> RGBImage {
-        RGBImage(width: S, height: S, pixels: x.map { UInt8(max(0, min(255, ($0 + 1) * 127.5))) })
+    /// The face (floats [S, S, 3] as the network saw them) as RGB bytes.
+    /// The run's own normalization is undone: a fixed [-1, 1] inverse would
+    /// tint every face of a run normalized by its training split's statistics.
+    public static func face(_ x: ArraySlice<Float>, S: Int, normalization n: Normalization) -> RGBImage {
+        RGBImage(width: S, height: S, pixels: x.enumerated().map { n.byte($0.element, channel: $0.offset % 3) })
     }
 
     /// map in [0, 1] over the face at alpha 0.5.
