@@ -80,8 +80,7 @@ public enum ExplainRunner {
             for m in o.methods { maps[m, default: []] += r.maps[m]! }
             targets += r.targets
             for k in 0..<n {
-                let row = r.probabilities[(k * Emotion.count)..<((k + 1) * Emotion.count)]
-                predicted.append(row.indices.max { row[$0] < row[$1] }! - k * Emotion.count)
+                predicted.append(argmax(r.probabilities[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
             }
             probs += r.probabilities
             start += n

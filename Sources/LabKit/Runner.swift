@@ -158,10 +158,7 @@ public final class Runner {
                     adam.config.lr = spec.schedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
                     adam.update()
                     for k in 0..<n {
-                        let p = model.probs.data + k * L
-                        var best = 0
-                        for j in 1..<L where p[j] > p[best] { best = j }
-                        if best == data.set.classes[batch.indices[batch.indices.startIndex + k]] { correct += 1 }
+                        if argmax(model.probs.data + k * L, count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] { correct += 1 }
                     }
                     lossSum += Double(loss) * Double(n); seen += n; b += 1
                     stream.release(batch)
