@@ -19,7 +19,7 @@ public enum Overlay {
     /// The run's own normalization is undone: a fixed [-1, 1] inverse would
     /// tint every face of a run normalized by its training split's statistics.
     public static func face(_ x: ArraySlice<Float>, S: Int, normalization n: Normalization) -> RGBImage {
-        RGBImage(width: S, height: S, pixels: x.enumerated().map { n.byte($0.element, channel: $0.offset % 3) })
+        n.image(x, S: S)
     }
 
     /// map in [0, 1] over the face at alpha 0.5.
@@ -37,27 +37,6 @@ public enum Overlay {
     /// Faces laid out `perRow` to a row; each face is a group of tiles
     /// (input, then its overlays) framed green (correct) or red (wrong).
     public static func sheet(faces: [[RGBImage]], correct: [Bool], perRow: Int, scale: Int = 2) -> RGBImage {
-        let S = faces[0][0].width * scale, frame = 3, gap = 8
-        let tiles = faces.map(\.count).max()!
-        let groupW = tiles * S + 2 * frame, groupH = S + 2 * frame
-        let cols = min(perRow, faces.count), rows = (faces.count + perRow - 1) / perRow
-        let w = cols * groupW + (cols + 1) * gap, h = rows * groupH + (rows + 1) * gap
-        var px = [UInt8](repeating: 255, count: w * h * 3)
-        for (f, group) in faces.enumerated() {
-            let border: (UInt8, UInt8, UInt8) = correct[f] ? (40, 160, 60) : (200, 40, 40)
-            let x0 = gap + (f % perRow) * (groupW + gap), y0 = gap + (f / perRow) * (groupH + gap)
-            for y in 0..<groupH { for x in 0..<groupW {
-                let o = ((y0 + y) * w + x0 + x) * 3
-                let iy = y - frame, ix = x - frame
-                if iy < 0 || ix < 0 || iy >= S || ix >= tiles * S {
-                    px[o] = border.0; px[o + 1] = border.1; px[o + 2] = border.2
-                } else {
-                    let img = group[min(ix / S, group.count - 1)]
-                    let s = ((iy / scale) * img.width + (ix % S) / scale) * 3
-                    px[o] = img.pixels[s]; px[o + 1] = img.pixels[s + 1]; px[o + 2] = img.pixels[s + 2]
-                }
-            } }
-        }
-        return RGBImage(width: w, height: h, pixels: px)
+        Grid.sheet(faces, perRow: perRow, gap: 8, frame: 3, borders: correct.map { $0 ? (40, 160, 60) : (200, 40, 40) }, scale: scale)
     }
 }

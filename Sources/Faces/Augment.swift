@@ -43,6 +43,11 @@ public struct Normalization: Codable, Equatable, Sendable {
     public func byte(_ x: Float, channel c: Int) -> UInt8 {
         UInt8(max(0, min(255, (x * std[c] + mean[c]) * 255)))
     }
+
+    /// An image [S, S, 3] of normalized floats back as bytes.
+    public func image(_ x: ArraySlice<Float>, S: Int) -> RGBImage {
+        RGBImage(width: S, height: S, pixels: x.enumerated().map { byte($0.element, channel: $0.offset % 3) })
+    }
 }
 
 /// One image's warp parameters, drawn from its own generator.
