@@ -1,4 +1,5 @@
 import Engine
+import LabRandom
 
 public enum CAMMethod: String, CaseIterable, Sendable {
     case gradCAM = "gradcam"

@@ -2,6 +2,7 @@ import Engine
 import Explain
 import Faces
 import Foundation
+import LabRandom
 import Registry
 
 public struct ExplainOptions: Sendable {

@@ -1,6 +1,7 @@
 import Engine
 import Faces
 import Foundation
+import LabRandom
 import GRDB
 import Registry
 

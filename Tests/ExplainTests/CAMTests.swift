@@ -1,5 +1,6 @@
 import XCTest
 @testable import Engine
+import LabRandom
 @testable import Explain
 
 /// Grad-CAM and Grad-CAM++ on tensors small enough to work out by hand.
