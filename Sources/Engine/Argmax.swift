@@ -1,6 +1,7 @@
 /// Index of the largest of `count` values, the first one on a tie. NaNs
 /// compare false: one after the first value is skipped, one first wins
 /// (a diverged model then predicts class 0, as it always has here).
+/// `count` must be at least 1.
 @inline(__always)
 public func argmax(_ p: UnsafePointer<Float>, count: Int) -> Int {
     var best = 0

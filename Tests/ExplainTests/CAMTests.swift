@@ -43,6 +43,13 @@ final class CAMTests: XCTestCase {
         XCTAssertEqual(up, [0, 0.25, 0.75, 1,  0.5, 0.75, 1.25, 1.5,  1.5, 1.75, 2.25, 2.5,  2, 2.25, 2.75, 3])
     }
 
+    func testPointingTakesTheFirstOfTiedMaxima() {
+        let mask: [UInt8] = [0, 0, 0, 255]
+        XCTAssertFalse(Localization.pointingHit([0.9, 0.2, 0.3, 0.9], mask))
+        XCTAssertTrue(Localization.pointingHit([0.2, 0.2, 0.3, 0.9], mask))
+        XCTAssertFalse(Localization.pointingHit([], []))
+    }
+
     func testLocalizationScoresByHand() {
         let mask: [UInt8] = [255, 0, 0, 255]
         XCTAssertEqual(Localization.energyInMask([1, 1, 0, 2], mask), 0.75)
