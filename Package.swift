@@ -39,10 +39,10 @@ let package = Package(
             name: "Registry",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "Explain", dependencies: ["Engine"], swiftSettings: numeric),
+        .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .target(
             name: "LabKit",
-            dependencies: ["Engine", "Faces", "Explain", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Engine", "Faces", "Explain", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "Serve",
@@ -62,10 +62,10 @@ let package = Package(
         ),
         .testTarget(name: "CLITests"),
         .testTarget(name: "ServeTests", dependencies: ["Serve", "LabKit", "Registry"]),
-        .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine"], swiftSettings: numeric),
+        .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .testTarget(
             name: "LabKitTests",
-            dependencies: ["LabKit", "Registry", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["LabKit", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "FacesTests",
@@ -75,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EngineTests",
-            dependencies: ["Engine"],
+            dependencies: ["Engine", "LabRandom"],
             resources: [.copy("Fixtures")],
             swiftSettings: numeric
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import LabRandom
 
 // Model state as a PyTorch state_dict: parameter names and layouts of
 // torch's LabNet (python/lab_model.py), so a checkpoint loads there

@@ -1,6 +1,8 @@
 // Inverted dropout: kept units are scaled by 1/(1-p) in training so eval
 // is the identity. The mask holds 0 or 1/(1-p) and serves the backward.
 
+import LabRandom
+
 public func dropoutForward(
     _ out: UnsafeMutablePointer<Float>,   // [count]
     mask: UnsafeMutablePointer<Float>,    // [count] written

@@ -50,4 +50,3 @@ public var engineBuildConfiguration: String {
     #endif
 }
 
-@_exported import LabRandom

@@ -1,4 +1,5 @@
 import Foundation
+import LabRandom
 
 /// One 3x3 convolution with its batch norm (or bias) and ReLU:
 /// a = relu(bn(conv(x)) [+ residual]).

@@ -1,4 +1,5 @@
 import Engine
+import LabRandom
 
 public enum CAMMethod: String, CaseIterable, Sendable {
     case gradCAM = "gradcam"
@@ -38,8 +39,7 @@ public struct Explainer {
         var t = [Int]()
         var seed = [Float](repeating: 0, count: N * L)
         for n in 0..<N {
-            let row = probs[(n * L)..<((n + 1) * L)]
-            let k = targets[n] ?? (row.indices.max { row[$0] < row[$1] }! - n * L)
+            let k = targets[n] ?? argmax(probs[(n * L)..<((n + 1) * L)])
             t.append(k)
             seed[n * L + k] = 1
         }

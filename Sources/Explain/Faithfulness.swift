@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import LabRandom
 
 /// Does the model's confidence depend on the pixels the map ranks first?
 /// Deletion and insertion AUC (Petsiuk et al., RISE 2018) against a blurred

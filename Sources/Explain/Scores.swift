@@ -1,3 +1,4 @@
+import Engine
 import LabRandom
 
 /// Localization scores of a map against a region mask, and the maps that
@@ -12,8 +13,9 @@ public enum Localization {
 
     /// Pointing game: is the map's maximum inside the mask? An all-zero map points nowhere.
     public static func pointingHit(_ map: [Float], _ mask: [UInt8]) -> Bool {
-        guard let mx = map.max(), mx > 0 else { return false }
-        return mask[map.firstIndex(of: mx)!] >= 128
+        guard !map.isEmpty else { return false }
+        let i = argmax(map[...])
+        return map[i] > 0 && mask[i] >= 128
     }
 
     /// A centred isotropic Gaussian (sigma = S/4): where faces are, on average.

@@ -34,6 +34,20 @@ public struct Normalization: Codable, Equatable, Sendable {
         let std = (0..<3).map { max(1e-3, (q[$0] / n - mean[$0] * mean[$0]).squareRoot()) }
         return Normalization(mean: mean.map(Float.init), std: std.map(Float.init))
     }
+
+    /// The byte a normalized value of channel `c` came from, for drawing
+    /// what the network saw. Truncates like the old `(x + 1) * 127.5`, which
+    /// this equals bit for bit at the default mean = std = 0.5 (scaling by
+    /// 0.5 is exact), so images drawn before keep their bytes.
+    @inline(__always)
+    public func byte(_ x: Float, channel c: Int) -> UInt8 {
+        UInt8(max(0, min(255, (x * std[c] + mean[c]) * 255)))
+    }
+
+    /// An image [S, S, 3] of normalized floats back as bytes.
+    public func image(_ x: ArraySlice<Float>, S: Int) -> RGBImage {
+        RGBImage(width: S, height: S, pixels: x.enumerated().map { byte($0.element, channel: $0.offset % 3) })
+    }
 }
 
 /// One image's warp parameters, drawn from its own generator.

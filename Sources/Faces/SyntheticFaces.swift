@@ -99,11 +99,6 @@ public enum SyntheticFaces {
 
 // MARK: - Expression model
 
-/// RAF-DB codes, named where the code reads better with names.
-enum RAF {
-    static let surprise = 1, fear = 2, disgust = 3, happiness = 4, sadness = 5, anger = 6, neutral = 7
-}
-
 /// Facial movements as additive offsets from a relaxed face (face units are
 /// fractions of the face's half height). Additivity is what lets an
 /// expression be scaled by intensity and blended with a look-alike one.
@@ -150,31 +145,31 @@ struct FaceMotion {
     /// side of the disgust sneer).
     static func prototype(_ code: Int, variant: Int) -> FaceMotion {
         switch code {
-        case RAF.surprise:
+        case Emotion.surprise.rafCode:
             return FaceMotion([.browLift: 0.12, .browInner: 0.015, .browArch: 0.035, .eyeOpen: 0.7,
                                .mouthOpen: 0.21, .mouthRound: 1, .mouthWidth: -0.38, .teethLower: 0.25])
-        case RAF.fear:
+        case Emotion.fear.rafCode:
             return FaceMotion([.browLift: 0.075, .browInner: 0.055, .browTogether: 0.035, .browArch: -0.015,
                                .eyeOpen: 0.65, .lowerLid: 0.15, .lidSlant: 0.3, .glabella: 0.35,
                                .mouthOpen: 0.085, .mouthWidth: 0.25, .cornerLift: -0.03, .mouthSquare: 0.8,
                                .teethLower: 1, .teethUpper: 0.5, .upperLipRaise: 0.2])
-        case RAF.disgust:
+        case Emotion.disgust.rafCode:
             return FaceMotion([.browLift: -0.045, .browInner: -0.02, .browTogether: 0.025, .eyeOpen: -0.4,
                                .lowerLid: 0.65, .lidSlant: -0.2, .noseWrinkle: 1, .glabella: 0.45, .cheekRaise: 0.5,
                                .upperLipRaise: 1, .lipAsym: variant == 0 ? -1 : 1, .cornerLift: -0.03,
                                .mouthOpen: 0.012, .teethUpper: 1, .lowerLipPush: 0.35, .mouthWidth: -0.06])
-        case RAF.happiness:
+        case Emotion.happiness.rafCode:
             var m = FaceMotion([.browLift: 0.01, .eyeOpen: -0.3, .lowerLid: 1.0, .cheekRaise: 1,
                                 .cornerLift: 0.08, .mouthWidth: 0.24])
             if variant == 1 {
                 m[.mouthOpen] = 0.075; m[.teethUpper] = 1; m[.upperLipRaise] = 0.25; m[.mouthWidth] = 0.3
             }
             return m
-        case RAF.sadness:
+        case Emotion.sadness.rafCode:
             return FaceMotion([.browInner: 0.08, .browTogether: 0.03, .browArch: -0.012, .eyeOpen: -0.2,
                                .lidSlant: 0.7, .glabella: 0.2, .cornerLift: -0.06, .lowerLipPush: 1,
                                .lipPress: 0.25, .mouthWidth: -0.06])
-        case RAF.anger:
+        case Emotion.anger.rafCode:
             var m = FaceMotion([.browLift: -0.05, .browInner: -0.07, .browTogether: 0.055, .browArch: -0.02,
                                 .eyeOpen: -0.2, .lowerLid: 0.55, .lidSlant: -0.7, .glabella: 1, .noseWrinkle: 0.3,
                                 .lipPress: 1, .mouthWidth: -0.16, .cornerLift: -0.02, .lowerLipPush: 0.5])
@@ -191,7 +186,7 @@ struct FaceMotion {
 
     static func variantCount(_ code: Int) -> Int {
         switch code {
-        case RAF.disgust, RAF.happiness, RAF.anger: return 2
+        case Emotion.disgust.rafCode, Emotion.happiness.rafCode, Emotion.anger.rafCode: return 2
         default: return 1
         }
     }
@@ -209,21 +204,21 @@ struct ExpressionAct {
     /// Realistic confusions, in the spirit of RAF-DB's crowd labels.
     static func confusions(_ code: Int) -> [(Int, Float)] {
         switch code {
-        case RAF.surprise: return [(RAF.fear, 0.5), (RAF.happiness, 0.2), (RAF.neutral, 0.3)]
-        case RAF.fear: return [(RAF.surprise, 0.6), (RAF.sadness, 0.2), (RAF.disgust, 0.1), (RAF.anger, 0.1)]
-        case RAF.disgust: return [(RAF.anger, 0.45), (RAF.sadness, 0.3), (RAF.neutral, 0.25)]
-        case RAF.happiness: return [(RAF.neutral, 0.7), (RAF.surprise, 0.15), (RAF.disgust, 0.15)]
-        case RAF.sadness: return [(RAF.neutral, 0.6), (RAF.fear, 0.15), (RAF.disgust, 0.25)]
-        case RAF.anger: return [(RAF.disgust, 0.6), (RAF.sadness, 0.2), (RAF.neutral, 0.2)]
-        default: return [(RAF.sadness, 0.5), (RAF.happiness, 0.2), (RAF.anger, 0.15), (RAF.disgust, 0.15)]
+        case Emotion.surprise.rafCode: return [(Emotion.fear.rafCode, 0.5), (Emotion.happiness.rafCode, 0.2), (Emotion.rafNeutral, 0.3)]
+        case Emotion.fear.rafCode: return [(Emotion.surprise.rafCode, 0.6), (Emotion.sadness.rafCode, 0.2), (Emotion.disgust.rafCode, 0.1), (Emotion.anger.rafCode, 0.1)]
+        case Emotion.disgust.rafCode: return [(Emotion.anger.rafCode, 0.45), (Emotion.sadness.rafCode, 0.3), (Emotion.rafNeutral, 0.25)]
+        case Emotion.happiness.rafCode: return [(Emotion.rafNeutral, 0.7), (Emotion.surprise.rafCode, 0.15), (Emotion.disgust.rafCode, 0.15)]
+        case Emotion.sadness.rafCode: return [(Emotion.rafNeutral, 0.6), (Emotion.fear.rafCode, 0.15), (Emotion.disgust.rafCode, 0.25)]
+        case Emotion.anger.rafCode: return [(Emotion.disgust.rafCode, 0.6), (Emotion.sadness.rafCode, 0.2), (Emotion.rafNeutral, 0.2)]
+        default: return [(Emotion.sadness.rafCode, 0.5), (Emotion.happiness.rafCode, 0.2), (Emotion.anger.rafCode, 0.15), (Emotion.disgust.rafCode, 0.15)]
         }
     }
 
     static func sample(code: Int, rng: inout FaceRNG) -> ExpressionAct {
         // Skewed toward clear expressions but with a real tail of subtle ones.
-        let intensity: Float = code == RAF.neutral ? 0 : 0.22 + 0.78 * powf(rng.uniform(), 0.75)
+        let intensity: Float = code == Emotion.rafNeutral ? 0 : 0.22 + 0.78 * powf(rng.uniform(), 0.75)
         var motion = FaceMotion.prototype(code, variant: rng.int(FaceMotion.variantCount(code)))
-        motion.v *= code == RAF.neutral ? 0 : intensity
+        motion.v *= code == Emotion.rafNeutral ? 0 : intensity
 
         // The partner is drawn whether or not it is used, so every face
         // consumes the same number of draws and stays comparable across runs.
@@ -236,7 +231,7 @@ struct ExpressionAct {
         let partnerVariant = rng.int(FaceMotion.variantCount(pick))
         if partnerRoll < 0.5 {
             partner = pick
-            weight = w * (code == RAF.neutral ? 0.8 : (1.1 - 0.75 * intensity))
+            weight = w * (code == Emotion.rafNeutral ? 0.8 : (1.1 - 0.75 * intensity))
             var extra = FaceMotion.prototype(pick, variant: partnerVariant)
             extra.v *= weight
             motion.v += extra.v
@@ -256,10 +251,10 @@ enum CrowdVotes {
 
     static func distribution(for act: ExpressionAct, rng: inout FaceRNG) -> [Float] {
         var w = [Float](repeating: 0.015, count: 7)
-        let strong = act.code == RAF.neutral ? 1.0 : 0.25 + 1.0 * act.intensity
+        let strong = act.code == Emotion.rafNeutral ? 1.0 : 0.25 + 1.0 * act.intensity
         w[act.code - 1] += strong
         // Weakly expressed faces are more ambiguous even without a blend.
-        let ambiguity: Float = act.code == RAF.neutral ? 0.3 : 0.25 + 0.35 * (1 - act.intensity)
+        let ambiguity: Float = act.code == Emotion.rafNeutral ? 0.3 : 0.25 + 0.35 * (1 - act.intensity)
         for (c, x) in ExpressionAct.confusions(act.code) { w[c - 1] += ambiguity * x }
         if let p = act.partner { w[p - 1] += 2.4 * act.partnerWeight }
         // Annotators differ in their thresholds: jitter the shares per image.

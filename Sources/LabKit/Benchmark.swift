@@ -2,6 +2,7 @@ import Engine
 import Explain
 import Faces
 import Foundation
+import LabRandom
 
 /// `lab bench`: the baseline model on random data, timed step by step.
 public struct BenchmarkResult: Sendable {

@@ -2,6 +2,7 @@ import Engine
 import Explain
 import Faces
 import Foundation
+import LabRandom
 import Registry
 
 public struct ExplainOptions: Sendable {
@@ -80,8 +81,7 @@ public enum ExplainRunner {
             for m in o.methods { maps[m, default: []] += r.maps[m]! }
             targets += r.targets
             for k in 0..<n {
-                let row = r.probabilities[(k * Emotion.count)..<((k + 1) * Emotion.count)]
-                predicted.append(row.indices.max { row[$0] < row[$1] }! - k * Emotion.count)
+                predicted.append(argmax(r.probabilities[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
             }
             probs += r.probabilities
             start += n
@@ -118,36 +118,21 @@ public enum ExplainRunner {
             reporter.status("scoring \(method)")
         }
 
-        // Cascading randomization (Adebayo et al. 2018): maps of a model whose
-        // layers are re-initialized from the top down must stop resembling
-        // the trained model's.
+        // Cascading randomization: trained-model maps must not survive re-initialization.
         var randomization = [String: [(String, Double)]]()
         let nr = min(o.randomizationImages, indices.count)
         if nr > 0 {
             let copy = try Model.load(checkpoint: best.data, threads: o.threads).model
-            let stages: [(String, [Parameter])] = [("fc2", [copy.fc2w, copy.fc2b]), ("fc1", [copy.fc1w, copy.fc1b])]
-                + copy.units.reversed().map { ($0.name, [$0.weight] + [$0.bias].compactMap { $0 }) }
-            let ex = try Explainer(model: copy, layer: explainer.layer)
-            var r = RNG(seed: 23)
-            for (name, params) in stages {
-                for p in params {
-                    let fanIn = p.layout.isConv ? p.value.shape[0] : (p.value.shape.count == 2 ? p.value.shape[1] : 0)
-                    let std: Float = fanIn > 0 ? (2 / Float(fanIn)).squareRoot() : 0.1
-                    for j in 0..<p.value.count { p.value[j] = std * r.normal() }
-                }
-                let res = x.withUnsafeBufferPointer { ex.explain($0.baseAddress!, N: nr, targets: Array(targets.prefix(nr)), methods: o.methods) }
-                for m in o.methods {
-                    let c = (0..<nr).map { Double(Localization.spearman(maps[m]![$0], res.maps[m]![$0])) }.reduce(0, +) / Double(nr)
-                    randomization[m.rawValue, default: []].append((name, c))
-                }
+            let check = try x.withUnsafeBufferPointer {
+                try CascadingRandomization.run(copy: copy, layer: explainer.layer, x: $0.baseAddress!, N: nr,
+                                               targets: Array(targets.prefix(nr)), trainedMaps: maps, methods: o.methods)
             }
-            // The fully re-initialized model is an untrained one: its maps,
-            // scored the same way, say what training added.
-            let untrained = x.withUnsafeBufferPointer { ex.explain($0.baseAddress!, N: nr, targets: Array(targets.prefix(nr)), methods: o.methods) }
-            let faithU = Faithfulness(model: copy)
+            randomization = check.correlations
+            // The fully re-initialized model, scored the same way, says what training added.
+            let faithU = Faithfulness(model: check.untrained)
             for m in o.methods {
                 for k in 0..<nr {
-                    let i = indices[k], map = untrained.maps[m]![k]
+                    let i = indices[k], map = check.untrainedMaps[m]![k]
                     let f = faithU.scores(image: images[k], baseline: baselines[k], map: map, target: targets[k])
                     rows.append(.init(method: "\(m.rawValue) untrained", layer: explainer.layer, split: split, image: set.names[i],
                                       targetClass: names[targets[k]], predictedClass: names[predicted[k]],
@@ -172,7 +157,7 @@ public enum ExplainRunner {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             var sheetRows = [[RGBImage]](), correct = [Bool](), index = ["row,image,true_class,predicted_class,target_class"]
             for (k, i) in indices.enumerated() {
-                let face = Overlay.face(x[(k * S * S * 3)..<((k + 1) * S * S * 3)], S: S)
+                let face = Overlay.face(x[(k * S * S * 3)..<((k + 1) * S * S * 3)], S: S, normalization: normalization)
                 var tiles = [face]
                 let stem = (set.names[i] as NSString).deletingPathExtension
                 for m in CAMMethod.allCases where maps[m] != nil {
@@ -221,8 +206,4 @@ extension ExplainRunner {
             })
         }
     }
-}
-
-extension Parameter.Layout {
-    var isConv: Bool { if case .conv3x3 = self { return true } else { return false } }
 }

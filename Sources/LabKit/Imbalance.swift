@@ -69,7 +69,7 @@ struct Imbalance {
     /// the split; "class_balanced" draws as many faces with replacement,
     /// each class equally likely, then a face uniformly within it.
     func epochOrder(_ train: [Int], classes: [Int], seed: UInt64, epoch: Int) -> [Int] {
-        var rng = RNG(seed: mix(seed, UInt64(epoch), 2))
+        var rng = RNG(seed: RNG.mix(seed, UInt64(epoch), 2))
         guard classBalancedSampling else {
             var order = train
             order.shuffle(using: &rng)

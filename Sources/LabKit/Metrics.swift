@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 /// Classification metrics from a confusion matrix, or from probabilities
@@ -47,8 +48,7 @@ public struct Metrics: Sendable {
         var nll = 0.0
         for i in 0..<n {
             let row = probs[(i * classes)..<((i + 1) * classes)]
-            var best = 0
-            for k in 1..<classes where row[row.startIndex + k] > row[row.startIndex + best] { best = k }
+            let best = argmax(row)
             pred[i] = best
             conf[truth[i]][best] += 1
             nll -= log(max(Double(row[row.startIndex + truth[i]]), 1e-12))

@@ -198,7 +198,7 @@ public enum Report {
                                normalization: normalization, seed: 0)
             let r = x.withUnsafeBufferPointer { explainer.explain($0.baseAddress!, N: indices.count, targets: indices.map { _ in nil }, methods: [.gradCAM]) }
             for (k, e) in mine.enumerated() {
-                let face = Overlay.face(x[(k * S * S * 3)..<((k + 1) * S * S * 3)], S: S)
+                let face = Overlay.face(x[(k * S * S * 3)..<((k + 1) * S * S * 3)], S: S, normalization: normalization)
                 let name = "\(prefix)_error_\(run.prefix(10))_\(slug((e.image as NSString).deletingPathExtension)).jpg"
                 let both = Overlay.sheet(faces: [[face, Overlay.blend(face, r.maps[.gradCAM]![k])]], correct: [false], perRow: 1, scale: 1)
                 if (try? Data(JPEG.encode(both, quality: 90)).write(to: figures.appendingPathComponent(name))) != nil {

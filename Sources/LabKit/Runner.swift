@@ -1,6 +1,7 @@
 import Engine
 import Faces
 import Foundation
+import LabRandom
 import GRDB
 import Registry
 
@@ -35,12 +36,6 @@ struct TrainerState: Codable {
 
     /// -greatestFiniteMagnitude, not -infinity: the state is stored as JSON, which has no infinities.
     static let start = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.greatestFiniteMagnitude, badEpochs: 0, trainSeconds: 0, stopped: false)
-}
-
-/// Mixes a run seed with an epoch/batch/salt into an independent stream seed.
-func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) -> UInt64 {
-    var r = RNG(seed: a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ (c &* 0xC2B2_AE3D_27D4_EB4F))
-    return r.next()
 }
 
 public final class Runner {
@@ -121,7 +116,7 @@ public final class Runner {
     /// A newly initialized model and optimizer: a pure function of (spec, seed).
     func freshModel(_ spec: ExperimentSpec, seed: Int, threads: Int) -> (Model, Adam) {
         let model = Model(config: spec.model, imageSize: spec.imageSize, threads: threads)
-        var rng = RNG(seed: mix(UInt64(seed), 0, 1))
+        var rng = RNG(seed: RNG.mix(UInt64(seed), 0, 1))
         model.initialize(rng: &rng)
         return (model, Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay)))
     }
@@ -138,11 +133,11 @@ public final class Runner {
                 let epoch = state.epoch + 1
                 let t0 = Date()
                 let order = imbalance.epochOrder(data.train, classes: data.set.classes, seed: seed64, epoch: epoch)
-                var dropout = RNG(seed: mix(seed64, UInt64(epoch), 3))
+                var dropout = RNG(seed: RNG.mix(seed64, UInt64(epoch), 3))
                 let stream = BatchStream(set: data.set, order: order, batchSize: spec.batchSize,
                                          augmentation: spec.augmentation.isIdentity ? nil : spec.augmentation,
                                          labelMode: data.labelMode, normalization: data.normalization,
-                                         seed: mix(seed64, UInt64(epoch), 4))
+                                         seed: RNG.mix(seed64, UInt64(epoch), 4))
                 var lossSum = 0.0, correct = 0, seen = 0, b = 0
                 while let batch = stream.next() {
                     if Interrupt.requested { stream.release(batch); stream.cancel(); throw Interrupted(runID: runID) }
@@ -158,10 +153,7 @@ public final class Runner {
                     adam.config.lr = spec.schedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
                     adam.update()
                     for k in 0..<n {
-                        let p = model.probs.data + k * L
-                        var best = 0
-                        for j in 1..<L where p[j] > p[best] { best = j }
-                        if best == data.set.classes[batch.indices[batch.indices.startIndex + k]] { correct += 1 }
+                        if argmax(model.probs.data + k * L, count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] { correct += 1 }
                     }
                     lossSum += Double(loss) * Double(n); seen += n; b += 1
                     stream.release(batch)

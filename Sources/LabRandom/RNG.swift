@@ -47,6 +47,13 @@ public struct RNG: RandomNumberGenerator, Codable, Equatable, Sendable {
 
     /// A child generator for an independent stream (per layer, per epoch...).
     public mutating func split() -> RNG { RNG(seed: next()) }
+
+    /// A run seed mixed with an epoch/batch/salt into an independent stream
+    /// seed, so streams can be recreated from their coordinates alone (resume).
+    public static func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64 = 0) -> UInt64 {
+        var r = RNG(seed: a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ (c &* 0xC2B2_AE3D_27D4_EB4F))
+        return r.next()
+    }
 }
 
 import Foundation

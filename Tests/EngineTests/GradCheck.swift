@@ -1,5 +1,6 @@
 import XCTest
 @testable import Engine
+import LabRandom
 
 /// Random values in [-1, 1) from a fixed seed.
 func randomArray(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {

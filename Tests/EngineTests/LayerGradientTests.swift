@@ -1,5 +1,6 @@
 import XCTest
 @testable import Engine
+import LabRandom
 
 /// Every kernel's backward against finite differences of its own forward,
 /// and the convolution's forward against a direct (non-GEMM) reference.

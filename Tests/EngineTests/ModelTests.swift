@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Engine
+import LabRandom
 
 /// Whole-model checks: finite differences through every configuration, an
 /// independent PyTorch reference (Fixtures/, made by python/make_reference.py),

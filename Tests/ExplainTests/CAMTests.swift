@@ -1,5 +1,6 @@
 import XCTest
 @testable import Engine
+import LabRandom
 @testable import Explain
 
 /// Grad-CAM and Grad-CAM++ on tensors small enough to work out by hand.
@@ -40,6 +41,13 @@ final class CAMTests: XCTestCase {
         // torch.nn.functional.interpolate(t([[0,1],[2,3]]), size=4, mode="bilinear", align_corners=False)
         let up = CAM.upsample([0, 1, 2, 3], h: 2, w: 2, to: 4)
         XCTAssertEqual(up, [0, 0.25, 0.75, 1,  0.5, 0.75, 1.25, 1.5,  1.5, 1.75, 2.25, 2.5,  2, 2.25, 2.75, 3])
+    }
+
+    func testPointingTakesTheFirstOfTiedMaxima() {
+        let mask: [UInt8] = [0, 0, 0, 255]
+        XCTAssertFalse(Localization.pointingHit([0.9, 0.2, 0.3, 0.9], mask))
+        XCTAssertTrue(Localization.pointingHit([0.2, 0.2, 0.3, 0.9], mask))
+        XCTAssertFalse(Localization.pointingHit([], []))
     }
 
     func testLocalizationScoresByHand() {

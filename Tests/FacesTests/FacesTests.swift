@@ -318,3 +318,47 @@ final class JPEGColourTests: XCTestCase {
         for i in 1...2 { XCTAssertLessThan(difference(faces[i], faces[0]).mean, 3, files[i]) }
     }
 }
+
+final class GridTests: XCTestCase {
+    /// Two framed groups on one row, 1-pixel tiles: every position worked out by hand.
+    func testLayoutFramesGapsAndRepeatedLastTile() {
+        func px(_ v: UInt8) -> RGBImage { RGBImage(width: 1, height: 1, pixels: [v, v, v]) }
+        let g = Grid.sheet([[px(10), px(20)], [px(30)]], perRow: 2, gap: 1, frame: 1, borders: [(1, 2, 3), (4, 5, 6)])
+        // Groups are 2 tiles + 2 frame = 4 wide, 1 + 2 = 3 high; 3 gaps across, 2 down.
+        XCTAssertEqual([g.width, g.height], [11, 5])
+        func at(_ x: Int, _ y: Int) -> [UInt8] { Array(g.pixels[((y * g.width + x) * 3)..<((y * g.width + x) * 3 + 3)]) }
+        XCTAssertEqual(at(0, 0), [255, 255, 255])
+        XCTAssertEqual(at(1, 1), [1, 2, 3])
+        XCTAssertEqual(at(2, 2), [10, 10, 10])
+        XCTAssertEqual(at(3, 2), [20, 20, 20])
+        XCTAssertEqual(at(5, 2), [255, 255, 255])
+        XCTAssertEqual(at(6, 3), [4, 5, 6])
+        XCTAssertEqual(at(7, 2), [30, 30, 30])
+        XCTAssertEqual(at(8, 2), [30, 30, 30], "a short group repeats its last tile")
+    }
+}
+
+extension GridTests {
+    /// The contact sheet built on Grid has the bytes of the hand-placed sheet it replaced.
+    func testAugmentedContactSheetKeepsItsBytes() {
+        let S = 16, gap = 2, perRow = 3, cols = perRow + 1
+        let imgs = (0..<2).map { k in RGBImage(width: S, height: S, pixels: (0..<(S * S * 3)).map { UInt8(truncatingIfNeeded: $0 * (5 + k)) }) }
+        let set = FaceSet.inMemory(imgs, classes: [0, 1], imageSize: S)
+        let a = Augmentation()
+        let sheet = ContactSheet.augmented(set, indices: [1, 0], perRow: perRow, augmentation: a, seed: 9)
+
+        let w = cols * S + (cols + 1) * gap, h = 2 * S + 3 * gap
+        var px = [UInt8](repeating: 255, count: w * h * 3)
+        var buf = [Float](repeating: 0, count: S * S * 3), t = [Float](repeating: 0, count: Emotion.count)
+        for (row, i) in [1, 0].enumerated() { for col in 0..<cols {
+            Augmenter.assemble(x: &buf, targets: &t, set: set, indices: [i], augmentation: col == 0 ? nil : a,
+                               labelMode: .hard(smoothing: 0), normalization: Normalization(), seed: 9 &+ UInt64(row * 1000 + col))
+            let x0 = gap + col * (S + gap), y0 = gap + row * (S + gap)
+            for y in 0..<S { for x in 0..<S { for c in 0..<3 {
+                px[((y0 + y) * w + x0 + x) * 3 + c] = UInt8(max(0, min(255, (buf[(y * S + x) * 3 + c] + 1) * 127.5)))
+            } } }
+        } }
+        XCTAssertEqual([sheet.width, sheet.height], [w, h])
+        XCTAssertEqual(sheet.pixels, px)
+    }
+}

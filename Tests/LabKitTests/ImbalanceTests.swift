@@ -54,7 +54,7 @@ final class ImbalanceTests: XCTestCase {
         // The default permutes the split, exactly as before the option existed.
         var shuffle = s; shuffle.sampling = "shuffle"
         let order = Imbalance(shuffle, trainClasses: classes).epochOrder(train, classes: classes, seed: 7, epoch: 1)
-        var rng = RNG(seed: mix(7, 1, 2)); var expected = train; expected.shuffle(using: &rng)
+        var rng = RNG(seed: RNG.mix(7, 1, 2)); var expected = train; expected.shuffle(using: &rng)
         XCTAssertEqual(order, expected)
     }
 
