@@ -87,6 +87,7 @@ public final class Model {
     }
 
     public private(set) var capacity = 0
+    var input = Tensor([0])      // [N, S, S, 3] copy of the last forward's input, read by backward
     var pooled: [Tensor] = []    // per block but the last: [N, H/2, W/2, C]
     var dpooled: [Tensor] = []
     var gap = Tensor([0]), dgap = Tensor([0])     // [N, C_last]
@@ -178,6 +179,7 @@ public final class Model {
             }
         }
         dc = Tensor([largest], zero: false)
+        input = Tensor([N, imageSize, imageSize, 3], zero: false)
         let cl = config.widths.last!, h = config.hidden, l = config.classes
         gap = Tensor([N, cl]); dgap = Tensor([N, cl])
         z1 = Tensor([N, h]); a1 = Tensor([N, h]); da1 = Tensor([N, h]); dz1 = Tensor([N, h])
@@ -193,14 +195,21 @@ public final class Model {
 
     /// Forward pass; returns logits [N, classes] (valid until the next call).
     /// Training: batch statistics (running averages updated) and dropout.
+    /// The input is copied: the pointer need only be valid during this call.
     @discardableResult
     public func forward(
-        _ input: UnsafePointer<Float>,   // [N, S, S, 3]
+        _ image: UnsafePointer<Float>,   // [N, S, S, 3]
         N: Int, training: Bool, rng: inout RNG
     ) -> UnsafeMutablePointer<Float> {
         reserve(batch: N)
-        inputPointer = input
-        var x = input
+        // The first conv's backward reads the input again. Keeping the
+        // caller's pointer would be a dangling read whenever the input is a
+        // [Float] passed inline (valid only during this call); one copy of
+        // N*S*S*3 floats per step is noise next to the first conv, and it
+        // keeps the API a plain pointer instead of a buffer the caller must
+        // keep alive until backward.
+        input.data.update(from: image, count: N * imageSize * imageSize * 3)
+        var x = UnsafePointer(input.data)
         for (b, units) in blocks.enumerated() {
             for u in units {
                 let M = N * u.H * u.W
@@ -341,7 +350,7 @@ public final class Model {
                     inp = UnsafePointer(pooled[b - 1].data); dinp = dpooled[b - 1].data
                     dinp!.update(repeating: 0, count: pooled[b - 1].count(N: N))
                 } else {
-                    inp = inputPointer!; dinp = computeInputGradient ? dinput?.data : nil
+                    inp = UnsafePointer(input.data); dinp = computeInputGradient ? dinput?.data : nil
                     dinp?.update(repeating: 0, count: N * imageSize * imageSize * 3)
                 }
                 timed(u.name, backward: true) {
@@ -352,9 +361,6 @@ public final class Model {
             }
         }
     }
-
-    /// The input of the last forward, which the first convolution's backward reads.
-    var inputPointer: UnsafePointer<Float>?
 }
 
 extension Tensor {
