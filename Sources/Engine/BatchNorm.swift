@@ -108,12 +108,12 @@ public func batchNormReLUForward(
     }
 }
 
-/// Backward of batchNormReLUForward. `dinp` is OVERWRITTEN (the conv output
-/// it belongs to has this single consumer); gamma/beta/residual gradients
-/// accumulate. In eval mode the statistics are constants, so the input
-/// gradient is a per-channel scale (Grad-CAM backpropagates in eval mode).
+/// Backward of batchNormReLUForward. Every gradient accumulates (the
+/// engine's one rule; Model.backward zeroes them once). In eval mode the
+/// statistics are constants, so the input gradient is a per-channel scale
+/// (Grad-CAM backpropagates in eval mode).
 public func batchNormReLUBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // [M, C] written
+    _ dinp: UnsafeMutablePointer<Float>,     // [M, C] accumulated
     dresidual: UnsafeMutablePointer<Float>?, // [M, C] accumulated, or nil
     dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>, // [C] accumulated
     _ dout: UnsafePointer<Float>,            // [M, C]
@@ -173,7 +173,7 @@ public func batchNormReLUBackward(
             for c in 0..<C {
                 let dv = d[c], ov = o[c]
                 let dz = ov > 0 ? dv : 0
-                di[c] = k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
+                di[c] += k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
             }
         }
     }
@@ -194,16 +194,18 @@ public func addReLUForward(
     }
 }
 
-/// `dinp` is OVERWRITTEN; `dresidual` accumulates.
+/// Both gradients accumulate.
 public func addReLUBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // [M*C] written
+    _ dinp: UnsafeMutablePointer<Float>,     // [M*C] accumulated
     dresidual: UnsafeMutablePointer<Float>?, // [M*C] accumulated, or nil
     _ dout: UnsafePointer<Float>,            // [M*C]
     out: UnsafePointer<Float>,               // [M*C] forward output: the mask
     count: Int
 ) {
-    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] = o > 0 ? d : 0 }
+    // The masked gradient is recomputed for the residual: dinp may already
+    // hold other contributions, so it can no longer be read back.
+    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] += o > 0 ? d : 0 }
     if let dresidual {
-        for i in 0..<count { dresidual[i] += dinp[i] }
+        for i in 0..<count { let d = dout[i], o = out[i]; dresidual[i] += o > 0 ? d : 0 }
     }
 }

@@ -19,6 +19,10 @@ public final class ConvUnit {
 
     // Activations for the current batch capacity.
     var c = Tensor([0])            // [N, H, W, OC] conv output
+    // [N, H, W, OC] gradient of the conv output. One per unit, not one
+    // scratch shared by all units: a shared buffer would need zeroing before
+    // each reuse, and all gradients are zeroed once, at the start of backward.
+    var dc = Tensor([0])
     public internal(set) var a = Tensor([0])  // [N, H, W, OC] unit output (Grad-CAM reads it)
     public internal(set) var da = Tensor([0]) // [N, H, W, OC] gradient of the unit output
     let mean: Tensor, rstd: Tensor // [OC]
@@ -43,6 +47,7 @@ public final class ConvUnit {
         c = Tensor([N, H, W, OC], zero: false)
         a = Tensor([N, H, W, OC], zero: false)
         da = Tensor([N, H, W, OC], zero: false)
+        dc = Tensor([N, H, W, OC], zero: false)
     }
 }
 
@@ -88,6 +93,7 @@ public final class Model {
     }
 
     public private(set) var capacity = 0
+    var input = Tensor([0])      // [N, S, S, 3] copy of the last forward's input, read by backward
     var pooled: [Tensor] = []    // per block but the last: [N, H/2, W/2, C]
     var dpooled: [Tensor] = []
     var gap = Tensor([0]), dgap = Tensor([0])     // [N, C_last]
@@ -97,7 +103,6 @@ public final class Model {
     public private(set) var logits = Tensor([0])   // [N, classes]
     public private(set) var probs = Tensor([0])    // [N, classes]
     var dlogits = Tensor([0])                      // [N, classes]
-    var dc = Tensor([0])                           // scratch: largest [N, H, W, OC]
     /// Gradient with respect to the input [N, S, S, 3], filled by backward
     /// only when asked for (gradient checks, saliency): the first conv skips it otherwise.
     public var computeInputGradient = false
@@ -165,20 +170,16 @@ public final class Model {
     public func reserve(batch N: Int) {
         guard N > capacity else { return }
         capacity = N
-        var largest = 0
         pooled = []; dpooled = []
         for (b, units) in blocks.enumerated() {
-            for u in units {
-                u.allocate(batch: N)
-                largest = max(largest, N * u.H * u.W * u.OC)
-            }
+            for u in units { u.allocate(batch: N) }
             if b < blocks.count - 1 {
                 let u = units.last!
                 pooled.append(Tensor([N, u.H / 2, u.W / 2, u.OC], zero: false))
                 dpooled.append(Tensor([N, u.H / 2, u.W / 2, u.OC], zero: false))
             }
         }
-        dc = Tensor([largest], zero: false)
+        input = Tensor([N, imageSize, imageSize, 3], zero: false)
         let cl = config.widths.last!, h = config.hidden, l = config.classes
         gap = Tensor([N, cl]); dgap = Tensor([N, cl])
         z1 = Tensor([N, h]); a1 = Tensor([N, h]); da1 = Tensor([N, h]); dz1 = Tensor([N, h])
@@ -194,14 +195,21 @@ public final class Model {
 
     /// Forward pass; returns logits [N, classes] (valid until the next call).
     /// Training: batch statistics (running averages updated) and dropout.
+    /// The input is copied: the pointer need only be valid during this call.
     @discardableResult
     public func forward(
-        _ input: UnsafePointer<Float>,   // [N, S, S, 3]
+        _ image: UnsafePointer<Float>,   // [N, S, S, 3]
         N: Int, training: Bool, rng: inout RNG
     ) -> UnsafeMutablePointer<Float> {
         reserve(batch: N)
-        inputPointer = input
-        var x = input
+        // The first conv's backward reads the input again. Keeping the
+        // caller's pointer would be a dangling read whenever the input is a
+        // [Float] passed inline (valid only during this call); one copy of
+        // N*S*S*3 floats per step is noise next to the first conv, and it
+        // keeps the API a plain pointer instead of a buffer the caller must
+        // keep alive until backward.
+        input.data.update(from: image, count: N * imageSize * imageSize * 3)
+        var x = UnsafePointer(input.data)
         for (b, units) in blocks.enumerated() {
             for u in units {
                 let M = N * u.H * u.W
@@ -276,35 +284,44 @@ public final class Model {
         for p in parameters { p.grad.zero() }
     }
 
+    /// Zeroes every activation gradient for the first N items. Every layer's
+    /// backward accumulates (+=) into its gradient buffers, llm.c's rule, so
+    /// this is the only place they are cleared: a buffer with two consumers
+    /// (a block's first activation feeds the next conv and the skip) needs
+    /// no special case.
+    func zeroActivationGradients(N: Int) {
+        let h = config.hidden, cl = config.widths.last!
+        ddrop.data.update(repeating: 0, count: N * h)
+        da1.data.update(repeating: 0, count: N * h)
+        dz1.data.update(repeating: 0, count: N * h)
+        dgap.data.update(repeating: 0, count: N * cl)
+        for u in units {
+            u.da.data.update(repeating: 0, count: u.da.count(N: N))
+            u.dc.data.update(repeating: 0, count: u.dc.count(N: N))
+        }
+        for d in dpooled { d.data.update(repeating: 0, count: d.count(N: N)) }
+        dinput?.data.update(repeating: 0, count: N * imageSize * imageSize * 3)
+    }
+
     /// Backward from a given logit gradient (Grad-CAM seeds it with a one-hot).
-    /// Parameter gradients are zeroed first, then filled. `training` must match
-    /// the forward call.
+    /// Parameter and activation gradients are zeroed first, then every layer
+    /// accumulates into them. `training` must match the forward call.
     /// With `stopAt` (a unit name), stops once that unit's output gradient
     /// `da` is complete and skips parameter gradients: what Grad-CAM needs.
     public func backward(dlogits: UnsafePointer<Float>, N: Int, training: Bool, stopAt: String? = nil) {
         let parameterGradients = stopAt == nil
         zeroGradients()
         if computeInputGradient && dinput == nil { dinput = Tensor([capacity, imageSize, imageSize, 3]) }
+        zeroActivationGradients(N: N)
         let last = blocks.last!.last!
         let h = config.hidden, l = config.classes, cl = last.OC
         timed("head", backward: true) {
-            ddrop.data.update(repeating: 0, count: N * h)
             denseBackward(ddrop.data, fc2w.grad.data, fc2b.grad.data, dlogits, drop.data, fc2w.value.data,
                           N: N, IN: h, OUT: l)
-            da1.data.update(repeating: 0, count: N * h)
             dropoutBackward(da1.data, ddrop.data, mask: mask.data, count: N * h)
-            dz1.data.update(repeating: 0, count: N * h)
             reluBackward(dz1.data, da1.data, out: a1.data, count: N * h)
-            dgap.data.update(repeating: 0, count: N * cl)
             denseBackward(dgap.data, fc1w.grad.data, fc1b.grad.data, dz1.data, gap.data, fc1w.value.data,
                           N: N, IN: cl, OUT: h)
-        }
-        // Pool backward overwrites the last unit of each pooled block; every
-        // other unit gradient accumulates from zero.
-        for (b, units) in blocks.enumerated() {
-            for (j, u) in units.enumerated() where !(b < blocks.count - 1 && j == units.count - 1) {
-                u.da.data.update(repeating: 0, count: N * u.H * u.W * u.OC)
-            }
         }
         timed("head", backward: true) {
             globalAvgPoolBackward(last.da.data, dgap.data, N: N, HW: last.H * last.W, C: cl)
@@ -325,12 +342,12 @@ public final class Model {
                 let dres: UnsafeMutablePointer<Float>? = u.addsResidual ? units[0].da.data : nil
                 timed(config.batchNorm ? u.bnName : u.name + ".relu", backward: true) {
                     if let g = u.gamma, let be = u.beta {
-                        batchNormReLUBackward(dc.data, dresidual: dres, dgamma: g.grad.data, dbeta: be.grad.data,
+                        batchNormReLUBackward(u.dc.data, dresidual: dres, dgamma: g.grad.data, dbeta: be.grad.data,
                                               u.da.data, out: u.a.data, inp: u.c.data, gamma: g.value.data,
                                               mean: u.mean.data, rstd: u.rstd.data, M: M, C: u.OC,
                                               training: training, workers: threads)
                     } else {
-                        addReLUBackward(dc.data, dresidual: dres, u.da.data, out: u.a.data, count: M * u.OC)
+                        addReLUBackward(u.dc.data, dresidual: dres, u.da.data, out: u.a.data, count: M * u.OC)
                     }
                 }
                 // Where this unit's input came from, and where its gradient goes.
@@ -340,22 +357,17 @@ public final class Model {
                     inp = UnsafePointer(units[j - 1].a.data); dinp = units[j - 1].da.data
                 } else if b > 0 {
                     inp = UnsafePointer(pooled[b - 1].data); dinp = dpooled[b - 1].data
-                    dinp!.update(repeating: 0, count: pooled[b - 1].count(N: N))
                 } else {
-                    inp = inputPointer!; dinp = computeInputGradient ? dinput?.data : nil
-                    dinp?.update(repeating: 0, count: N * imageSize * imageSize * 3)
+                    inp = UnsafePointer(input.data); dinp = computeInputGradient ? dinput?.data : nil
                 }
                 timed(u.name, backward: true) {
                     conv3x3Backward(dinp, parameterGradients ? u.weight.grad.data : nil,
-                                    parameterGradients ? u.bias?.grad.data : nil, dc.data, inp, u.weight.value.data,
+                                    parameterGradients ? u.bias?.grad.data : nil, u.dc.data, inp, u.weight.value.data,
                                     N: N, H: u.H, W: u.W, C: u.C, OC: u.OC, workspace: workspace)
                 }
             }
         }
     }
-
-    /// The input of the last forward, which the first convolution's backward reads.
-    var inputPointer: UnsafePointer<Float>?
 }
 
 extension Tensor {
