@@ -1,3 +1,4 @@
+import LabRandom
 import XCTest
 @testable import Engine
 
