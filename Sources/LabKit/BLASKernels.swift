@@ -42,6 +42,17 @@ public enum BLASKernels {
         return "Haswell"
     }
 
+    /// This process's environment without lab's own kernel choice: sbatch
+    /// passes the environment to compute nodes, whose CPUs lab has not seen
+    /// (a node without AVX2 would die on Haswell kernels). Each node's lab
+    /// chooses again.
+    public static func environmentForOtherMachines(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+        guard environment[chosenByLabVariable] != nil else { return environment }
+        var env = environment
+        env["OPENBLAS_CORETYPE"] = nil; env[chosenByLabVariable] = nil
+        return env
+    }
+
     /// One line for `lab bench`: the kernels in use and, where the CPU could
     /// run wider ones, why they are not.
     public static func summary(environment: [String: String] = ProcessInfo.processInfo.environment,

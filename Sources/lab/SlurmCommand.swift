@@ -76,6 +76,7 @@ enum SlurmCommand {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["sbatch"] + args
+        p.environment = BLASKernels.environmentForOtherMachines()
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         do { try p.run() } catch { throw LabError("cannot run sbatch: \(error.localizedDescription)") }

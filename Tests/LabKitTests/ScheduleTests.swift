@@ -50,6 +50,10 @@ final class ScheduleTests: XCTestCase {
         XCTAssertNil(BLASKernels.betterCoreType(environment: [:], selected: "Haswell", flags: avx2))
         XCTAssertNil(BLASKernels.betterCoreType(environment: [BLASKernels.chosenByLabVariable: "1"], selected: "Prescott", flags: avx2),
                      "never twice: no exec loop")
+        // What lab chose here is not handed to Slurm's compute nodes; a user's own setting is.
+        let chosen = ["OPENBLAS_CORETYPE": "Haswell", BLASKernels.chosenByLabVariable: "1", "PATH": "/usr/bin"]
+        XCTAssertEqual(BLASKernels.environmentForOtherMachines(chosen), ["PATH": "/usr/bin"])
+        XCTAssertEqual(BLASKernels.environmentForOtherMachines(["OPENBLAS_CORETYPE": "Zen"]), ["OPENBLAS_CORETYPE": "Zen"])
         XCTAssertEqual(BLASKernels.summary(environment: ["OPENBLAS_CORETYPE": "Haswell"], selected: "Haswell", flags: avx2.union(["avx512f"])),
                        "OpenBLAS kernels: Haswell (pinned by OPENBLAS_CORETYPE=Haswell); the CPU also has AVX-512, which these kernels do not use")
     }
