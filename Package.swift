@@ -61,7 +61,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CLITests"),
-        .testTarget(name: "ServeTests", dependencies: ["Serve", "LabKit", "Registry"]),
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "LabKit", "Registry", "Faces"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .testTarget(
             name: "LabKitTests",

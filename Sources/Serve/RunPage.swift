@@ -77,11 +77,17 @@ enum RunPage {
     }
 
     /// The most confident wrong predictions, with the face where the dataset is still at hand.
+    /// Prediction indices of the most confident wrong validation predictions, most confident first.
+    static func errorIndices(_ site: Site, _ id: String) throws -> [Int] {
+        let preds = try site.registry.predictions(run: id, split: "val")
+        return Array(preds.indices.filter { preds[$0].trueClass != preds[$0].predictedClass }
+            .sorted { preds[$0].confidence != preds[$1].confidence ? preds[$0].confidence > preds[$1].confidence : $0 < $1 }
+            .prefix(12))
+    }
+
     static func errors(_ site: Site, _ row: RunRow) throws -> String {
         let preds = try site.registry.predictions(run: row.id, split: "val")
-        let wrong = preds.indices.filter { preds[$0].trueClass != preds[$0].predictedClass }
-            .sorted { preds[$0].confidence != preds[$1].confidence ? preds[$0].confidence > preds[$1].confidence : $0 < $1 }
-            .prefix(12)
+        let wrong = try errorIndices(site, row.id)
         guard !wrong.isEmpty else { return "" }
         var missing = 0
         let rows: [[String]] = wrong.map { i in
@@ -89,10 +95,11 @@ enum RunPage {
             let found = site.images.file(root: row.datasetRoot, image: p.image) != nil
             if !found { missing += 1 }
             let img = found ? "<img src=\"/runs/\(HTML.url(row.id))/images/val/\(i)\" alt=\"\(HTML.esc(p.image))\" width=\"72\" height=\"72\">" : "-"
-            return [img, HTML.esc(p.image), HTML.esc(p.trueClass), HTML.esc(p.predictedClass), HTML.f(p.confidence, 3)]
+            let cam = found ? "<img src=\"/runs/\(HTML.url(row.id))/gradcam/\(i)\" alt=\"Grad-CAM of \(HTML.esc(p.image))\" height=\"72\" loading=\"lazy\">" : "-"
+            return [img, cam, HTML.esc(p.image), HTML.esc(p.trueClass), HTML.esc(p.predictedClass), HTML.f(p.confidence, 3)]
         }
         let note = missing > 0 ? "<p class=\"summary\">\(missing) face\(missing == 1 ? "" : "s") not found under \(HTML.esc(row.datasetRoot ?? "the run's dataset folder")).</p>" : ""
-        return "<h3>Most confident errors (validation)</h3>" + HTML.table(["face", "image", "true", "predicted", "confidence"], rows, id: "errors", numeric: [4]) + note
+        return "<h3>Most confident errors (validation)</h3>" + HTML.table(["face", "Grad-CAM (predicted class)", "image", "true", "predicted", "confidence"], rows, id: "errors", numeric: [5]) + note
     }
 
     static func explanations(_ reg: Registry, _ id: String) throws -> String {

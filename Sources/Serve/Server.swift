@@ -1,3 +1,4 @@
+import Faces
 import Foundation
 import Hummingbird
 import LabKit
@@ -18,6 +19,20 @@ public final class Site: @unchecked Sendable {
     public var onRequest: (@Sendable (String) -> Void)? {
         get { lock.lock(); defer { lock.unlock() }; return observer }
         set { lock.lock(); defer { lock.unlock() }; observer = newValue }
+    }
+
+    private var gradCAMs = [String: [String: Data]]()
+
+    /// The Grad-CAM pictures of a run's listed errors, computed together on
+    /// the first request (one model load and one batch) and kept: a run's
+    /// best checkpoint never changes once the run has completed.
+    func gradCAM(run: String, image: String, errors: [String], completed: Bool) -> Data? {
+        lock.lock()
+        if let known = gradCAMs[run] { lock.unlock(); return known[image] }
+        lock.unlock()
+        let pictures = Report.gradCAMPairs(registry, run: run, images: errors).compactMapValues { Data(JPEG.encode($0, quality: 90)) }
+        if completed { lock.lock(); gradCAMs[run] = pictures; lock.unlock() }
+        return pictures[image]
     }
 
     public init(registry: Registry, sweeps: SweepStore = SweepStore("sweeps")) {
@@ -59,6 +74,17 @@ public enum Serve {
             return try Reply.json(EpochsJSON(status: row.status, epochs: try site.registry.epochs(run: row.id)))
         }
         router.get("/runs/:id/images/:split/:index") { _, c in try image(site, c) }
+        router.get("/runs/:id/gradcam/:index") { _, c in
+            let row = try site.run(c.parameters.get("id"))
+            let errors = try RunPage.errorIndices(site, row.id)
+            guard let index = c.parameters.get("index").flatMap({ Int($0) }), errors.contains(index),
+                  let p = try site.registry.prediction(run: row.id, split: "val", index: index) else { throw NotFound("no such error") }
+            let names = try errors.compactMap { try site.registry.prediction(run: row.id, split: "val", index: $0)?.image }
+            guard let jpeg = site.gradCAM(run: row.id, image: p.image, errors: names, completed: row.status == "completed") else {
+                throw NotFound("\(p.image): the run's faces or checkpoint are not at hand")
+            }
+            return Reply.bytes(jpeg, type: "image/jpeg")
+        }
         router.get("/runs/:id/checkpoint/best.safetensors") { _, c in
             let row = try site.run(c.parameters.get("id"))
             guard let data = try site.registry.checkpointData(run: row.id, kind: "best") else { throw NotFound("run \(row.id) has no best checkpoint") }

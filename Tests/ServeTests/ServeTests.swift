@@ -1,3 +1,4 @@
+import Faces
 import Foundation
 import XCTest
 @testable import LabKit
@@ -252,5 +253,30 @@ extension ServeTests {
         done.wait()
         if let e = box.error { throw e }
         return box.server!
+    }
+}
+
+extension ServeTests {
+    /// A run page's confident errors carry their Grad-CAM pictures: the same
+    /// pixels `lab report` draws, computed from the best checkpoint.
+    func testConfidentErrorsCarryTheReportsGradCAMPictures() throws {
+        let preds = try fx.writer.predictions(run: fx.base, split: "val")
+        let wrong = try XCTUnwrap(preds.indices.filter { preds[$0].trueClass != preds[$0].predictedClass }
+            .max { (preds[$0].confidence, -$0) < (preds[$1].confidence, -$1) }, "the tiny model makes errors")
+        let page = try get("/runs/\(fx.base)").text
+        XCTAssertTrue(page.contains("/runs/\(fx.base)/gradcam/\(wrong)"), "the most confident error links its Grad-CAM")
+        let cam = try get("/runs/\(fx.base)/gradcam/\(wrong)")
+        XCTAssertEqual(cam.status, 200)
+        XCTAssertEqual(cam.headers["content-type"], "image/jpeg")
+        let served = try JPEG.decode(Array(cam.body))
+        let drawn = try XCTUnwrap(Report.gradCAMPairs(try Registry(readOnly: fx.db), run: fx.base, images: [preds[wrong].image])[preds[wrong].image])
+        XCTAssertEqual(served.width, drawn.width); XCTAssertEqual(served.height, drawn.height)
+        XCTAssertGreaterThan(served.width, served.height, "the face and its map side by side")
+        XCTAssertEqual(Array(cam.body), JPEG.encode(drawn, quality: 90), "the very picture lab report draws, as JPEG")
+        // A correct prediction, an index past the end and a non-number are no errors to draw.
+        let right = try XCTUnwrap(preds.indices.first { preds[$0].trueClass == preds[$0].predictedClass })
+        for p in ["/runs/\(fx.base)/gradcam/\(right)", "/runs/\(fx.base)/gradcam/\(preds.count)", "/runs/\(fx.base)/gradcam/x"] {
+            XCTAssertEqual(try get(p).status, 404, p)
+        }
     }
 }
