@@ -32,16 +32,17 @@ enum ComparePage {
     }
 
     static func table(_ rows: [Compare.Row]) -> String {
-        let header = ["experiment", "vs", "runs", "accuracy", "Δ [95% CI]", "McNemar p", "Holm p", "macro-F1"]
+        let header = ["experiment", "vs", "runs", "accuracy", "balanced accuracy", "macro-F1", "Δ [95% CI]", "McNemar p", "Holm p"]
             + Compare.shortClass.map { "recall \($0)" } + ["params", "best epoch", "changes"]
         let cells: [[String]] = rows.map { r in
             let delta = r.delta.map { d in r.ciLow.map { "\(Compare.signedPct(d)) [\(Compare.signedPct($0)), \(Compare.signedPct(r.ciHigh))]" } ?? Compare.signedPct(d) } ?? "-"
             let changes = (r.changes.isEmpty ? (r.baseline == nil ? "" : "same spec") : r.changes.joined(separator: ", ")) + (r.note.map { " [\($0)]" } ?? "")
-            return ([r.experiment, r.baseline ?? "-", "\(r.runs)", Compare.accuracy(r), delta, Compare.pString(r.pValue),
-                     Compare.holmString(r, marker: "*"), Compare.f(r.macroF1, 3)] + r.recall.map { Compare.pct($0) }
+            // What imbalance hides leads, as in `lab compare`: balanced accuracy and macro-F1 beside accuracy.
+            return ([r.experiment, r.baseline ?? "-", "\(r.runs)", Compare.accuracy(r), Compare.pct(r.balancedAccuracy), Compare.f(r.macroF1, 3),
+                     delta, Compare.pString(r.pValue), Compare.holmString(r, marker: "*")] + r.recall.map { Compare.pct($0) }
                     + ["\(r.params)", Compare.epoch(r.bestEpoch), changes]).map(HTML.esc)
         }
-        return HTML.table(header, cells, id: "compare", numeric: Set(2...15), sortable: true)
+        return HTML.table(header, cells, id: "compare", numeric: Set(2...16), sortable: true)
     }
 
     /// Every run of the chosen experiments, one line each, drawn by the report's chart code.
