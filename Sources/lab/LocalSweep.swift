@@ -23,7 +23,12 @@ struct LocalSweep {
         Progress.log("running \(todo.count) task\(todo.count == 1 ? "" : "s"), \(jobs) at a time, \(threads) thread\(threads == 1 ? "" : "s") each; logs in \(store.logs(plan.id).path)")
         while !queue.isEmpty || !running.isEmpty {
             while running.count < jobs, !Interrupt.requested, let t = queue.popFirst() {
-                running.append(Child(task: t, process: try launch(t), started: Date()))
+                do { running.append(Child(task: t, process: try launch(t), started: Date())) } catch {
+                    // Tasks already started save their runs and end before the error is told.
+                    for c in running { c.process.interrupt() }
+                    for c in running { c.process.waitUntilExit() }
+                    throw error
+                }
             }
             // Foundation starts each child in its own process group, so a Ctrl-C
             // reaches only us: pass it on once (a second would make them quit unsaved).

@@ -149,8 +149,11 @@ extension Lab.Sweep {
 
 enum SweepCommand {
     /// The sweep's shard registries (Slurm tasks write one each).
+    /// Read-only: compute nodes may be writing these over a network file
+    /// system, where a read-write opener's WAL checkpoint on close could lose
+    /// their commits. A shard not readable yet (just created) is left out.
     static func shards(_ store: SweepStore, _ id: String) throws -> [Registry] {
-        try store.shardFiles(id).map { try Registry(path: $0) }
+        store.shardFiles(id).compactMap { try? Registry(readOnly: $0) }
     }
 
     /// The plan as a table: state, run, and the CPU time still to spend,
