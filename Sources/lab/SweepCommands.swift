@@ -74,6 +74,10 @@ extension Lab.Sweep {
                                                overrides: overrides.compactMap(SpecOverride.init), grid: grid.compactMap(GridAxis.init))
             var plan = SweepPlan(tasks: tasks, command: ["lab"] + CommandLine.arguments.dropFirst().filter { $0 != "--dry-run" })
             let reg = try registry.open()
+            // Held until this command ends: a second `lab sweep` of the same plan here
+            // would otherwise see the same pending tasks and start each twice.
+            let lock = dryRun || slurm.enabled ? nil : try SweepCommand.lock(folder.store, plan.id)
+            defer { if let lock { close(lock) } }
             let states = try plan.status([reg] + SweepCommand.shards(folder.store, plan.id))
             print(try SweepCommand.describe(plan, states, reg))
             if let earlier = try? folder.store.load(path: folder.store.planURL(plan.id).path) { plan.slurm = earlier.slurm }
@@ -152,6 +156,19 @@ enum SweepCommand {
     /// Read-only: compute nodes may be writing these over a network file
     /// system, where a read-write opener's WAL checkpoint on close could lose
     /// their commits. A shard not readable yet (just created) is left out.
+    /// An exclusive lock on sweeps/<id>/.lock, or one line saying who holds it.
+    static func lock(_ store: SweepStore, _ id: String) throws -> Int32 {
+        try FileManager.default.createDirectory(at: store.folder(id), withIntermediateDirectories: true)
+        let path = store.folder(id).appendingPathComponent(".lock").path
+        let fd = open(path, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw LabError("\(path): cannot open the sweep's lock file (\(String(cString: strerror(errno))))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw LabError("sweep \(id) is already running on this machine (another lab sweep holds \(path)); watch it with: lab sweep status \(id)")
+        }
+        return fd
+    }
+
     static func shards(_ store: SweepStore, _ id: String) throws -> [Registry] {
         store.shardFiles(id).compactMap { try? Registry(readOnly: $0) }
     }

@@ -207,3 +207,25 @@ extension CLITests {
         XCTAssertTrue(log.contains("interrupted") && log.contains("resuming run"), log)
     }
 }
+
+extension CLITests {
+    /// Two `lab sweep` commands of one plan on one machine: the second is
+    /// refused while the first holds the sweep's lock, so no task starts twice.
+    func testASecondSweepOfTheSamePlanIsRefusedWhileTheFirstRuns() throws {
+        let s = spec("locked", epochs: 1)
+        let dry = try lab("sweep", s, "--seeds", "1", "--dry-run", "--db", db)
+        let planLine = try XCTUnwrap(dry.out.split(separator: "\n").first { $0.hasPrefix("plan: ") })
+        let folder = URL(fileURLWithPath: String(planLine.dropFirst(6))).deletingLastPathComponent()
+        let fd = open(folder.appendingPathComponent(".lock").path, O_RDWR | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(flock(fd, LOCK_EX | LOCK_NB), 0, "the test holds the lock as a running sweep would")
+        let refused = try lab("sweep", s, "--seeds", "1", "--jobs", "1", "--db", db)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.err.hasPrefix("Error: sweep \(folder.lastPathComponent) is already running on this machine"), refused.err)
+        XCTAssertEqual(try sql("SELECT COUNT(*) FROM runs"), "0")
+        close(fd)
+        let ran = try lab("sweep", s, "--seeds", "1", "--jobs", "1", "--db", db)
+        XCTAssertEqual(ran.status, 0, ran.err)
+        XCTAssertEqual(try sql("SELECT COUNT(*) FROM runs WHERE status = 'completed'"), "1")
+    }
+}
