@@ -79,15 +79,18 @@ enum RunPage {
     /// The most confident wrong predictions, with the face where the dataset is still at hand.
     /// Prediction indices of the most confident wrong validation predictions, most confident first.
     static func errorIndices(_ site: Site, _ id: String) throws -> [Int] {
-        let preds = try site.registry.predictions(run: id, split: "val")
-        return Array(preds.indices.filter { preds[$0].trueClass != preds[$0].predictedClass }
+        errorIndices(try site.registry.predictions(run: id, split: "val"))
+    }
+
+    static func errorIndices(_ preds: [PredictionRecord]) -> [Int] {
+        Array(preds.indices.filter { preds[$0].trueClass != preds[$0].predictedClass }
             .sorted { preds[$0].confidence != preds[$1].confidence ? preds[$0].confidence > preds[$1].confidence : $0 < $1 }
             .prefix(12))
     }
 
     static func errors(_ site: Site, _ row: RunRow) throws -> String {
         let preds = try site.registry.predictions(run: row.id, split: "val")
-        let wrong = try errorIndices(site, row.id)
+        let wrong = errorIndices(preds)
         guard !wrong.isEmpty else { return "" }
         var missing = 0
         let rows: [[String]] = wrong.map { i in
