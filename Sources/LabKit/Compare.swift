@@ -100,8 +100,8 @@ public enum Compare {
             if let n = leftOut[name] { row.note = "\(n) run\(n == 1 ? "" : "s") of an earlier spec with this name left out" }
             guard let baseName, let base = all[baseName], baseName != name else { return row }
             row.baseline = baseName
-            let a = (try? JSONSerialization.jsonObject(with: Data(base.first!.specJSON.utf8))) as? [String: Any] ?? [:]
-            let b = (try? JSONSerialization.jsonObject(with: Data(runs.first!.specJSON.utf8))) as? [String: Any] ?? [:]
+            let a = (try? JSONValue(parsing: Data(base.first!.specJSON.utf8))) ?? .object([:])
+            let b = (try? JSONValue(parsing: Data(runs.first!.specJSON.utf8))) ?? .object([:])
             row.changes = SpecDiff.describe(a, b)
             row.delta = row.accMean - Statistics.mean(base.map(\.accuracy))
             // Pairing needs the same images from the same data.

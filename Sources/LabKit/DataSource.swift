@@ -28,21 +28,21 @@ public enum DataSource {
     static func candidates(spec: ExperimentSpec, data: String?) -> [String] {
         if let data { return [data] }
         var c = [String]()
-        if let r = spec.datasetRoot { c.append(r) }
+        if let r = spec.dataset.root { c.append(r) }
         if let env = ProcessInfo.processInfo.environment["LAB_RAFDB"], !env.isEmpty { c.append(env) }
         c += ["data/RAF-DB/basic", "data/RAF-DB", "data/rafdb"]
         return c
     }
 
     /// Finds or generates the dataset, decodes it (through the cache) and splits it.
-    public static func prepare(spec: ExperimentSpec, source override: String?, data: String?, threads: Int,
+    public static func prepare(spec: ExperimentSpec, source override: DatasetSpec.Source?, data: String?, threads: Int,
                                log: (String) -> Void, status: (String) -> Void) throws -> PreparedData {
-        let source = override ?? spec.datasetSource
+        let source = override ?? spec.dataset.source
         let root: URL
-        if source == "synthetic" {
+        if source == .synthetic {
             root = try SyntheticWriter.ensure(
-                in: LabPaths.cache, train: spec.syntheticTrain, test: spec.syntheticTest,
-                seed: UInt64(spec.syntheticSeed), progress: status)
+                in: LabPaths.cache, train: spec.dataset.synthetic.train, test: spec.dataset.synthetic.test,
+                seed: UInt64(spec.dataset.synthetic.seed), progress: status)
         } else {
             let tried = candidates(spec: spec, data: data)
             var found: URL?
@@ -57,18 +57,18 @@ public enum DataSource {
             root = f
         }
         let index = try RAFDB.index(root: root)
-        let (set, report) = try FaceLoader.load(index, imageSize: spec.imageSize, cacheDirectory: LabPaths.cache.appendingPathComponent("decoded"),
+        let (set, report) = try FaceLoader.load(index, imageSize: spec.dataset.imageSize, cacheDirectory: LabPaths.cache.appendingPathComponent("decoded"),
                                                 threads: threads, progress: status)
-        let split = set.split(validationFraction: spec.validationFraction, seed: UInt64(spec.splitSeed))
+        let split = set.split(validationFraction: spec.dataset.validationFraction, seed: UInt64(spec.dataset.splitSeed))
         guard !split.train.isEmpty, !split.validation.isEmpty else {
             throw DataError("\(root.path): too few training images for a validation split (\(set.counts(.train).reduce(0, +)))")
         }
-        let labelMode = set.effectiveLabelMode(spec.labelMode)
-        if case .soft = spec.labelMode, case .hard = labelMode {
+        let labelMode = set.effectiveLabelMode(spec.dataset.labelMode)
+        if case .soft = spec.dataset.labelMode, case .hard = labelMode {
             log("note: \(root.path) has no distribution file; training on hard (one-hot) labels")
         }
-        let normalization = spec.normalization == "dataset" ? Normalization.measured(set, indices: split.train) : Normalization()
-        return PreparedData(set: set, source: source, train: split.train, validation: split.validation, test: split.test,
+        let normalization = spec.dataset.normalization == .dataset ? Normalization.measured(set, indices: split.train) : Normalization()
+        return PreparedData(set: set, source: source.rawValue, train: split.train, validation: split.validation, test: split.test,
                             labelMode: labelMode, normalization: normalization, fromCache: report.fromCache)
     }
 }

@@ -8,7 +8,7 @@ import Registry
 public struct ExplainOptions: Sendable {
     public var methods: [CAMMethod] = CAMMethod.allCases
     public var layer: String?
-    public var split = "val"
+    public var split = ExplainSpec.Split.val
     public var images = 32
     public var imagePaths: [String] = []
     public var targetClass = "predicted"    // predicted | true | a class name
@@ -48,12 +48,12 @@ public enum ExplainRunner {
             indices = Array(0..<imgs.count); trueClasses = imgs.map { _ in nil }; split = "files"
         } else {
             let data = try row.prepareData(spec: try row.resolvedSpec(), data: o.data, threads: o.threads, reporter: reporter)
-            let pool = o.split == "test" ? data.test : data.validation
-            if o.split == "test" { reporter.log("note: explaining test images shows test predictions; model selection belongs on validation") }
+            let pool = o.split == .test ? data.test : data.validation
+            if o.split == .test { reporter.log("note: explaining test images shows test predictions; model selection belongs on validation") }
             // An even spread over the split, so every class tends to appear.
             let n = min(o.images, pool.count)
             indices = (0..<n).map { pool[$0 * pool.count / max(n, 1)] }
-            set = data.set; trueClasses = indices.map { data.set.classes[$0] }; split = o.split
+            set = data.set; trueClasses = indices.map { data.set.classes[$0] }; split = o.split.rawValue
         }
         let targetFor: (Int?) throws -> Int? = { truth in
             switch o.targetClass {

@@ -21,10 +21,10 @@ struct Imbalance {
     init(_ spec: ExperimentSpec, trainClasses: [Int]) {
         let counts = Imbalance.counts(trainClasses)
         let inverse = Imbalance.inverseFrequency(counts)
-        faceWeightOfClass = spec.classWeights == "balanced_per_face" ? inverse : nil
-        classWeights = spec.classWeights == "balanced_per_class" ? inverse : nil
-        logitShift = spec.logitAdjustment > 0 ? Imbalance.logPrior(counts).map { spec.logitAdjustment * $0 } : nil
-        classBalancedSampling = spec.sampling == "class_balanced"
+        faceWeightOfClass = spec.train.classWeights == .balancedPerFace ? inverse : nil
+        classWeights = spec.train.classWeights == .balancedPerClass ? inverse : nil
+        logitShift = Float(spec.train.logitAdjustment) > 0 ? Imbalance.logPrior(counts).map { Float(spec.train.logitAdjustment) * $0 } : nil
+        classBalancedSampling = spec.train.sampling == .classBalanced
     }
 
     static func counts(_ classes: [Int]) -> [Int] {

@@ -7,7 +7,7 @@
 /// A high peak rate needs the warm-up: Adam's first steps, with batch-norm
 /// statistics still settling, otherwise overshoot.
 public struct LRSchedule: Equatable, Sendable {
-    public enum Kind: String, Sendable { case constant, cosine }
+    public enum Kind: String, SpecChoice { case constant, cosine }
     public var kind: Kind
     public var peak: Float
     public var warmupEpochs: Int

@@ -97,27 +97,25 @@ public struct RunRow: Sendable {
 extension RunRow {
     /// The spec the run was trained with, as stored in the registry.
     func resolvedSpec() throws -> ExperimentSpec {
-        let raw = (try JSONSerialization.jsonObject(with: Data(specJSON.utf8)) as? [String: Any]) ?? [:]
-        return try SpecLoader.resolve(RunRow.asTrained(raw), file: "runs.db:\(id)")
+        let stored = try JSONValue(parsing: Data(specJSON.utf8))
+        return try SpecLoader.resolve(RunRow.asTrained(stored), file: "runs.db:\(id)")
     }
 
     /// A stored spec as its run was trained. A stored "balanced" predates
     /// per-face weighting (specs resolve it to "balanced_per_face" now) and
     /// meant per-class weights inside the loss; a resumed run must keep doing
     /// what it started with.
-    static func asTrained(_ stored: [String: Any]) -> [String: Any] {
-        guard var train = stored["train"] as? [String: Any],
-              train["class_weights"] as? String == "balanced" else { return stored }
-        train["class_weights"] = "balanced_per_class"
+    static func asTrained(_ stored: JSONValue) -> JSONValue {
+        guard stored["train"]?["class_weights"] == .string("balanced") else { return stored }
         var out = stored
-        out["train"] = train
+        out["train"]?["class_weights"] = .string(TrainSpec.ClassWeights.balancedPerClass.rawValue)
         return out
     }
 
     /// The run's data again (RAF-DB from `data` if it moved), refusing data
     /// whose fingerprint differs from what the run was trained on.
     func prepareData(spec: ExperimentSpec, data: String?, threads: Int, reporter: Reporter) throws -> PreparedData {
-        let prepared = try DataSource.prepare(spec: spec, source: datasetSource, data: datasetSource == "rafdb" ? (data ?? datasetRoot) : nil,
+        let prepared = try DataSource.prepare(spec: spec, source: datasetSource.flatMap(DatasetSpec.Source.init(rawValue:)), data: datasetSource == "rafdb" ? (data ?? datasetRoot) : nil,
                                               threads: threads, log: reporter.log, status: reporter.status)
         if prepared.set.fingerprint != fingerprint {
             throw RegistryError("run \(id) was trained on data with fingerprint \(fingerprint.prefix(12)), but \(prepared.set.root.path) has \(prepared.set.fingerprint.prefix(12))")

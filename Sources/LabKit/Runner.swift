@@ -17,10 +17,10 @@ public struct Reporter: Sendable {
 }
 
 public struct RunOptions: Sendable {
-    public var source: String?        // --dataset
+    public var source: DatasetSpec.Source?        // --dataset
     public var data: String?          // --data
     public var threads: Int
-    public init(source: String? = nil, data: String? = nil, threads: Int = 2) {
+    public init(source: DatasetSpec.Source? = nil, data: String? = nil, threads: Int = 2) {
         self.source = source; self.data = data; self.threads = threads
     }
 }
@@ -60,7 +60,7 @@ public final class Runner {
             "pid": Int(ProcessInfo.processInfo.processIdentifier), "threads": options.threads, "blas": BLAS.config,
             "swift_version": Provenance.swiftVersion, "build": engineBuildConfiguration,
             "dataset_source": data.source, "dataset_root": data.set.root.path, "dataset_fingerprint": data.set.fingerprint,
-            "label_mode": data.labelMode.name, "split_seed": spec.splitSeed,
+            "label_mode": data.labelMode.name, "split_seed": spec.dataset.splitSeed,
             "n_train": data.train.count, "n_val": data.validation.count, "n_test": data.test.count,
             "params": model.parameterCount, "class_counts": classCounts(data),
         ]))
@@ -85,7 +85,7 @@ public final class Runner {
         if threads != options.threads {
             reporter.log("note: resuming with the run's own \(threads) threads (results depend on the thread count)")
         }
-        let opts = RunOptions(source: row.datasetSource, data: options.data ?? row.datasetRoot, threads: threads)
+        let opts = RunOptions(source: row.datasetSource.flatMap(DatasetSpec.Source.init(rawValue:)), data: options.data ?? row.datasetRoot, threads: threads)
         let data = try row.prepareData(spec: spec, data: options.data, threads: threads, reporter: reporter)
         guard let last = try registry.checkpoint(run: runID, kind: "last"), let opt = last.optimizer,
               let stateJSON = last.stateJSON, let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
@@ -97,7 +97,7 @@ public final class Runner {
                              state: .start, options: opts)
         }
         let (model, _) = try Model.load(checkpoint: last.data, threads: opts.threads)
-        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay))
+        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: Float(spec.train.lr), weightDecay: Float(spec.train.weightDecay)))
         try adam.load(state: opt)
         try claim(row)
         reporter.log("resuming run \(runID) (\(spec.name), seed \(row.seed)) after epoch \(state.epoch)")
@@ -115,27 +115,27 @@ public final class Runner {
 
     /// A newly initialized model and optimizer: a pure function of (spec, seed).
     func freshModel(_ spec: ExperimentSpec, seed: Int, threads: Int) -> (Model, Adam) {
-        let model = Model(config: spec.model, imageSize: spec.imageSize, threads: threads)
+        let model = Model(config: spec.model.config, imageSize: spec.dataset.imageSize, threads: threads)
         var rng = RNG(seed: RNG.mix(UInt64(seed), 0, 1))
         model.initialize(rng: &rng)
-        return (model, Adam(parameters: model.parameters, config: AdamConfig(lr: spec.lr, weightDecay: spec.weightDecay)))
+        return (model, Adam(parameters: model.parameters, config: AdamConfig(lr: Float(spec.train.lr), weightDecay: Float(spec.train.weightDecay))))
     }
 
     func train(runID: String, spec: ExperimentSpec, seed: Int, data: PreparedData, model: Model, adam: Adam,
                state initial: TrainerState, options: RunOptions) throws -> String {
         var state = initial
         do {
-            let S = spec.imageSize, L = Emotion.count
+            let S = spec.dataset.imageSize, L = Emotion.count
             let imbalance = Imbalance(spec, trainClasses: data.train.map { data.set.classes[$0] })
             let seed64 = UInt64(seed)
             var lastBeat = Date()
-            while !state.stopped && state.epoch < spec.maxEpochs {
+            while !state.stopped && state.epoch < spec.train.maxEpochs {
                 let epoch = state.epoch + 1
                 let t0 = Date()
                 let order = imbalance.epochOrder(data.train, classes: data.set.classes, seed: seed64, epoch: epoch)
                 var dropout = RNG(seed: RNG.mix(seed64, UInt64(epoch), 3))
-                let stream = BatchStream(set: data.set, order: order, batchSize: spec.batchSize,
-                                         augmentation: spec.augmentation.isIdentity ? nil : spec.augmentation,
+                let stream = BatchStream(set: data.set, order: order, batchSize: spec.train.batchSize,
+                                         augmentation: spec.augment.augmentation.isIdentity ? nil : spec.augment.augmentation,
                                          labelMode: data.labelMode, normalization: data.normalization,
                                          seed: RNG.mix(seed64, UInt64(epoch), 4))
                 var lossSum = 0.0, correct = 0, seen = 0, b = 0
@@ -147,10 +147,10 @@ public final class Runner {
                     let loss = imbalance.loss(model, targets: batch.targets, faceWeights: faceWeights, N: n)
                     if !loss.isFinite {
                         stream.release(batch); stream.cancel()
-                        throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(spec.lr))")
+                        throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(Float(spec.train.lr)))")
                     }
                     imbalance.backward(model, targets: batch.targets, faceWeights: faceWeights, N: n)
-                    adam.config.lr = spec.schedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
+                    adam.config.lr = spec.train.lrSchedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
                     adam.update()
                     for k in 0..<n {
                         if argmax(model.probs.data + k * L, count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] { correct += 1 }
@@ -159,22 +159,22 @@ public final class Runner {
                     stream.release(batch)
                     let elapsed = Date().timeIntervalSince(t0)
                     let ips = Double(seen) / max(elapsed, 1e-9)
-                    let remaining = Double(order.count - seen) / ips + Double(spec.maxEpochs - epoch) * Double(order.count + data.validation.count / 3) / ips
+                    let remaining = Double(order.count - seen) / ips + Double(spec.train.maxEpochs - epoch) * Double(order.count + data.validation.count / 3) / ips
                     reporter.status(String(format: "%@ seed %d | epoch %d/%d batch %d/%d | %.0f img/s | loss %.4f acc %.3f | ETA %@",
-                                           spec.name, seed, epoch, spec.maxEpochs, b, stream.batchCount, ips,
+                                           spec.name, seed, epoch, spec.train.maxEpochs, b, stream.batchCount, ips,
                                            lossSum / Double(seen), Double(correct) / Double(seen), Runner.duration(remaining)))
                     if Date().timeIntervalSince(lastBeat) > 20 { try registry.heartbeat(runID); lastBeat = Date() }
                 }
                 let trainSeconds = Date().timeIntervalSince(t0)
-                let val = evaluate(model, data: data, indices: data.validation, batch: spec.batchSize, S: S)
+                let val = evaluate(model, data: data, indices: data.validation, batch: spec.train.batchSize, S: S)
                 let valMetrics = Metrics(probs: val, truth: data.validation.map { data.set.classes[$0] }, classes: L)
-                let raw = Runner.score(spec.monitor, valMetrics)
+                let raw = Runner.score(spec.train.earlyStopping.monitor, valMetrics)
                 let score = raw.isFinite ? raw : -.greatestFiniteMagnitude
-                let improved = score > state.bestScore + spec.minDelta
+                let improved = score > state.bestScore + spec.train.earlyStopping.minDelta
                 state.epoch = epoch
                 state.trainSeconds += Date().timeIntervalSince(t0)
                 if improved { state.bestScore = score; state.bestEpoch = epoch; state.badEpochs = 0 } else { state.badEpochs += 1 }
-                if state.badEpochs >= spec.patience { state.stopped = true }
+                if state.badEpochs >= spec.train.earlyStopping.patience { state.stopped = true }
                 let ckpt = model.checkpoint(metadata: checkpointMetadata(spec, data, runID: runID, epoch: epoch))
                 let stateJSON = String(data: try JSONEncoder().encode(state), encoding: .utf8)!
                 var fields: [String: DatabaseValueConvertible?] = ["epochs_run": epoch, "train_seconds": state.trainSeconds]
@@ -198,18 +198,18 @@ public final class Runner {
             // The best epoch's weights decide every reported number.
             guard let best = try registry.checkpoint(run: runID, kind: "best") else { throw RegistryError("run \(runID) has no best checkpoint") }
             let (bestModel, _) = try Model.load(checkpoint: best.data, threads: options.threads)
-            let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.batchSize, S: S)
+            let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.train.batchSize, S: S)
             try record(runID: runID, split: "val", probs: val, indices: data.validation, data: data)
-            if spec.evaluateTest {
-                try testEvaluation(runID: runID, model: bestModel, checkpointSHA: best.sha256, data: data, batch: spec.batchSize, trigger: "spec")
+            if spec.evaluate.test {
+                try testEvaluation(runID: runID, model: bestModel, checkpointSHA: best.sha256, data: data, batch: spec.train.batchSize, trigger: "spec")
             }
-            if spec.explainEnabled {
+            if spec.explain.enabled {
                 var o = ExplainOptions()
-                o.images = spec.explainImages; o.layer = spec.explainLayer; o.split = spec.explainSplit
+                o.images = spec.explain.images; o.layer = spec.explain.layer; o.split = spec.explain.split
                 o.threads = options.threads; o.data = options.data
                 // Beside the registry, as `lab explain` from the same folder would put them.
                 o.out = URL(fileURLWithPath: registry.path).deletingLastPathComponent()
-                    .appendingPathComponent("explain-\(runID.prefix(10))-\(spec.explainSplit)").path
+                    .appendingPathComponent("explain-\(runID.prefix(10))-\(spec.explain.split.rawValue)").path
                 // Training and evaluation are recorded; a failed explanation must not undo that.
                 do {
                     let explained = try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter)
@@ -297,11 +297,11 @@ public final class Runner {
     }
 
     /// The monitored metric, oriented so that larger is better.
-    static func score(_ monitor: String, _ m: Metrics) -> Double {
+    static func score(_ monitor: EarlyStopping.Monitor, _ m: Metrics) -> Double {
         switch monitor {
-        case "val_accuracy": return m.accuracy
-        case "val_macro_f1": return m.macroF1
-        default: return -m.nll
+        case .valAccuracy: return m.accuracy
+        case .valMacroF1: return m.macroF1
+        case .valLoss: return -m.nll
         }
     }
 

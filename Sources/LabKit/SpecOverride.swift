@@ -1,10 +1,10 @@
 import Foundation
 
 /// One `--set KEY=VALUE`: a dotted key path into the spec and a JSON value.
-/// Shared by `lab run` and (later) `lab sweep`, so both parse and check it alike.
-public struct SpecOverride: CustomStringConvertible, @unchecked Sendable {
+/// Shared by `lab run` and `lab sweep`, so both parse and check it alike.
+public struct SpecOverride: CustomStringConvertible, Sendable {
     public let keyPath: [String]
-    public let value: Any
+    public let value: JSONValue
     public let text: String             // as the user typed it
 
     public var key: String { keyPath.joined(separator: ".") }
@@ -19,7 +19,7 @@ public struct SpecOverride: CustomStringConvertible, @unchecked Sendable {
         guard !path.isEmpty, path.allSatisfy({ !$0.isEmpty && !$0.contains(where: \.isWhitespace) }) else { return nil }
         let raw = String(argument[argument.index(after: eq)...])
         keyPath = path
-        value = (try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+        value = (try? JSONValue(parsing: Data(raw.utf8))) ?? .string(raw)
         text = argument
     }
 
@@ -31,19 +31,19 @@ extension SpecLoader {
     /// Each one is checked against the schema on its own first, so a mistake
     /// names the `--set` it came from rather than the file; the result is
     /// then resolved and validated like any spec.
-    public static func applying(_ overrides: [SpecOverride], to merged: [String: Any]) throws -> [String: Any] {
+    public static func applying(_ overrides: [SpecOverride], to merged: JSONValue) throws -> JSONValue {
         var out = merged
         for o in overrides {
             // `extends` is already merged and `parent` is derived from it: neither is a setting.
             if ["extends", "parent"].contains(o.keyPath[0]) {
                 throw SpecError("--set \(o.key): cannot be set; --set applies after extends is merged")
             }
-            let sparse = nested(o.keyPath, o.value)
-            do { try check(sparse, against: schema, path: "", file: "--set") } catch let e as SpecError {
+            let sparse = JSONValue.nested(o.keyPath, o.value)
+            do { try SpecSchema.check(sparse.object ?? [:], against: SpecSchema.root, path: "", file: "--set") } catch let e as SpecError {
                 // check() writes "<file>: <key>: ..."; here the key already names the culprit.
                 throw SpecError(e.description.hasPrefix("--set: ") ? "--set " + e.description.dropFirst("--set: ".count) : e.description)
             }
-            out = deepMerge(out, sparse)
+            out = out.merging(sparse)
         }
         return out
     }
@@ -59,12 +59,5 @@ extension SpecLoader {
             let culprit = ([path] + overrides.map { "--set \($0.text)" }).joined(separator: " ")
             throw SpecError(culprit + e.description.dropFirst(path.count))
         }
-    }
-
-    /// {"a": {"b": value}} for the path ["a", "b"].
-    static func nested(_ path: [String], _ value: Any) -> [String: Any] {
-        var inner = value
-        for key in path.dropFirst().reversed() { inner = [key: inner] as [String: Any] }
-        return [path[0]: inner]
     }
 }

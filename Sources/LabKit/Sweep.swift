@@ -14,8 +14,7 @@ public struct SweepTask: Codable, Sendable, Equatable {
     public var label: String { "\(name) seed \(seed)" }
 
     public func spec() throws -> ExperimentSpec {
-        let raw = (try JSONSerialization.jsonObject(with: Data(specJSON.utf8)) as? [String: Any]) ?? [:]
-        return try SpecLoader.resolve(raw, file: "sweep task \(index)")
+        try SpecLoader.resolve(JSONValue(parsing: Data(specJSON.utf8)), file: "sweep task \(index)")
     }
 }
 
@@ -91,9 +90,9 @@ public enum SweepPlanner {
             for combo in combinations(grid) {
                 let spec = try resolve(file, overrides: overrides, combo: combo)
                 let exp = Registry.experimentID(specJSON: spec.resolvedJSON)
-                for seed in seeds ?? spec.seeds where seen.insert("\(exp) \(seed)").inserted {
+                for seed in seeds ?? spec.train.runSeeds where seen.insert("\(exp) \(seed)").inserted {
                     tasks.append(SweepTask(index: tasks.count, name: spec.name, parent: spec.parent, experimentID: exp,
-                                           seed: seed, maxEpochs: spec.maxEpochs, specJSON: spec.resolvedJSON))
+                                           seed: seed, maxEpochs: spec.train.maxEpochs, specJSON: spec.resolvedJSON))
                 }
             }
         }
@@ -113,9 +112,9 @@ public enum SweepPlanner {
         do { merged = try SpecLoader.applying(combo, to: merged) } catch let e as SpecError where e.description.hasPrefix("--set ") {
             throw SpecError("--grid " + e.description.dropFirst("--set ".count))
         }
-        let base = merged["name"] as? String ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
-        merged["parent"] = base
-        merged["name"] = base + "[" + combo.map(\.text).joined(separator: ",") + "]"
+        let base = merged["name"]?.string ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        merged["parent"] = .string(base)
+        merged["name"] = .string(base + "[" + combo.map(\.text).joined(separator: ",") + "]")
         do {
             return try SpecLoader.resolve(merged, file: file)
         } catch let e as SpecError where e.description.hasPrefix(file + ": ") {

@@ -93,9 +93,7 @@ enum RunsPage {
 /// Facts read from a run's resolved spec JSON.
 enum SpecFacts {
     static func maxEpochs(_ specJSON: String) -> Int? {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(specJSON.utf8)) as? [String: Any],
-              let train = obj["train"] as? [String: Any] else { return nil }
-        return train["max_epochs"] as? Int
+        (try? JSONValue(parsing: Data(specJSON.utf8)))?[path: ["train", "max_epochs"]]?.number.map { Int($0) }
     }
 
     static func pretty(_ specJSON: String) -> String {

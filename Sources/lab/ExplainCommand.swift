@@ -18,14 +18,14 @@ extension Lab {
         @Argument(help: ArgumentHelp("Run id (any unique prefix).", valueName: "run"))
         var runID: String
 
-        @Option(help: "gradcam, gradcam++ or both.")
-        var method = "both"
+        @Option(help: "Which class activation maps.")
+        var method = MethodChoice.both
 
         @Option(help: "Convolution to explain (default: the last one, e.g. block3.conv3).")
         var layer: String?
 
-        @Option(help: "val or test.")
-        var split = "val"
+        @Option(help: "The split whose images are explained.")
+        var split = EvalSplit.val
 
         @Option(help: "Number of split images (spread over the split).")
         var images = 32
@@ -46,8 +46,6 @@ extension Lab {
         @OptionGroup var compute: ComputeOptions
 
         func validate() throws {
-            guard ["gradcam", "gradcam++", "both"].contains(method) else { throw ValidationError("--method must be gradcam, gradcam++ or both") }
-            guard ["val", "test"].contains(split) else { throw ValidationError("--split must be val or test") }
             guard images >= 1 else { throw ValidationError("--images must be at least 1") }
             guard ["predicted", "true"].contains(targetClass) || Emotion(name: targetClass) != nil else {
                 throw ValidationError("--class must be predicted, true or one of \(Emotion.allCases.map(\.name).joined(separator: ", "))")
@@ -56,7 +54,7 @@ extension Lab {
 
         func run() throws {
             var o = ExplainOptions()
-            o.methods = method == "both" ? CAMMethod.allCases : [CAMMethod(rawValue: method)!]
+            o.methods = method.methods
             o.layer = layer; o.split = split; o.images = images; o.imagePaths = imagePaths
             o.targetClass = targetClass; o.out = out; o.data = moved.data; o.threads = compute.threads
             let report = try ExplainRunner.run(try registry.open(), run: runID, options: o, reporter: reporter)

@@ -15,23 +15,19 @@ extension Lab {
         @Option(help: "Compare everything against this experiment instead of each one's parent.")
         var baseline: String?
 
-        @Option(help: "val or test (only runs evaluated on test).")
-        var split = "val"
+        @Option(help: "The split compared (test: only runs evaluated on test).")
+        var split = EvalSplit.val
 
         @Flag(help: "CSV on stdout instead of a table.")
         var csv = false
 
         @OptionGroup var registry: RegistryOptions
 
-        func validate() throws {
-            guard ["val", "test"].contains(split) else { throw ValidationError("--split must be val or test") }
-        }
-
         func run() throws {
             let reg = try registry.open()
-            let all = try Compare.load(reg, split: split)
+            let all = try Compare.load(reg, split: split.rawValue)
             if all.isEmpty {
-                print("no completed runs with \(split == "val" ? "validation" : "test") predictions in \(registry.path)")
+                print("no completed runs with \(split == .val ? "validation" : "test") predictions in \(registry.path)")
                 return
             }
             var names = [String]()
@@ -41,7 +37,7 @@ extension Lab {
                 names.append(row.experiment)
             }
             let rows = try Compare.rows(all, only: Array(NSOrderedSet(array: names)) as! [String], baseline: baseline)
-            print(csv ? Compare.csv(rows, split: split) : Compare.text(rows, split: split), terminator: csv ? "" : "\n")
+            print(csv ? Compare.csv(rows, split: split.rawValue) : Compare.text(rows, split: split.rawValue), terminator: csv ? "" : "\n")
         }
     }
 

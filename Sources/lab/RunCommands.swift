@@ -15,14 +15,14 @@ extension Lab {
         @Argument(help: "Experiment spec files (JSON).", completion: .file(extensions: ["json"]))
         var specs: [String]
 
-        @Option(name: .customLong("dataset"), help: "Override dataset.source: rafdb or synthetic.")
-        var source: String?
+        @Option(name: .customLong("dataset"), help: "Override dataset.source.")
+        var source: DatasetSpec.Source?
 
         @Option(help: "RAF-DB folder (overrides dataset.root and $LAB_RAFDB).", completion: .directory)
         var data: String?
 
         @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).")
-        var seeds: String?
+        var seeds: SeedList?
 
         @Option(name: .customLong("set"), help: ArgumentHelp(
             "Override a spec key after extends is merged, e.g. train.max_epochs=5 or model.widths=[16,32,64] (repeatable).",
@@ -36,18 +36,6 @@ extension Lab {
             if let bad = overrides.first(where: { SpecOverride($0) == nil }) {
                 throw ValidationError("\(SpecOverride.usage), not '\(bad)'")
             }
-            if let source, !["rafdb", "synthetic"].contains(source) {
-                throw ValidationError("--dataset must be rafdb or synthetic, not '\(source)'")
-            }
-            if let seeds, Self.parsedSeeds(seeds) == nil {
-                throw ValidationError("--seeds must be comma-separated non-negative integers, e.g. 1,2,3")
-            }
-        }
-
-        static func parsedSeeds(_ s: String) -> [Int]? {
-            let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !v.isEmpty, v.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
-            return v.map { $0! }
         }
 
         func run() throws {
@@ -59,7 +47,7 @@ extension Lab {
             let runner = Runner(registry: reg, reporter: reporter)
             var ids = [String]()
             for spec in loaded {
-                for seed in seeds.flatMap(Self.parsedSeeds) ?? spec.seeds {
+                for seed in seeds?.values ?? spec.train.runSeeds {
                     do {
                         ids.append(try runner.run(spec, seed: seed, options: RunOptions(source: source, data: data, threads: compute.threads)))
                     } catch let e as Interrupted {
@@ -70,7 +58,7 @@ extension Lab {
             }
             Progress.done()
             print(try RunTable.render(RunRow.all(reg).filter { ids.contains($0.id) }))
-            let report = try loaded.contains(where: \.reportMarkdown)
+            let report = try loaded.contains(where: \.report.markdown)
                 ? Report.markdown(reg, to: URL(fileURLWithPath: "reports/report.md")) : nil
             print(NextSteps.text(runs: ids, registryPath: registry.path, report: report,
                                  explanations: ids.compactMap { runner.explanationFolders[$0] }))

@@ -35,7 +35,7 @@ extension Lab.Sweep {
         var specs: [String]
 
         @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).")
-        var seeds: String?
+        var seeds: SeedList?
 
         @Option(name: .customLong("set"), help: ArgumentHelp("Override a spec key in every task (repeatable).", valueName: "key=value"))
         var overrides: [String] = []
@@ -60,9 +60,6 @@ extension Lab.Sweep {
         func validate() throws {
             if let bad = overrides.first(where: { SpecOverride($0) == nil }) { throw ValidationError("\(SpecOverride.usage), not '\(bad)'") }
             if let bad = grid.first(where: { GridAxis($0) == nil }) { throw ValidationError("\(GridAxis.usage); not '\(bad)'") }
-            if let seeds, Lab.Run.parsedSeeds(seeds) == nil {
-                throw ValidationError("--seeds must be comma-separated non-negative integers, e.g. 1,2,3")
-            }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         }
@@ -70,7 +67,7 @@ extension Lab.Sweep {
         var threadsPerTask: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / jobs) }
 
         func run() throws {
-            let tasks = try SweepPlanner.tasks(specs: specs, seeds: seeds.flatMap(Lab.Run.parsedSeeds),
+            let tasks = try SweepPlanner.tasks(specs: specs, seeds: seeds?.values,
                                                overrides: overrides.compactMap(SpecOverride.init), grid: grid.compactMap(GridAxis.init))
             var plan = SweepPlan(tasks: tasks, command: ["lab"] + CommandLine.arguments.dropFirst().filter { $0 != "--dry-run" })
             let reg = try registry.open()

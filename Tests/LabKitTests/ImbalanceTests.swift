@@ -20,12 +20,12 @@ final class ImbalanceTests: XCTestCase {
         let b = Imbalance(balanced, trainClasses: classes)
         XCTAssertNil(b.classWeights)
         XCTAssertEqual(b.faceWeights([0, 5, 1])!, [1.0 / 3, 1, 0.5], accuracy: 1e-6)
-        XCTAssertEqual(balanced.classWeights, "balanced_per_face", "resolved under its explicit name")
-        var perClass = balanced; perClass.classWeights = "balanced_per_class"
+        XCTAssertEqual(balanced.train.classWeights, .balancedPerFace, "resolved under its explicit name")
+        var perClass = balanced; perClass.train.classWeights = .balancedPerClass
         let p = Imbalance(perClass, trainClasses: classes)
         XCTAssertNil(p.faceWeights([0, 5]))
         XCTAssertEqual(p.classWeights!, [1.0 / 3, 0.5, 0, 0, 0, 1], accuracy: 1e-6)
-        var none = balanced; none.classWeights = "none"
+        var none = balanced; none.train.classWeights = .none
         let n = Imbalance(none, trainClasses: classes)
         XCTAssertNil(n.faceWeights([0])); XCTAssertNil(n.classWeights); XCTAssertNil(n.logitShift)
     }
@@ -52,33 +52,33 @@ final class ImbalanceTests: XCTestCase {
         XCTAssertEqual(fear, 0.5, accuracy: 0.05, "each class equally likely, not 10% fear")
         XCTAssertLessThan(Set(e1).count, 1000, "drawn with replacement")
         // The default permutes the split, exactly as before the option existed.
-        var shuffle = s; shuffle.sampling = "shuffle"
+        var shuffle = s; shuffle.train.sampling = .shuffle
         let order = Imbalance(shuffle, trainClasses: classes).epochOrder(train, classes: classes, seed: 7, epoch: 1)
         var rng = RNG(seed: RNG.mix(7, 1, 2)); var expected = train; expected.shuffle(using: &rng)
         XCTAssertEqual(order, expected)
     }
 
     func testRunsStoredBeforeTheChangeKeepPerClassWeights() throws {
-        let old: [String: Any] = ["name": "cw", "train": ["class_weights": "balanced", "lr": 0.001]]
-        let train = RunRow.asTrained(old)["train"] as? [String: Any]
-        XCTAssertEqual(train?["class_weights"] as? String, "balanced_per_class")
-        XCTAssertEqual(train?["lr"] as? Double, 0.001)
+        let old: JSONValue = .object(["name": .string("cw"), "train": .object(["class_weights": .string("balanced"), "lr": .number(0.001)])])
+        let train = RunRow.asTrained(old)["train"]
+        XCTAssertEqual(train?["class_weights"], .string("balanced_per_class"))
+        XCTAssertEqual(train?["lr"], .number(0.001))
         let resolved = try SpecLoader.resolve(old, file: "x")
-        let new = RunRow.asTrained(resolved.resolved)["train"] as? [String: Any]
-        XCTAssertEqual(new?["class_weights"] as? String, "balanced_per_face", "a spec resolved now names the per-face meaning and is left alone")
+        let new = RunRow.asTrained(resolved.resolved)["train"]
+        XCTAssertEqual(new?["class_weights"], .string("balanced_per_face"), "a spec resolved now names the per-face meaning and is left alone")
     }
 
     func testSpecRecordsTheRemediesAndRejectsBadValues() throws {
         let ws = try Workspace(); defer { ws.remove() }
         let plain = try SpecLoader.load(ws.spec())
-        XCTAssertEqual(plain.classWeights, "none"); XCTAssertEqual(plain.sampling, "shuffle"); XCTAssertEqual(plain.logitAdjustment, 0)
-        let train = try XCTUnwrap(plain.resolved["train"] as? [String: Any])
+        XCTAssertEqual(plain.train.classWeights, .none); XCTAssertEqual(plain.train.sampling, .shuffle); XCTAssertEqual(plain.train.logitAdjustment, 0)
+        let train = try XCTUnwrap(plain.resolved["train"])
         XCTAssertNil(train["sampling"], "at their defaults the new keys stay out: older specs keep their hashes")
         XCTAssertNil(train["logit_adjustment"])
         let used = try SpecLoader.load(ws.spec("used", extra: #", "sampling": "class_balanced", "logit_adjustment": 0.5"#))
-        let usedTrain = try XCTUnwrap(used.resolved["train"] as? [String: Any])
-        XCTAssertEqual(usedTrain["sampling"] as? String, "class_balanced", "the registry stores the resolved spec, used keys included")
-        XCTAssertEqual(usedTrain["logit_adjustment"] as? Double, 0.5)
+        let usedTrain = try XCTUnwrap(used.resolved["train"])
+        XCTAssertEqual(usedTrain["sampling"], .string("class_balanced"), "the registry stores the resolved spec, used keys included")
+        XCTAssertEqual(usedTrain["logit_adjustment"], .number(0.5))
         func error(_ extra: String) -> String {
             do { _ = try SpecLoader.load(ws.spec("bad", extra: ", " + extra)); return "no error" } catch { return "\(error)" }
         }

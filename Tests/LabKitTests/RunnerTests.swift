@@ -145,7 +145,7 @@ final class RunnerTests: XCTestCase {
         let ws = try Workspace(); defer { ws.remove() }
         let reg = try ws.registry()
         var spec = try SpecLoader.load(ws.spec(epochs: 2))
-        spec.lr = .infinity   // beyond the schema: the first update makes every weight infinite
+        spec.train.lr = .infinity   // beyond the schema: the first update makes every weight infinite
         XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).run(spec, seed: 1, options: RunOptions(threads: 1))) {
             XCTAssertTrue("\($0)".hasPrefix("training diverged (loss "), "\($0)")
         }
@@ -156,7 +156,7 @@ final class RunnerTests: XCTestCase {
         let ws = try Workspace(); defer { ws.remove() }
         let spec = try SpecLoader.load(ws.spec())
         let reg = try ws.registry()
-        XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).run(spec, seed: 1, options: RunOptions(source: "rafdb", threads: 1))) {
+        XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).run(spec, seed: 1, options: RunOptions(source: .rafdb, threads: 1))) {
             let s = "\($0)"
             XCTAssertTrue(s.hasPrefix("RAF-DB not found (looked in "), s)
             XCTAssertTrue(s.contains("data/RAF-DB/basic"), s)
@@ -172,7 +172,7 @@ final class ExplainRunTests: XCTestCase {
         let ws = try Workspace(); defer { ws.remove() }
         let reg = try ws.registry()
         var s = try SpecLoader.load(ws.spec(epochs: 2))
-        s.explainEnabled = true; s.explainImages = 6
+        s.explain.enabled = true; s.explain.images = 6
         let run = try Runner(registry: reg, reporter: .silent).run(s, seed: 1, options: RunOptions(threads: 1))
         let methods = try reg.read { try String.fetchAll($0, sql: "SELECT method FROM explanation_summaries WHERE run_id = ? ORDER BY method", arguments: [run]) }
         XCTAssertEqual(methods, ["center_prior", "gradcam", "gradcam untrained", "gradcam++", "gradcam++ untrained", "random"])

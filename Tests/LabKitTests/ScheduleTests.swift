@@ -30,7 +30,7 @@ final class ScheduleTests: XCTestCase {
         let explicitDefault = try SpecLoader.load(write("b.json", #"{"name": "a", "train": {"schedule": "constant", "warmup_epochs": 0}}"#))
         XCTAssertEqual(explicitDefault.resolvedJSON, plain.resolvedJSON)
         let cosine = try SpecLoader.load(write("c.json", #"{"name": "c", "train": {"schedule": "cosine", "warmup_epochs": 2, "max_epochs": 10}}"#))
-        XCTAssertEqual(cosine.schedule, LRSchedule(kind: .cosine, peak: 3e-4, warmupEpochs: 2, epochs: 10))
+        XCTAssertEqual(cosine.train.lrSchedule, LRSchedule(kind: .cosine, peak: 3e-4, warmupEpochs: 2, epochs: 10))
         XCTAssertTrue(cosine.resolvedJSON.contains(#""schedule":"cosine""#))
         func error(_ text: String) -> String {
             do { _ = try SpecLoader.load(write("bad.json", text)); return "no error" } catch { return "\(error)" }

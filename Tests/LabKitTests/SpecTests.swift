@@ -33,17 +33,17 @@ final class SpecTests: XCTestCase {
         XCTAssertEqual(child.model.skip, false)
         XCTAssertEqual(child.model.dropout, 0.3)
         XCTAssertEqual(child.model.hidden, 32)
-        XCTAssertEqual(child.lr, 0.001)
+        XCTAssertEqual(child.train.lr, 0.001)
         XCTAssertEqual(child.model.widths, [32, 64, 128], "defaults fill the rest")
-        XCTAssertEqual(child.seeds, [1])
+        XCTAssertEqual(child.train.runSeeds, [1])
         XCTAssertTrue(child.resolvedJSON.contains(#""skip":false"#))
     }
 
     func testEveryShippedSpecLoadsAndEachAblationIsOneFactor() throws {
         let base = try SpecLoader.load(experiments.appendingPathComponent("baseline.json").path)
-        XCTAssertEqual(base.model, .init(widths: [32, 64, 128], convsPerBlock: [2, 2, 3], skip: true, batchNorm: true, hidden: 64, dropout: 0.5, classes: 6))
-        XCTAssertEqual(base.lr, 3e-4); XCTAssertEqual(base.batchSize, 64); XCTAssertGreaterThanOrEqual(base.maxEpochs, 60)
-        XCTAssertFalse(base.evaluateTest)
+        XCTAssertEqual(base.model.config, .init(widths: [32, 64, 128], convsPerBlock: [2, 2, 3], skip: true, batchNorm: true, hidden: 64, dropout: 0.5, classes: 6))
+        XCTAssertEqual(base.train.lr, 3e-4); XCTAssertEqual(base.train.batchSize, 64); XCTAssertGreaterThanOrEqual(base.train.maxEpochs, 60)
+        XCTAssertFalse(base.evaluate.test)
         let expected: [String: Set<String>] = [
             "skip_off": ["model.skip"], "no_batchnorm": ["model.batch_norm"], "shallow": ["model.convs_per_block"],
             "narrow": ["model.widths"], "wide": ["model.widths"], "dropout_0": ["model.dropout"], "dropout_0.25": ["model.dropout"],
@@ -58,7 +58,7 @@ final class SpecTests: XCTestCase {
             XCTAssertEqual(Set(SpecDiff.changed(base.resolved, s.resolved)), keys, name)
         }
         let quick = try SpecLoader.load(experiments.appendingPathComponent("quickstart.json").path)
-        XCTAssertEqual(quick.datasetSource, "synthetic"); XCTAssertTrue(quick.evaluateTest)
+        XCTAssertEqual(quick.dataset.source, .synthetic); XCTAssertTrue(quick.evaluate.test)
         // The quickstart's description names each change from the baseline; a new change needs a new reason there.
         XCTAssertEqual(Set(SpecDiff.changed(base.resolved, quick.resolved)), [
             "dataset.source", "dataset.synthetic.train", "dataset.synthetic.test", "model.widths", "model.dropout",
@@ -100,11 +100,11 @@ final class SpecTests: XCTestCase {
         let plain = try SpecLoader.load(path)
         let s = try SpecLoader.load(path, overrides: set("train.max_epochs=5", "model.skip=false", "model.widths=[16,32,64]",
                                                          "dataset.labels=hard", #"explain.layer="block1.conv1""#))
-        XCTAssertEqual(s.maxEpochs, 5, "over the child's own value")
+        XCTAssertEqual(s.train.maxEpochs, 5, "over the child's own value")
         XCTAssertEqual(s.model.skip, false, "over the parent's value")
         XCTAssertEqual(s.model.widths, [16, 32, 64])
-        XCTAssertEqual(s.labels, "hard", "a bare word is a string")
-        XCTAssertEqual(s.explainLayer, "block1.conv1", "a quoted string is JSON")
+        XCTAssertEqual(s.dataset.labels, .hard, "a bare word is a string")
+        XCTAssertEqual(s.explain.layer, "block1.conv1", "a quoted string is JSON")
         XCTAssertEqual(s.model.hidden, 32, "the rest as merged")
         XCTAssertEqual(s.parent, "base")
         XCTAssertTrue(s.resolvedJSON.contains(#""max_epochs":5"#), s.resolvedJSON)
@@ -147,10 +147,11 @@ final class SpecTests: XCTestCase {
     func testSetArgumentParsing() {
         for bad in ["foo", "=1", ".a=1", "a..b=1", "a.=1", "a b=1"] { XCTAssertNil(SpecOverride(bad), bad) }
         let o = SpecOverride("train.lr=1e-3")!
-        XCTAssertEqual(o.keyPath, ["train", "lr"]); XCTAssertEqual((o.value as? NSNumber)?.doubleValue, 0.001)
-        XCTAssertEqual(SpecOverride("a=b=c")?.value as? String, "b=c", "the first = splits")
-        XCTAssertEqual(SpecOverride("description=")?.value as? String, "")
-        XCTAssertTrue(SpecOverride("description=null")?.value is NSNull)
-        XCTAssertTrue(SpecLoader.isBool(SpecOverride("model.skip=false")!.value))
+        XCTAssertEqual(o.keyPath, ["train", "lr"]); XCTAssertEqual(o.value, .number(0.001))
+        XCTAssertEqual(SpecOverride("a=b=c")?.value, .string("b=c"), "the first = splits")
+        XCTAssertEqual(SpecOverride("description=")?.value, .string(""))
+        XCTAssertEqual(SpecOverride("description=null")?.value, .null)
+        XCTAssertEqual(SpecOverride("model.skip=false")?.value, .bool(false))
+        XCTAssertEqual(SpecOverride("model.widths=[16,32")?.value, .string("[16,32"), "not JSON: the bare text")
     }
 }

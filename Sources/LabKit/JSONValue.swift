@@ -1,0 +1,159 @@
+import Foundation
+
+/// A JSON document as a value. Specs live at this level while they are still
+/// being assembled (`extends` merged over the defaults, `--set` over that) and
+/// are decoded into the typed `ExperimentSpec` only when complete; stored
+/// resolved specs are diffed at this level too.
+public enum JSONValue: Equatable, Hashable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+}
+
+extension JSONValue: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .number(let n): try c.encode(n)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        }
+    }
+}
+
+extension JSONValue {
+    /// Parses a JSON text (a document or a bare value such as `5` or `"hard"`).
+    public init(parsing data: Data) throws {
+        self = try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+
+    /// The JSON form of any Encodable value.
+    public init<T: Encodable>(encoding value: T) throws {
+        self = try JSONValue(parsing: JSONEncoder().encode(value))
+    }
+
+    /// Decodes a typed value from this document.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(type, from: Data(canonical.utf8))
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        get { if case .object(let o) = self { return o[key] } else { return nil } }
+        set {
+            guard case .object(var o) = self else { return }
+            o[key] = newValue
+            self = .object(o)
+        }
+    }
+
+    /// The value at a dotted key path, nil where any step is missing.
+    public subscript(path path: [String]) -> JSONValue? {
+        path.reduce(Optional(self)) { $0?[$1] }
+    }
+
+    public var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    public var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var number: Double? { if case .number(let n) = self { return n } else { return nil } }
+
+    /// `over` merged into this value: objects key by key, anything else replaced.
+    public func merging(_ over: JSONValue) -> JSONValue {
+        guard case .object(var base) = self, case .object(let top) = over else { return over }
+        for (k, v) in top { base[k] = base[k].map { $0.merging(v) } ?? v }
+        return .object(base)
+    }
+
+    /// {"a": {"b": value}} for the path ["a", "b"].
+    public static func nested(_ path: [String], _ value: JSONValue) -> JSONValue {
+        path.reversed().reduce(value) { inner, key in .object([key: inner]) }
+    }
+}
+
+extension JSONValue {
+    /// Sorted keys, no spaces, numbers without a trailing ".0" and "/" escaped:
+    /// byte for byte what JSONSerialization wrote with `.sortedKeys` when the
+    /// first runs were recorded. Experiment ids hash this text, so it must not
+    /// drift (ResolvedSpecTests hold it to specs resolved back then).
+    public var canonical: String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let n): out += JSONValue.format(n)
+        case .string(let s): JSONValue.quote(s, into: &out)
+        case .array(let a):
+            out += "["
+            for (i, v) in a.enumerated() { if i > 0 { out += "," }; v.write(into: &out) }
+            out += "]"
+        case .object(let o):
+            out += "{"
+            for (i, k) in o.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.quote(k, into: &out)
+                out += ":"
+                o[k]!.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func format(_ n: Double) -> String {
+        if n == n.rounded(), abs(n) < 1e15 { return String(Int64(n)) }
+        return n.description
+    }
+
+    static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "/": out += "\\/"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{8}": out += "\\b"
+            case "\u{c}": out += "\\f"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        out += "\""
+    }
+
+    /// How an error message shows a value the user wrote.
+    public var shortDescription: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let n): return JSONValue.format(n)
+        case .string(let s): return "\"\(s)\""
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}
+
+extension JSONValue: CustomStringConvertible {
+    public var description: String { canonical }
+}

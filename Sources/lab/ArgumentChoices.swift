@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+import Explain
+import LabKit
+
+// Spec choices as option values: ArgumentParser lists their cases in the
+// help and rejects anything else with the valid spellings.
+extension DatasetSpec.Source: ExpressibleByArgument {}
+extension EvalSplit: ExpressibleByArgument {}
+
+/// `lab explain --method`.
+enum MethodChoice: String, CaseIterable, ExpressibleByArgument {
+    case gradcam, gradcamPlusPlus = "gradcam++", both
+
+    var methods: [CAMMethod] {
+        switch self {
+        case .gradcam: return [.gradCAM]
+        case .gradcamPlusPlus: return [.gradCAMPlusPlus]
+        case .both: return CAMMethod.allCases
+        }
+    }
+}
+
+/// `--seeds 1,2,3`: comma-separated non-negative integers.
+struct SeedList: ExpressibleByArgument {
+    let values: [Int]
+
+    init?(argument: String) {
+        let v = argument.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
+        values = v.compactMap { $0 }
+    }
+}
