@@ -5,10 +5,11 @@ import LabRandom
 /// rotation uniform in ±rotation degrees, translation uniform up to
 /// ±translation of the side; composed into one affine warp, bilinear.
 public struct Augmentation: Codable, Equatable, Hashable, Sendable {
-    public var flip = true
-    public var rotation: Float = 15
-    public var translation: Float = 0.1
-    public init(flip: Bool = true, rotation: Float = 15, translation: Float = 0.1) {
+    public var flip: Bool
+    public var rotation: Float          // degrees, either way
+    public var translation: Float       // fraction of the image side
+    /// No defaults here: the spec's augment section (LabKit's AugmentSpec) holds them.
+    public init(flip: Bool, rotation: Float, translation: Float) {
         self.flip = flip; self.rotation = rotation; self.translation = translation
     }
     public static let none = Augmentation(flip: false, rotation: 0, translation: 0)

@@ -122,7 +122,7 @@ public enum Benchmark {
         let order = (0..<batch).map { $0 % set.count }
         t0 = now()
         for s in 0..<steps {
-            Augmenter.assemble(x: &bx, targets: &bt, set: set, indices: order[...], augmentation: Augmentation(),
+            Augmenter.assemble(x: &bx, targets: &bt, set: set, indices: order[...], augmentation: AugmentSpec().augmentation,
                                labelMode: .hard(smoothing: 0), normalization: Normalization(), seed: UInt64(s))
         }
         r.assemblyImagesPerSecond = Double(batch * steps) / (now() - t0)

@@ -31,4 +31,15 @@ public enum DatasetInspection {
         }
         return (out.joined(separator: "\n"), set)
     }
+
+    /// Eight training faces, each as loaded and then in seven augmented draws
+    /// (the spec's default augmentation), so augmentation can be looked at.
+    public static func writeAugmentationPreview(root: URL, to file: URL, threads: Int) throws {
+        let (set, _) = try FaceLoader.load(try RAFDB.index(root: root), imageSize: 64, cacheDirectory: nil, collectProblems: true, threads: threads)
+        let picks = Array((0..<set.count).filter { set.splits[$0] == .train }.prefix(8))
+        let sheet = ContactSheet.augmented(set, indices: picks, perRow: 7, augmentation: AugmentSpec().augmentation, seed: 1)
+        do { try Data(JPEG.encode(sheet, quality: 92)).write(to: file) } catch {
+            throw DataError("cannot write \(file.path): \(error.localizedDescription)")
+        }
+    }
 }

@@ -36,7 +36,12 @@ extension Lab {
             let r = Benchmark.run(batch: batch, steps: steps, threads: compute.threads, winograd: !im2col, progress: Progress.show)
             Progress.done()
             print(BenchReport.text(r.result))
-            if torch { print(""); print(TorchComparison.run(r.result, threads: compute.threads)) }
+            if torch {
+                print("")
+                let comparison = TorchComparison.run(r.result, threads: compute.threads, status: Progress.show)
+                Progress.done()
+                print(comparison)
+            }
             if let checkpoint {
                 do {
                     try Data(r.model.checkpoint(metadata: ["lab.source": "lab bench"])).write(to: URL(fileURLWithPath: checkpoint))
@@ -71,45 +76,6 @@ enum BenchReport {
         for l in r.layers {
             lines.append("  " + l.name.padding(toLength: 17, withPad: " ", startingAt: 0)
                 + String(format: "%9.2f %9.2f %6.1f%%", l.forward * 1000, l.backward * 1000, 100 * (l.forward + l.backward) / max(total, 1e-12)))
-        }
-        return lines.joined(separator: "\n")
-    }
-}
-
-/// PyTorch on the same machine, measured right after lab in one command.
-enum TorchComparison {
-    static func run(_ r: BenchmarkResult, threads: Int) -> String {
-        let script = "python/bench_torch.py"
-        guard FileManager.default.fileExists(atPath: script) else { return "PyTorch comparison skipped: \(script) not found (run from the project folder)" }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script, "--threads", "\(threads)", "--batch", "\(r.batch)", "--json"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        Progress.show("running PyTorch (python/bench_torch.py)")
-        do { try p.run() } catch { return "PyTorch comparison skipped: python3 not found" }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        Progress.done()
-        guard p.terminationStatus == 0,
-              let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
-              let j = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            let reason = errText.contains("No module named 'torch'") ? "torch is not installed (pip install torch==2.13.0+cpu)" : "python/bench_torch.py failed"
-            return "PyTorch comparison skipped: \(reason)"
-        }
-        func d(_ k: String) -> Double { (j[k] as? NSNumber)?.doubleValue ?? .nan }
-        let rows: [(String, Double, Double, Bool)] = [
-            ("training img/s", r.trainImagesPerSecond, d("train_images_per_second"), true),
-            ("inference img/s", r.inferenceImagesPerSecond, d("inference_images_per_second"), true),
-            ("latency ms", r.latencyMilliseconds, d("latency_ms"), false),
-            ("Grad-CAM ms/image", r.gradCAMMillisecondsPerImage, d("gradcam_ms_per_image"), false),
-        ]
-        var lines = ["PyTorch \(j["torch_version"] ?? "?"), \(threads) threads, batch \(r.batch), channels_last (ratio > 1: lab is faster)"]
-        lines.append("  measure               lab    PyTorch   ratio")
-        for (name, lab, pt, higherBetter) in rows {
-            let ratio = higherBetter ? lab / pt : pt / lab
-            lines.append("  " + name.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: "%8.1f %10.1f %7.2fx", lab, pt, ratio))
         }
         return lines.joined(separator: "\n")
     }

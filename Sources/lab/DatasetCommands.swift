@@ -81,12 +81,7 @@ struct ContactSheetOption: ParsableArguments {
 
     func write(root: URL, threads: Int) throws {
         guard let path = contactSheet else { return }
-        let (set, _) = try FaceLoader.load(try RAFDB.index(root: root), imageSize: 64, cacheDirectory: nil, collectProblems: true, threads: threads)
-        let picks = Array((0..<set.count).filter { set.splits[$0] == .train }.prefix(8))
-        let sheet = ContactSheet.augmented(set, indices: picks, perRow: 7, augmentation: Augmentation(), seed: 1)
-        do { try Data(JPEG.encode(sheet, quality: 92)).write(to: URL(fileURLWithPath: path)) } catch {
-            throw LabError("cannot write \(path): \(error.localizedDescription)")
-        }
+        try DatasetInspection.writeAugmentationPreview(root: root, to: URL(fileURLWithPath: path), threads: threads)
         print("contact sheet (first column as loaded, then augmented draws): \(path)")
     }
 }

@@ -126,6 +126,24 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(threads.err.hasPrefix("Error: --threads must be at least 1\n"))
     }
 
+    /// Choices are enums: the help lists their cases and a wrong value is refused with them.
+    func testChoiceOptionsListTheirValues() throws {
+        let help = try lab("explain", "--help").out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        XCTAssertTrue(help.contains("--method <method> Which class activation maps. (values: gradcam, gradcam++, both; default: both)"), help)
+        XCTAssertTrue(help.contains("--split <split> The split whose images are explained. (values: val, test; default: val)"), help)
+        let method = try lab("explain", "01ABC", "--method", "cam")
+        XCTAssertEqual(method.status, 64)
+        XCTAssertTrue(method.err.hasPrefix("Error: The value 'cam' is invalid for '--method <method>'. Please provide one of 'gradcam', 'gradcam++' or 'both'.\n"), method.err)
+        let split = try lab("compare", "--split", "train")
+        XCTAssertTrue(split.err.hasPrefix("Error: The value 'train' is invalid for '--split <split>'. Please provide one of 'val' and 'test'.\n"), split.err)
+        let source = try lab("run", "x.json", "--dataset", "imagenet")
+        XCTAssertEqual(source.status, 64)
+        XCTAssertTrue(source.err.hasPrefix("Error: The value 'imagenet' is invalid for '--dataset <dataset>'. Please provide one of 'rafdb' and 'synthetic'.\n"), source.err)
+        let seeds = try lab("sweep", "x.json", "--seeds", "1,-2")
+        XCTAssertEqual(seeds.status, 64)
+        XCTAssertTrue(seeds.err.hasPrefix("Error: The value '1,-2' is invalid for '--seeds <seeds>'\n"), seeds.err)
+    }
+
     func testSetOverridesASpecKeyAndNamesItselfInErrors() throws {
         let s = spec("tiny", epochs: 3)
         let malformed = try lab("run", s, "--set", "foo", "--db", db)

@@ -242,7 +242,7 @@ final class AugmentTests: XCTestCase {
         let (set, fx) = try makeSet(); defer { fx.remove() }
         let order = Array((0..<set.count).reversed())
         func collect(_ seed: UInt64) -> ([Int], [Float]) {
-            let s = BatchStream(set: set, order: order, batchSize: 3, augmentation: Augmentation(), labelMode: .soft,
+            let s = BatchStream(set: set, order: order, batchSize: 3, augmentation: Augmentation(flip: true, rotation: 15, translation: 0.1), labelMode: .soft,
                                 normalization: Normalization(), seed: seed)
             var idx = [Int](), xs = [Float]()
             while let b = s.next() {
@@ -344,7 +344,7 @@ extension GridTests {
         let S = 16, gap = 2, perRow = 3, cols = perRow + 1
         let imgs = (0..<2).map { k in RGBImage(width: S, height: S, pixels: (0..<(S * S * 3)).map { UInt8(truncatingIfNeeded: $0 * (5 + k)) }) }
         let set = FaceSet.inMemory(imgs, classes: [0, 1], imageSize: S)
-        let a = Augmentation()
+        let a = Augmentation(flip: true, rotation: 15, translation: 0.1)
         let sheet = ContactSheet.augmented(set, indices: [1, 0], perRow: perRow, augmentation: a, seed: 9)
 
         let w = cols * S + (cols + 1) * gap, h = 2 * S + 3 * gap
