@@ -32,11 +32,36 @@ public enum ExplainRunner {
         guard let best = try reg.checkpoint(run: row.id, kind: "best") else { throw RegistryError("run \(row.id) has no checkpoint yet") }
         let (model, meta) = try Model.load(checkpoint: best.data, threads: o.threads)
         let explainer = try Explainer(model: model, layer: o.layer)
-        let S = model.imageSize
         let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
-        let names = Emotion.allCases.map(\.name)
+        let faces = try subject(row, options: o, imageSize: model.imageSize, normalization: normalization, reporter: reporter)
+        let computed = try maps(explainer, faces, options: o, reporter: reporter)
+        var scored = score(model, explainer.layer, faces, computed, reporter: reporter)
+        let randomization = try randomizationCheck(checkpoint: best.data, explainer.layer, faces, computed, options: o, into: &scored)
+        if faces.split != "files" {
+            try reg.recordExplanations(run: row.id, layer: explainer.layer, split: faces.split, maskSource: scored.maskSource, maskArea: scored.maskArea,
+                                       rows: scored.rows, randomization: randomization)
+        }
+        let defaultOut = faces.split == "files" ? "explain-\(row.id.prefix(10))" : "explain-\(row.id.prefix(10))-\(faces.split)"
+        let outURL = o.writeImages ? try writeOverlays(faces, computed, to: URL(fileURLWithPath: o.out ?? defaultOut)) : nil
+        let text = summary(row, layer: explainer.layer, faces, scored, randomization: randomization, methods: o.methods, outURL: outURL)
+        return Report(text: text, outDirectory: outURL)
+    }
 
-        // The images: a run's split, or files given by path.
+    /// The faces explained: a run's split, or files given by path, normalized as the run trained.
+    struct Subject {
+        var set: FaceSet
+        var indices: [Int]
+        var trueClasses: [Int?]
+        var split: String                   // val | test | files
+        var x: [Float]                      // (N, S, S, 3) normalized
+        var S: Int
+        var normalization: Normalization
+        var count: Int { indices.count }
+        func image(_ k: Int) -> ArraySlice<Float> { x[(k * S * S * 3)..<((k + 1) * S * S * 3)] }
+    }
+
+    static func subject(_ row: RunRow, options o: ExplainOptions, imageSize S: Int, normalization: Normalization,
+                        reporter: Reporter) throws -> Subject {
         let set: FaceSet, indices: [Int], trueClasses: [Int?], split: String
         if !o.imagePaths.isEmpty {
             var imgs = [RGBImage]()
@@ -55,141 +80,161 @@ public enum ExplainRunner {
             indices = (0..<n).map { pool[$0 * pool.count / max(n, 1)] }
             set = data.set; trueClasses = indices.map { data.set.classes[$0] }; split = o.split.rawValue
         }
-        let targetFor: (Int?) throws -> Int? = { truth in
-            switch o.targetClass {
-            case "predicted": return nil
-            case "true": return truth
-            default:
-                guard let e = Emotion(name: o.targetClass) else { throw ExplainError("--class must be predicted, true or one of \(names.joined(separator: ", "))") }
-                return e.rawValue
-            }
-        }
-
-        // Maps, 16 images per backward.
         var x = [Float](repeating: 0, count: indices.count * S * S * 3)
         var t = [Float](repeating: 0, count: indices.count * Emotion.count)
         Augmenter.assemble(x: &x, targets: &t, set: set, indices: indices[...], augmentation: nil, labelMode: .hard(smoothing: 0),
                            normalization: normalization, seed: 0)
-        var maps = [CAMMethod: [[Float]]](), targets = [Int](), predicted = [Int](), probs = [Float]()
-        var start = 0
-        while start < indices.count {
-            let n = min(16, indices.count - start)
-            let r = x.withUnsafeBufferPointer { p in
-                explainer.explain(p.baseAddress! + start * S * S * 3, N: n, targets: try! (start..<(start + n)).map { try targetFor(trueClasses[$0]) },
-                                  methods: o.methods)
-            }
-            for m in o.methods { maps[m, default: []] += r.maps[m]! }
-            targets += r.targets
-            for k in 0..<n {
-                predicted.append(argmax(r.probabilities[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
-            }
-            probs += r.probabilities
-            start += n
-            reporter.status("explaining \(start)/\(indices.count)")
-        }
+        return Subject(set: set, indices: indices, trueClasses: trueClasses, split: split, x: x, S: S, normalization: normalization)
+    }
 
-        // Scores against the expressive regions, with chance baselines.
-        let masks: [[UInt8]]
-        let maskSource: String
-        if let m = set.masks {
-            masks = indices.map { Array(m[($0 * S * S)..<(($0 + 1) * S * S)]) }; maskSource = "masks"
-        } else {
-            masks = indices.map { _ in Localization.templateMask(S) }; maskSource = "template"
-        }
-        let maskArea = masks.reduce(0.0) { $0 + Double($1.filter { $0 >= 128 }.count) } / Double(max(1, masks.count * S * S))
-        var rng = RNG(seed: 17)
-        var allMaps = maps.map { ($0.key.rawValue, $0.value) }.sorted { $0.0 < $1.0 }
-        allMaps.append(("center_prior", indices.map { _ in Localization.centerPrior(S) }))
-        allMaps.append(("random", indices.map { _ in Localization.randomMap(S, rng: &rng) }))
-        let faith = Faithfulness(model: model)
-        let images = (0..<indices.count).map { Array(x[($0 * S * S * 3)..<(($0 + 1) * S * S * 3)]) }
-        let baselines = images.map { Faithfulness.blurred($0, S: S) }
-        var rows = [Registry.ExplanationRow]()
-        for (method, ms) in allMaps {
-            for (k, i) in indices.enumerated() {
-                let f = faith.scores(image: images[k], baseline: baselines[k], map: ms[k], target: targets[k])
-                rows.append(.init(method: method, layer: explainer.layer, split: split, image: set.names[i],
-                                  targetClass: names[targets[k]], predictedClass: names[predicted[k]],
-                                  trueClass: trueClasses[k].map { names[$0] } ?? "unknown",
-                                  energyInMask: Double(Localization.energyInMask(ms[k], masks[k])),
-                                  pointingHit: Localization.pointingHit(ms[k], masks[k]),
-                                  deletionAUC: Double(f.deletionAUC), insertionAUC: Double(f.insertionAUC), confidenceDrop: Double(f.confidenceDrop)))
+    /// The class each map explains: nil for the predicted one.
+    static func target(_ choice: String, truth: Int?) throws -> Int? {
+        switch choice {
+        case "predicted": return nil
+        case "true": return truth
+        default:
+            guard let e = Emotion(name: choice) else {
+                throw ExplainError("--class must be predicted, true or one of \(Emotion.allCases.map(\.name).joined(separator: ", "))")
             }
+            return e.rawValue
+        }
+    }
+
+    struct Computed {
+        var maps = [CAMMethod: [[Float]]]()
+        var targets = [Int](), predicted = [Int]()
+    }
+
+    /// Maps, 16 images per backward.
+    static func maps(_ explainer: Explainer, _ f: Subject, options o: ExplainOptions, reporter: Reporter) throws -> Computed {
+        let S = f.S
+        let wanted = try f.trueClasses.map { try target(o.targetClass, truth: $0) }
+        var c = Computed()
+        var start = 0
+        while start < f.count {
+            let n = min(16, f.count - start)
+            let r = f.x.withUnsafeBufferPointer { p in
+                explainer.explain(p.baseAddress! + start * S * S * 3, N: n, targets: Array(wanted[start..<(start + n)]), methods: o.methods)
+            }
+            for m in o.methods { c.maps[m, default: []] += r.maps[m]! }
+            c.targets += r.targets
+            for k in 0..<n { c.predicted.append(argmax(r.probabilities[(k * Emotion.count)..<((k + 1) * Emotion.count)])) }
+            start += n
+            reporter.status("explaining \(start)/\(f.count)")
+        }
+        return c
+    }
+
+    struct Scored {
+        var rows = [Registry.ExplanationRow]()
+        var methods = [String]()            // in table order
+        var masks = [[UInt8]]()
+        var maskSource = "", maskArea = 0.0
+        var images = [[Float]](), baselines = [[Float]]()
+    }
+
+    /// Scores against the expressive regions, with chance baselines.
+    static func score(_ model: Model, _ layer: String, _ f: Subject, _ c: Computed, reporter: Reporter) -> Scored {
+        let S = f.S
+        var s = Scored()
+        if let m = f.set.masks {
+            s.masks = f.indices.map { Array(m[($0 * S * S)..<(($0 + 1) * S * S)]) }; s.maskSource = "masks"
+        } else {
+            s.masks = f.indices.map { _ in Localization.templateMask(S) }; s.maskSource = "template"
+        }
+        s.maskArea = s.masks.reduce(0.0) { $0 + Double($1.filter { $0 >= 128 }.count) } / Double(max(1, s.masks.count * S * S))
+        var rng = RNG(seed: 17)
+        var allMaps = c.maps.map { ($0.key.rawValue, $0.value) }.sorted { $0.0 < $1.0 }
+        allMaps.append(("center_prior", f.indices.map { _ in Localization.centerPrior(S) }))
+        allMaps.append(("random", f.indices.map { _ in Localization.randomMap(S, rng: &rng) }))
+        let faith = Faithfulness(model: model)
+        s.images = (0..<f.count).map { Array(f.image($0)) }
+        s.baselines = s.images.map { Faithfulness.blurred($0, S: S) }
+        for (method, ms) in allMaps {
+            for k in 0..<f.count {
+                s.rows.append(row(method, layer, f, c, k, map: ms[k], mask: s.masks[k],
+                                  faith.scores(image: s.images[k], baseline: s.baselines[k], map: ms[k], target: c.targets[k])))
+            }
+            s.methods.append(method)
             reporter.status("scoring \(method)")
         }
+        return s
+    }
 
-        // Cascading randomization: trained-model maps must not survive re-initialization.
-        var randomization = [String: [(String, Double)]]()
-        let nr = min(o.randomizationImages, indices.count)
-        if nr > 0 {
-            let copy = try Model.load(checkpoint: best.data, threads: o.threads).model
-            let check = try x.withUnsafeBufferPointer {
-                try CascadingRandomization.run(copy: copy, layer: explainer.layer, x: $0.baseAddress!, N: nr,
-                                               targets: Array(targets.prefix(nr)), trainedMaps: maps, methods: o.methods)
-            }
-            randomization = check.correlations
-            // The fully re-initialized model, scored the same way, says what training added.
-            let faithU = Faithfulness(model: check.untrained)
-            for m in o.methods {
-                for k in 0..<nr {
-                    let i = indices[k], map = check.untrainedMaps[m]![k]
-                    let f = faithU.scores(image: images[k], baseline: baselines[k], map: map, target: targets[k])
-                    rows.append(.init(method: "\(m.rawValue) untrained", layer: explainer.layer, split: split, image: set.names[i],
-                                      targetClass: names[targets[k]], predictedClass: names[predicted[k]],
-                                      trueClass: trueClasses[k].map { names[$0] } ?? "unknown",
-                                      energyInMask: Double(Localization.energyInMask(map, masks[k])),
-                                      pointingHit: Localization.pointingHit(map, masks[k]),
-                                      deletionAUC: Double(f.deletionAUC), insertionAUC: Double(f.insertionAUC), confidenceDrop: Double(f.confidenceDrop)))
-                }
-                allMaps.append(("\(m.rawValue) untrained", []))
-            }
+    static func row(_ method: String, _ layer: String, _ f: Subject, _ c: Computed, _ k: Int, map: [Float], mask: [UInt8],
+                    _ scores: Faithfulness.Scores) -> Registry.ExplanationRow {
+        let names = Emotion.allCases.map(\.name)
+        return .init(method: method, layer: layer, split: f.split, image: f.set.names[f.indices[k]],
+                     targetClass: names[c.targets[k]], predictedClass: names[c.predicted[k]],
+                     trueClass: f.trueClasses[k].map { names[$0] } ?? "unknown",
+                     energyInMask: Double(Localization.energyInMask(map, mask)),
+                     pointingHit: Localization.pointingHit(map, mask),
+                     deletionAUC: Double(scores.deletionAUC), insertionAUC: Double(scores.insertionAUC), confidenceDrop: Double(scores.confidenceDrop))
+    }
+
+    /// Cascading randomization: trained-model maps must not survive re-initialization.
+    /// The fully re-initialized model, scored the same way, says what training added.
+    static func randomizationCheck(checkpoint: [UInt8], _ layer: String, _ f: Subject, _ c: Computed, options o: ExplainOptions,
+                                   into s: inout Scored) throws -> [String: [(String, Double)]] {
+        let nr = min(o.randomizationImages, f.count)
+        guard nr > 0 else { return [:] }
+        let copy = try Model.load(checkpoint: checkpoint, threads: o.threads).model
+        let check = try f.x.withUnsafeBufferPointer {
+            try CascadingRandomization.run(copy: copy, layer: layer, x: $0.baseAddress!, N: nr,
+                                           targets: Array(c.targets.prefix(nr)), trainedMaps: c.maps, methods: o.methods)
         }
-
-        if split != "files" {
-            try reg.recordExplanations(run: row.id, layer: explainer.layer, split: split, maskSource: maskSource, maskArea: maskArea,
-                                       rows: rows, randomization: randomization)
-        }
-
-        // Overlays and a contact sheet.
-        var outURL: URL?
-        if o.writeImages, let out = o.out ?? (split == "files" ? "explain-\(row.id.prefix(10))" : "explain-\(row.id.prefix(10))-\(split)") as String? {
-            let dir = URL(fileURLWithPath: out)
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            var sheetRows = [[RGBImage]](), correct = [Bool](), index = ["row,image,true_class,predicted_class,target_class"]
-            for (k, i) in indices.enumerated() {
-                let face = Overlay.face(x[(k * S * S * 3)..<((k + 1) * S * S * 3)], S: S, normalization: normalization)
-                var tiles = [face]
-                let stem = (set.names[i] as NSString).deletingPathExtension
-                for m in CAMMethod.allCases where maps[m] != nil {
-                    let ov = Overlay.blend(face, maps[m]![k])
-                    tiles.append(ov)
-                    try Data(JPEG.encode(ov, quality: 92)).write(to: dir.appendingPathComponent("\(stem)_\(m.rawValue).jpg"))
-                }
-                sheetRows.append(tiles)
-                correct.append(trueClasses[k].map { $0 == predicted[k] } ?? true)
-                index.append("\(k + 1),\(set.names[i]),\(trueClasses[k].map { names[$0] } ?? "unknown"),\(names[predicted[k]]),\(names[targets[k]])")
+        let faithU = Faithfulness(model: check.untrained)
+        for m in o.methods {
+            for k in 0..<nr {
+                let map = check.untrainedMaps[m]![k]
+                s.rows.append(row("\(m.rawValue) untrained", layer, f, c, k, map: map, mask: s.masks[k],
+                                  faithU.scores(image: s.images[k], baseline: s.baselines[k], map: map, target: c.targets[k])))
             }
-            try Data(JPEG.encode(Overlay.sheet(faces: sheetRows, correct: correct, perRow: 4), quality: 92)).write(to: dir.appendingPathComponent("contact_sheet.jpg"))
-            try Data((index.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("contact_sheet.csv"))
-            outURL = dir
+            s.methods.append("\(m.rawValue) untrained")
         }
+        return check.correlations
+    }
 
-        // Summary.
-        var lines = ["run \(row.id) (\(row.experiment)), layer \(explainer.layer), \(indices.count) \(split) images, regions from \(maskSource) (\(String(format: "%.1f", 100 * maskArea))% of pixels)", ""]
-        let table = allMaps.map { method, _ -> [String] in
-            let rs = rows.filter { $0.method == method }
-            func mean(_ f: (Registry.ExplanationRow) -> Double) -> String { String(format: "%.3f", rs.map(f).reduce(0, +) / Double(max(1, rs.count))) }
+    /// Overlays and a contact sheet.
+    static func writeOverlays(_ f: Subject, _ c: Computed, to dir: URL) throws -> URL {
+        let names = Emotion.allCases.map(\.name)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var sheetRows = [[RGBImage]](), correct = [Bool](), index = ["row,image,true_class,predicted_class,target_class"]
+        for (k, i) in f.indices.enumerated() {
+            let face = Overlay.face(f.image(k), S: f.S, normalization: f.normalization)
+            var tiles = [face]
+            let stem = (f.set.names[i] as NSString).deletingPathExtension
+            for m in CAMMethod.allCases where c.maps[m] != nil {
+                let ov = Overlay.blend(face, c.maps[m]![k])
+                tiles.append(ov)
+                try Data(JPEG.encode(ov, quality: 92)).write(to: dir.appendingPathComponent("\(stem)_\(m.rawValue).jpg"))
+            }
+            sheetRows.append(tiles)
+            correct.append(f.trueClasses[k].map { $0 == c.predicted[k] } ?? true)
+            index.append("\(k + 1),\(f.set.names[i]),\(f.trueClasses[k].map { names[$0] } ?? "unknown"),\(names[c.predicted[k]]),\(names[c.targets[k]])")
+        }
+        try Data(JPEG.encode(Overlay.sheet(faces: sheetRows, correct: correct, perRow: 4), quality: 92)).write(to: dir.appendingPathComponent("contact_sheet.jpg"))
+        try Data((index.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("contact_sheet.csv"))
+        return dir
+    }
+
+    static func summary(_ row: RunRow, layer: String, _ f: Subject, _ s: Scored, randomization: [String: [(String, Double)]],
+                        methods: [CAMMethod], outURL: URL?) -> String {
+        var lines = ["run \(row.id) (\(row.experiment)), layer \(layer), \(f.count) \(f.split) images, regions from \(s.maskSource) (\(String(format: "%.1f", 100 * s.maskArea))% of pixels)", ""]
+        let table = s.methods.map { method -> [String] in
+            let rs = s.rows.filter { $0.method == method }
+            func mean(_ v: (Registry.ExplanationRow) -> Double) -> String { String(format: "%.3f", rs.map(v).reduce(0, +) / Double(max(1, rs.count))) }
             return [method, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAUC }, mean { $0.insertionAUC }, mean { $0.confidenceDrop }]
         }
         lines.append(TextTable.render(["map", "energy in regions", "pointing hit", "deletion AUC (low)", "insertion AUC (high)", "drop @top20% (low)"], table, rightAligned: [1, 2, 3, 4, 5]))
-        for v in verdicts(rows, methods: o.methods) { lines.append(""); lines.append(v.text) }
+        for v in verdicts(s.rows, methods: methods) { lines.append(""); lines.append(v.text) }
         for (m, stages) in randomization.sorted(by: { $0.key < $1.key }) {
             lines.append("")
             lines.append("randomization check (\(m)): rank correlation with the trained maps as layers are re-initialized top-down")
             lines.append("  " + stages.map { "\($0.0) \(String(format: "%.2f", $0.1))" }.joined(separator: " -> "))
         }
         if let outURL { lines.append(""); lines.append("overlays and contact sheet (input, Grad-CAM, Grad-CAM++; green frame = correct): \(outURL.path)/contact_sheet.jpg") }
-        return Report(text: lines.joined(separator: "\n"), outDirectory: outURL)
+        return lines.joined(separator: "\n")
     }
 }
 
