@@ -41,18 +41,45 @@ public enum Benchmark {
         model.winograd = winograd
         var rng = RNG(seed: 1)
         model.initialize(rng: &rng)
-        let adam = Adam(parameters: model.parameters, config: AdamConfig())
-        let per = imageSize * imageSize * 3
-        let x = (0..<(batch * per)).map { _ in rng.uniform(-1, 1) }
-        var t = [Float](repeating: 0, count: batch * config.classes)
-        for n in 0..<batch { t[n * config.classes + n % config.classes] = 1 }
+        let x = (0..<(batch * imageSize * imageSize * 3)).map { _ in rng.uniform(-1, 1) }
 
         var r = BenchmarkResult()
         r.threads = threads; r.batch = batch; r.buildConfiguration = engineBuildConfiguration
         r.convolution = winograd ? "Winograd F(2x2,3x3) where C >= 16, im2col elsewhere" : "im2col + GEMM only"
         r.blas = BLAS.config; r.kernels = BLASKernels.summary(); r.cpu = BLASKernels.cpuModel; r.parameters = model.parameterCount
         r.forwardGFLOPPerImage = config.forwardFLOPs(imageSize: imageSize) / 1e9
+        training(model, x: x, batch: batch, steps: steps, rng: &rng, into: &r, progress: progress)
+        progress("inference")
+        r.inferenceImagesPerSecond = Double(batch) / medianTime(runs: steps, warmup: 1) { model.forward(x, N: batch, training: false, rng: &rng) }
+        progress("latency")
+        let single = Model(config: config, imageSize: imageSize, threads: threads)
+        single.winograd = winograd
+        for (a, b) in zip(single.parameters, model.parameters) { a.value.copy(from: b.value) }
+        r.latencyMilliseconds = 1000 * medianTime(runs: 4 * steps, warmup: 2) { single.forward(x, N: 1, training: false, rng: &rng) }
+        progress("Grad-CAM")
+        let explainer = try! Explainer(model: model)
+        r.explainLayer = explainer.layer
+        r.gradCAMMillisecondsPerImage = 1000 * medianTime(runs: max(2, steps / 2), warmup: 0) {
+            _ = explainer.explain(x, N: batch, targets: Array(repeating: nil, count: batch), methods: CAMMethod.allCases)
+        } / Double(batch)
+        progress("data pipeline")
+        dataPipeline(imageSize: imageSize, batch: batch, steps: steps, classes: config.classes, into: &r)
+        return (r, model)
+    }
 
+    /// Median seconds of `runs` calls after `warmup` untimed ones.
+    static func medianTime(runs: Int, warmup: Int, _ body: () -> Void) -> Double {
+        for _ in 0..<warmup { body() }
+        return median((0..<runs).map { _ in let t0 = now(); body(); return now() - t0 })
+    }
+
+    /// Training steps (forward, loss, backward, Adam) with the per-layer profile.
+    static func training(_ model: Model, x: [Float], batch: Int, steps: Int, rng: inout RNG, into r: inout BenchmarkResult,
+                         progress: (String) -> Void) {
+        let classes = model.config.classes
+        let adam = Adam(parameters: model.parameters, config: AdamConfig())
+        var t = [Float](repeating: 0, count: batch * classes)
+        for n in 0..<batch { t[n * classes + n % classes] = 1 }
         func step() {
             model.forward(x, N: batch, training: true, rng: &rng)
             _ = model.loss(targets: t, classWeights: nil, N: batch)
@@ -76,41 +103,10 @@ public enum Benchmark {
         r.layers = profile.order.map {
             .init(name: $0, forward: (profile.forward[$0] ?? 0) / Double(steps), backward: (profile.backward[$0] ?? 0) / Double(steps))
         }
+    }
 
-        progress("inference")
-        model.forward(x, N: batch, training: false, rng: &rng)
-        times = []
-        for _ in 0..<steps {
-            let t0 = now()
-            model.forward(x, N: batch, training: false, rng: &rng)
-            times.append(now() - t0)
-        }
-        r.inferenceImagesPerSecond = Double(batch) / median(times)
-
-        progress("latency")
-        let single = Model(config: config, imageSize: imageSize, threads: threads)
-        single.winograd = winograd
-        for (a, b) in zip(single.parameters, model.parameters) { a.value.copy(from: b.value) }
-        times = []
-        for i in 0..<(4 * steps + 2) {
-            let t0 = now()
-            single.forward(x, N: 1, training: false, rng: &rng)
-            if i >= 2 { times.append(now() - t0) }
-        }
-        r.latencyMilliseconds = 1000 * median(times)
-
-        progress("Grad-CAM")
-        let explainer = try! Explainer(model: model)
-        r.explainLayer = explainer.layer
-        times = []
-        for _ in 0..<max(2, steps / 2) {
-            let t0 = now()
-            _ = explainer.explain(x, N: batch, targets: Array(repeating: nil, count: batch), methods: CAMMethod.allCases)
-            times.append(now() - t0)
-        }
-        r.gradCAMMillisecondsPerImage = 1000 * median(times) / Double(batch)
-
-        progress("data pipeline")
+    /// JPEG decode + resize, and augmented batch assembly, one thread each.
+    static func dataPipeline(imageSize: Int, batch: Int, steps: Int, classes: Int, into r: inout BenchmarkResult) {
         let faces = (0..<64).map { SyntheticFaces.render(seed: 1, index: $0) }
         let jpegs = faces.map { JPEG.encode(RGBImage(width: $0.size, height: $0.size, pixels: $0.rgb), quality: 90) }
         var t0 = now()
@@ -118,7 +114,7 @@ public enum Benchmark {
         for j in jpegs { decoded.append(try! JPEG.decode(j).resized(width: imageSize, height: imageSize)) }
         r.decodeImagesPerSecond = Double(jpegs.count) / (now() - t0)
         let set = FaceSet.inMemory(decoded, classes: faces.map { _ in 0 }, imageSize: imageSize)
-        var bx = [Float](repeating: 0, count: batch * per), bt = [Float](repeating: 0, count: batch * config.classes)
+        var bx = [Float](repeating: 0, count: batch * imageSize * imageSize * 3), bt = [Float](repeating: 0, count: batch * classes)
         let order = (0..<batch).map { $0 % set.count }
         t0 = now()
         for s in 0..<steps {
@@ -126,7 +122,6 @@ public enum Benchmark {
                                labelMode: .hard(smoothing: 0), normalization: Normalization(), seed: UInt64(s))
         }
         r.assemblyImagesPerSecond = Double(batch * steps) / (now() - t0)
-        return (r, model)
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
