@@ -42,7 +42,8 @@ let package = Package(
         .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .target(
             name: "LabKit",
-            dependencies: ["Engine", "Faces", "Explain", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Engine", "Faces", "Explain", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")],
+            resources: [.copy("Resources/analysis.ipynb")]
         ),
         .target(
             name: "Serve",
@@ -65,7 +66,8 @@ let package = Package(
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .testTarget(
             name: "LabKitTests",
-            dependencies: ["LabKit", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["LabKit", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")],
+            exclude: ["Fixtures"]    // read by path: specs that extend each other by relative path
         ),
         .testTarget(
             name: "FacesTests",
