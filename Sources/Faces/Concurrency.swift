@@ -4,16 +4,16 @@ import Foundation
 /// must not be mutated from several threads at once (copy-on-write checks
 /// race), so every store takes a lock: one per image, negligible next to
 /// decoding or drawing it.
-final class SlotArray<T>: @unchecked Sendable {
+public final class SlotArray<T>: @unchecked Sendable {
     private var items: [T]
     private let lock = NSLock()
 
-    init(repeating v: T, count: Int) { items = Array(repeating: v, count: count) }
+    public init(repeating v: T, count: Int) { items = Array(repeating: v, count: count) }
 
-    subscript(i: Int) -> T {
+    public subscript(i: Int) -> T {
         get { lock.lock(); defer { lock.unlock() }; return items[i] }
         set { lock.lock(); items[i] = newValue; lock.unlock() }
     }
 
-    var array: [T] { lock.lock(); defer { lock.unlock() }; return items }
+    public var array: [T] { lock.lock(); defer { lock.unlock() }; return items }
 }

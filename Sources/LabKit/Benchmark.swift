@@ -1,6 +1,7 @@
 import Engine
 import Explain
 import Faces
+import Synthetic
 import Foundation
 import LabRandom
 

@@ -1,4 +1,5 @@
 import Faces
+import Synthetic
 import Foundation
 
 /// Where lab keeps caches: $LAB_CACHE, else $XDG_CACHE_HOME/lab, else ~/.cache/lab.

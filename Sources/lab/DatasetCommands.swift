@@ -1,5 +1,6 @@
 import ArgumentParser
 import Faces
+import Synthetic
 import Foundation
 import LabKit
 

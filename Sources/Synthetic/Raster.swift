@@ -1,3 +1,4 @@
+import Faces
 import Foundation
 
 // Drawing primitives for the synthetic face renderer.

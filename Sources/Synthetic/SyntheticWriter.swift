@@ -1,3 +1,4 @@
+import Faces
 import Foundation
 
 /// Writes the built-in synthetic face set in RAF-DB basic's own layout, so

@@ -1,3 +1,4 @@
+import Faces
 import Foundation
 
 // Procedurally drawn faces standing in for RAF-DB, which is licensed and not
