@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .target(
             name: "LabKit",
-            dependencies: ["Engine", "Faces", "Explain", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Engine", "Faces", "Explain", "Registry", "LabRandom"]
         ),
         .target(
             name: "Serve",

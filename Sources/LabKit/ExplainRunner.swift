@@ -29,8 +29,8 @@ public enum ExplainRunner {
 
     public static func run(_ reg: Registry, run prefix: String, options o: ExplainOptions, reporter: Reporter) throws -> Report {
         let row = try RunRow.one(reg, prefix)
-        guard let best = try reg.checkpoint(run: row.id, kind: "best") else { throw RegistryError("run \(row.id) has no checkpoint yet") }
-        let (model, meta) = try Model.load(checkpoint: best.data, threads: o.threads)
+        guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw RegistryError("run \(row.id) has no checkpoint yet") }
+        let (model, meta) = try Model.load(checkpoint: [UInt8](best.data), threads: o.threads)
         let explainer = try Explainer(model: model, layer: o.layer)
         let S = model.imageSize
         let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
@@ -104,16 +104,16 @@ public enum ExplainRunner {
         let faith = Faithfulness(model: model)
         let images = (0..<indices.count).map { Array(x[($0 * S * S * 3)..<(($0 + 1) * S * S * 3)]) }
         let baselines = images.map { Faithfulness.blurred($0, S: S) }
-        var rows = [Registry.ExplanationRow]()
+        var rows = [Explanation]()
         for (method, ms) in allMaps {
             for (k, i) in indices.enumerated() {
                 let f = faith.scores(image: images[k], baseline: baselines[k], map: ms[k], target: targets[k])
-                rows.append(.init(method: method, layer: explainer.layer, split: split, image: set.names[i],
+                rows.append(.init(runId: row.id, method: method, layer: explainer.layer, split: split, image: set.names[i],
                                   targetClass: names[targets[k]], predictedClass: names[predicted[k]],
                                   trueClass: trueClasses[k].map { names[$0] } ?? "unknown",
                                   energyInMask: Double(Localization.energyInMask(ms[k], masks[k])),
                                   pointingHit: Localization.pointingHit(ms[k], masks[k]),
-                                  deletionAUC: Double(f.deletionAUC), insertionAUC: Double(f.insertionAUC), confidenceDrop: Double(f.confidenceDrop)))
+                                  deletionAuc: Double(f.deletionAUC), insertionAuc: Double(f.insertionAUC), confidenceDrop: Double(f.confidenceDrop)))
             }
             reporter.status("scoring \(method)")
         }
@@ -122,7 +122,7 @@ public enum ExplainRunner {
         var randomization = [String: [(String, Double)]]()
         let nr = min(o.randomizationImages, indices.count)
         if nr > 0 {
-            let copy = try Model.load(checkpoint: best.data, threads: o.threads).model
+            let copy = try Model.load(checkpoint: [UInt8](best.data), threads: o.threads).model
             let check = try x.withUnsafeBufferPointer {
                 try CascadingRandomization.run(copy: copy, layer: explainer.layer, x: $0.baseAddress!, N: nr,
                                                targets: Array(targets.prefix(nr)), trainedMaps: maps, methods: o.methods)
@@ -134,12 +134,12 @@ public enum ExplainRunner {
                 for k in 0..<nr {
                     let i = indices[k], map = check.untrainedMaps[m]![k]
                     let f = faithU.scores(image: images[k], baseline: baselines[k], map: map, target: targets[k])
-                    rows.append(.init(method: "\(m.rawValue) untrained", layer: explainer.layer, split: split, image: set.names[i],
+                    rows.append(.init(runId: row.id, method: "\(m.rawValue) untrained", layer: explainer.layer, split: split, image: set.names[i],
                                       targetClass: names[targets[k]], predictedClass: names[predicted[k]],
                                       trueClass: trueClasses[k].map { names[$0] } ?? "unknown",
                                       energyInMask: Double(Localization.energyInMask(map, masks[k])),
                                       pointingHit: Localization.pointingHit(map, masks[k]),
-                                      deletionAUC: Double(f.deletionAUC), insertionAUC: Double(f.insertionAUC), confidenceDrop: Double(f.confidenceDrop)))
+                                      deletionAuc: Double(f.deletionAUC), insertionAuc: Double(f.insertionAUC), confidenceDrop: Double(f.confidenceDrop)))
                 }
                 allMaps.append(("\(m.rawValue) untrained", []))
             }
@@ -178,8 +178,8 @@ public enum ExplainRunner {
         var lines = ["run \(row.id) (\(row.experiment)), layer \(explainer.layer), \(indices.count) \(split) images, regions from \(maskSource) (\(String(format: "%.1f", 100 * maskArea))% of pixels)", ""]
         let table = allMaps.map { method, _ -> [String] in
             let rs = rows.filter { $0.method == method }
-            func mean(_ f: (Registry.ExplanationRow) -> Double) -> String { String(format: "%.3f", rs.map(f).reduce(0, +) / Double(max(1, rs.count))) }
-            return [method, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAUC }, mean { $0.insertionAUC }, mean { $0.confidenceDrop }]
+            func mean(_ f: (Explanation) -> Double) -> String { String(format: "%.3f", rs.map(f).reduce(0, +) / Double(max(1, rs.count))) }
+            return [method, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAuc }, mean { $0.insertionAuc }, mean { $0.confidenceDrop }]
         }
         lines.append(TextTable.render(["map", "energy in regions", "pointing hit", "deletion AUC (low)", "insertion AUC (high)", "drop @top20% (low)"], table, rightAligned: [1, 2, 3, 4, 5]))
         for v in verdicts(rows, methods: o.methods) { lines.append(""); lines.append(v.text) }
@@ -196,7 +196,7 @@ public enum ExplainRunner {
 extension ExplainRunner {
     /// Each CAM method against the centre prior on the same faces (rows
     /// of both are in image order, one per explained face).
-    static func verdicts(_ rows: [Registry.ExplanationRow], methods: [CAMMethod]) -> [PriorVerdict] {
+    static func verdicts(_ rows: [Explanation], methods: [CAMMethod]) -> [PriorVerdict] {
         let prior = rows.filter { $0.method == "center_prior" }
         return methods.compactMap { m in
             let mine = rows.filter { $0.method == m.rawValue }
