@@ -10,6 +10,13 @@ public struct RunListing: Sendable {
     public var shownStatus: Run.Status
 }
 
+/// A row of the run_summary view, as far as listings read it.
+struct ShownStatus: Decodable, FetchableRecord {
+    var runId: String
+    var status: Run.Status
+    static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { .convertFromSnakeCase }
+}
+
 /// One experiment's explanation summaries averaged over its runs, per (method, layer).
 public struct ExplanationAverage: Sendable {
     public var experiment, method, layer: String
@@ -52,16 +59,12 @@ extension Registry {
         try read { db in
             let runs = try (id.map { Run.filter(key: $0) } ?? Run.all()).order(Column("id")).fetchAll(db)
             let experiments = Dictionary(uniqueKeysWithValues: try Experiment.fetchAll(db).map { ($0.id, $0) })
-            let shown = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT run_id, status FROM run_summary").map {
-                ($0["run_id"] as String, $0["status"] as String)
+            let shown = Dictionary(uniqueKeysWithValues: try ShownStatus.fetchAll(db, sql: "SELECT run_id, status FROM run_summary").map {
+                ($0.runId, $0.status)
             })
             return try runs.map { r in
                 guard let e = experiments[r.experimentId] else { throw RegistryError("\(path): run \(r.id) has no experiment \(r.experimentId)") }
-                let status = try shown[r.id].map { s in
-                    guard let v = Run.Status(rawValue: s) else { throw UnknownValue(what: "run status", value: s, known: Run.Status.allCases.map(\.rawValue)) }
-                    return v
-                } ?? r.status
-                return RunListing(run: r, experiment: e, shownStatus: status)
+                return RunListing(run: r, experiment: e, shownStatus: shown[r.id] ?? r.status)
             }
         }
     }
