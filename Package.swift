@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .target(
             name: "LabKit",
-            dependencies: ["Engine", "Faces", "Synthetic", "Explain", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Engine", "Faces", "Synthetic", "Explain", "Registry", "LabRandom"],
             resources: [.copy("Resources/analysis.ipynb")]
         ),
         .target(

@@ -1,6 +1,5 @@
 import Faces
 import Foundation
-import GRDB
 import Registry
 
 /// Completed runs of experiments side by side against their baselines, on
@@ -33,31 +32,23 @@ public enum Compare {
     /// Runs with predictions on `split`, by experiment name.
     public static func load(_ reg: Registry, split: String) throws -> [String: [RunData]] {
         let names = Emotion.allCases.map(\.name)
-        return try reg.read { db in
-            let runs = try GRDB.Row.fetchAll(db, sql: """
-                SELECT r.id, r.seed, r.dataset_fingerprint, r.params, r.best_epoch, r.train_seconds, e.name, e.parent, e.spec_json
-                FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.status = 'completed' ORDER BY r.id
-                """)
-            var out = [String: [RunData]]()
-            for r in runs {
-                let id: String = r["id"]
-                let preds = try GRDB.Row.fetchAll(db, sql: "SELECT image, true_class, predicted_class FROM predictions WHERE run_id = ? AND split = ?", arguments: [id, split])
-                if preds.isEmpty { continue }
-                var correct = [String: Bool]()
-                var conf = [[Int]](repeating: [Int](repeating: 0, count: names.count), count: names.count)
-                for p in preds {
-                    let t: String = p["true_class"], q: String = p["predicted_class"]
-                    correct[p["image"]] = t == q
-                    if let i = names.firstIndex(of: t), let j = names.firstIndex(of: q) { conf[i][j] += 1 }
-                }
-                let name: String = r["name"]
-                out[name, default: []].append(RunData(
-                    id: id, experiment: name, parent: r["parent"], seed: r["seed"], fingerprint: r["dataset_fingerprint"] ?? "",
-                    specJSON: r["spec_json"], params: r["params"] ?? 0, bestEpoch: r["best_epoch"] ?? 0,
-                    trainSeconds: r["train_seconds"] ?? 0, correct: correct, confusion: conf))
+        var out = [String: [RunData]]()
+        for l in try reg.completedRuns() {
+            let r = l.run
+            let preds = try reg.predictions(run: r.id, split: split)
+            if preds.isEmpty { continue }
+            var correct = [String: Bool]()
+            var conf = [[Int]](repeating: [Int](repeating: 0, count: names.count), count: names.count)
+            for p in preds {
+                correct[p.image] = p.trueClass == p.predictedClass
+                if let i = names.firstIndex(of: p.trueClass), let j = names.firstIndex(of: p.predictedClass) { conf[i][j] += 1 }
             }
-            return out
+            out[l.experiment.name, default: []].append(RunData(
+                id: r.id, experiment: l.experiment.name, parent: l.experiment.parent, seed: r.seed, fingerprint: r.datasetFingerprint ?? "",
+                specJSON: l.experiment.specJson, params: r.params ?? 0, bestEpoch: r.bestEpoch ?? 0,
+                trainSeconds: r.trainSeconds ?? 0, correct: correct, confusion: conf))
         }
+        return out
     }
 
     /// One row per experiment (optionally only `only`), each against its

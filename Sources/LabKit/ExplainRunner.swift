@@ -29,14 +29,14 @@ public enum ExplainRunner {
 
     public static func run(_ reg: Registry, run prefix: String, options o: ExplainOptions, reporter: Reporter) throws -> Report {
         let row = try RunRow.one(reg, prefix)
-        guard let best = try reg.checkpoint(run: row.id, kind: "best") else { throw RegistryError("run \(row.id) has no checkpoint yet") }
-        let (model, meta) = try Model.load(checkpoint: best.data, threads: o.threads)
+        guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw RegistryError("run \(row.id) has no checkpoint yet") }
+        let (model, meta) = try Model.load(checkpoint: [UInt8](best.data), threads: o.threads)
         let explainer = try Explainer(model: model, layer: o.layer)
         let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
         let faces = try subject(row, options: o, imageSize: model.imageSize, normalization: normalization, reporter: reporter)
         let computed = try maps(explainer, faces, options: o, reporter: reporter)
         var scored = score(model, explainer.layer, faces, computed, reporter: reporter)
-        let randomization = try randomizationCheck(checkpoint: best.data, explainer.layer, faces, computed, options: o, into: &scored)
+        let randomization = try randomizationCheck(checkpoint: [UInt8](best.data), explainer.layer, faces, computed, options: o, into: &scored)
         if faces.split != "files" {
             try reg.recordExplanations(run: row.id, layer: explainer.layer, split: faces.split, maskSource: scored.maskSource, maskArea: scored.maskArea,
                                        rows: scored.rows, randomization: randomization)
@@ -52,6 +52,7 @@ public enum ExplainRunner {
         var set: FaceSet
         var indices: [Int]
         var trueClasses: [Int?]
+        var runID: String
         var split: String                   // val | test | files
         var x: [Float]                      // (N, S, S, 3) normalized
         var S: Int
@@ -84,7 +85,7 @@ public enum ExplainRunner {
         var t = [Float](repeating: 0, count: indices.count * Emotion.count)
         Augmenter.assemble(x: &x, targets: &t, set: set, indices: indices[...], augmentation: nil, labelMode: .hard(smoothing: 0),
                            normalization: normalization, seed: 0)
-        return Subject(set: set, indices: indices, trueClasses: trueClasses, split: split, x: x, S: S, normalization: normalization)
+        return Subject(set: set, indices: indices, trueClasses: trueClasses, runID: row.id, split: split, x: x, S: S, normalization: normalization)
     }
 
     /// The class each map explains: nil for the predicted one.
@@ -126,7 +127,7 @@ public enum ExplainRunner {
     }
 
     struct Scored {
-        var rows = [Registry.ExplanationRow]()
+        var rows = [Explanation]()
         var methods = [String]()            // in table order
         var masks = [[UInt8]]()
         var maskSource = "", maskArea = 0.0
@@ -162,14 +163,14 @@ public enum ExplainRunner {
     }
 
     static func row(_ method: String, _ layer: String, _ f: Subject, _ c: Computed, _ k: Int, map: [Float], mask: [UInt8],
-                    _ scores: Faithfulness.Scores) -> Registry.ExplanationRow {
+                    _ scores: Faithfulness.Scores) -> Explanation {
         let names = Emotion.allCases.map(\.name)
-        return .init(method: method, layer: layer, split: f.split, image: f.set.names[f.indices[k]],
+        return .init(runId: f.runID, method: method, layer: layer, split: f.split, image: f.set.names[f.indices[k]],
                      targetClass: names[c.targets[k]], predictedClass: names[c.predicted[k]],
                      trueClass: f.trueClasses[k].map { names[$0] } ?? "unknown",
                      energyInMask: Double(Localization.energyInMask(map, mask)),
                      pointingHit: Localization.pointingHit(map, mask),
-                     deletionAUC: Double(scores.deletionAUC), insertionAUC: Double(scores.insertionAUC), confidenceDrop: Double(scores.confidenceDrop))
+                     deletionAuc: Double(scores.deletionAUC), insertionAuc: Double(scores.insertionAUC), confidenceDrop: Double(scores.confidenceDrop))
     }
 
     /// Cascading randomization: trained-model maps must not survive re-initialization.
@@ -223,8 +224,8 @@ public enum ExplainRunner {
         var lines = ["run \(row.id) (\(row.experiment)), layer \(layer), \(f.count) \(f.split) images, regions from \(s.maskSource) (\(String(format: "%.1f", 100 * s.maskArea))% of pixels)", ""]
         let table = s.methods.map { method -> [String] in
             let rs = s.rows.filter { $0.method == method }
-            func mean(_ v: (Registry.ExplanationRow) -> Double) -> String { String(format: "%.3f", rs.map(v).reduce(0, +) / Double(max(1, rs.count))) }
-            return [method, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAUC }, mean { $0.insertionAUC }, mean { $0.confidenceDrop }]
+            func mean(_ v: (Explanation) -> Double) -> String { String(format: "%.3f", rs.map(v).reduce(0, +) / Double(max(1, rs.count))) }
+            return [method, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAuc }, mean { $0.insertionAuc }, mean { $0.confidenceDrop }]
         }
         lines.append(TextTable.render(["map", "energy in regions", "pointing hit", "deletion AUC (low)", "insertion AUC (high)", "drop @top20% (low)"], table, rightAligned: [1, 2, 3, 4, 5]))
         for v in verdicts(s.rows, methods: methods) { lines.append(""); lines.append(v.text) }
@@ -241,7 +242,7 @@ public enum ExplainRunner {
 extension ExplainRunner {
     /// Each CAM method against the centre prior on the same faces (rows
     /// of both are in image order, one per explained face).
-    static func verdicts(_ rows: [Registry.ExplanationRow], methods: [CAMMethod]) -> [PriorVerdict] {
+    static func verdicts(_ rows: [Explanation], methods: [CAMMethod]) -> [PriorVerdict] {
         let prior = rows.filter { $0.method == "center_prior" }
         return methods.compactMap { m in
             let mine = rows.filter { $0.method == m.rawValue }

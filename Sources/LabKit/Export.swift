@@ -1,24 +1,14 @@
 import Foundation
-import GRDB
 import Registry
 
 /// `lab export`: tidy CSVs and a ready Jupyter notebook.
 public enum Export {
-    static let tables: [(String, String)] = [
-        ("runs", "SELECT * FROM run_summary ORDER BY run_id"),
-        ("epochs", "SELECT e.name AS experiment, p.* FROM epochs p JOIN runs r ON r.id = p.run_id JOIN experiments e ON e.id = r.experiment_id ORDER BY p.run_id, p.epoch"),
-        ("confusion", "SELECT e.name AS experiment, c.* FROM confusion c JOIN runs r ON r.id = c.run_id JOIN experiments e ON e.id = r.experiment_id ORDER BY c.run_id, c.split, c.true_class, c.predicted_class"),
-        ("predictions", "SELECT e.name AS experiment, p.* FROM predictions p JOIN runs r ON r.id = p.run_id JOIN experiments e ON e.id = r.experiment_id ORDER BY p.run_id, p.split, p.image"),
-        ("explanations", "SELECT e.name AS experiment, x.* FROM explanations x JOIN runs r ON r.id = x.run_id JOIN experiments e ON e.id = r.experiment_id ORDER BY x.run_id, x.layer, x.method, x.image"),
-        ("test_evaluations", "SELECT * FROM test_evaluations ORDER BY id"),
-    ]
-
-    static func cell(_ v: DatabaseValue) -> String {
-        switch v.storage {
+    static func cell(_ v: StoredValue) -> String {
+        switch v {
         case .null: return ""
-        case .int64(let i): return String(i)
-        case .double(let d): return String(format: "%.6g", d)
-        case .string(let s): return CSV.escape(s)
+        case .integer(let i): return String(i)
+        case .real(let d): return String(format: "%.6g", d)
+        case .text(let s): return CSV.escape(s)
         case .blob: return ""
         }
     }
@@ -26,15 +16,10 @@ public enum Export {
     public static func write(_ reg: Registry, to dir: URL) throws -> [URL] {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var out = [URL]()
-        for (name, sql) in tables {
-            let text: String = try reg.read { db in
-                let stmt = try db.makeStatement(sql: sql)
-                var lines = [stmt.columnNames.joined(separator: ",")]
-                let rows = try Row.fetchCursor(stmt)
-                while let r = try rows.next() { lines.append(r.databaseValues.map(cell).joined(separator: ",")) }
-                return lines.joined(separator: "\n") + "\n"
-            }
-            let url = dir.appendingPathComponent("\(name).csv")
+        for table in ExportTable.allCases {
+            let (columns, rows) = try reg.export(table)
+            let text = ([columns.joined(separator: ",")] + rows.map { $0.map(cell).joined(separator: ",") }).joined(separator: "\n") + "\n"
+            let url = dir.appendingPathComponent("\(table.rawValue).csv")
             try Data(text.utf8).write(to: url)
             out.append(url)
         }

@@ -9,8 +9,8 @@ public enum Figures {
     /// One run's epochs, with the seed that tells it apart from its siblings.
     public struct RunCurve: Sendable {
         public var seed: Int
-        public var epochs: [EpochRecord]
-        public init(seed: Int, epochs: [EpochRecord]) { self.seed = seed; self.epochs = epochs }
+        public var epochs: [Epoch]
+        public init(seed: Int, epochs: [Epoch]) { self.seed = seed; self.epochs = epochs }
     }
 
     /// At most four runs are drawn: beyond that the legend is unreadable.
@@ -48,11 +48,11 @@ public enum Figures {
         return m
     }
 
-    static func points(_ epochs: [EpochRecord], _ value: KeyPath<EpochRecord, Double?>) -> [(Double, Double)] {
+    static func points(_ epochs: [Epoch], _ value: KeyPath<Epoch, Double?>) -> [(Double, Double)] {
         epochs.compactMap { e in e[keyPath: value].map { (Double(e.epoch), $0) } }
     }
 
-    static func pairs(_ runs: [RunCurve], _ train: KeyPath<EpochRecord, Double?>, _ val: KeyPath<EpochRecord, Double?>) -> [SVG.Series] {
+    static func pairs(_ runs: [RunCurve], _ train: KeyPath<Epoch, Double?>, _ val: KeyPath<Epoch, Double?>) -> [SVG.Series] {
         runs.prefix(maxRuns).flatMap { r -> [SVG.Series] in
             let tag = runs.count > 1 ? " s\(r.seed)" : ""
             return [.init(label: "train\(tag)", points: points(r.epochs, train), dashed: true),

@@ -2,7 +2,6 @@ import Engine
 import Explain
 import Faces
 import Foundation
-import GRDB
 import Registry
 
 /// `lab report`: the weeks 3-4 analysis as Markdown with SVG figures, or as CSV tables.
@@ -11,8 +10,8 @@ public enum Report {
 
     struct ExperimentData {
         var name: String
-        var runs: [GRDB.Row]
-        var epochs: [String: [GRDB.Row]]
+        var runs: [Run]
+        var epochs: [String: [Epoch]]
         var confusion: [[Int]]                  // validation, summed over runs
         var errors: [(run: String, image: String, truth: String, predicted: String, confidence: Double)]
         var ece: Double
@@ -20,38 +19,27 @@ public enum Report {
     }
 
     static func load(_ reg: Registry) throws -> [ExperimentData] {
-        try reg.read { db in
-            let names = try String.fetchAll(db, sql: """
-                SELECT DISTINCT e.name FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.status = 'completed' ORDER BY e.name
-                """)
-            return try names.map { name in
-                let runs = try GRDB.Row.fetchAll(db, sql: """
-                    SELECT r.* FROM runs r JOIN experiments e ON e.id = r.experiment_id
-                    WHERE e.name = ? AND r.status = 'completed' ORDER BY r.id
-                    """, arguments: [name])
-                let ids: [String] = runs.map { $0["id"] }
-                var epochs = [String: [GRDB.Row]]()
-                for id in ids { epochs[id] = try GRDB.Row.fetchAll(db, sql: "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", arguments: [id]) }
-                var conf = [[Int]](repeating: [Int](repeating: 0, count: classes.count), count: classes.count)
-                var errors = [(run: String, image: String, truth: String, predicted: String, confidence: Double)]()
-                var confidence = [Double](), correct = [Bool]()
-                for id in ids {
-                    for c in try GRDB.Row.fetchAll(db, sql: "SELECT true_class, predicted_class, count FROM confusion WHERE run_id = ? AND split = 'val'", arguments: [id]) {
-                        if let i = classes.firstIndex(of: c["true_class"]), let j = classes.firstIndex(of: c["predicted_class"]) { conf[i][j] += c["count"] as Int }
-                    }
-                    for p in try GRDB.Row.fetchAll(db, sql: "SELECT image, true_class, predicted_class, confidence FROM predictions WHERE run_id = ? AND split = 'val' ORDER BY image", arguments: [id]) {
-                        let t: String = p["true_class"], q: String = p["predicted_class"], c: Double = p["confidence"]
-                        confidence.append(c); correct.append(t == q)
-                        if t != q { errors.append((id, p["image"], t, q, c)) }
-                    }
+        let completed = try reg.completedRuns()
+        return try Set(completed.map(\.experiment.name)).sorted().map { name in
+            let runs = completed.filter { $0.experiment.name == name }.map(\.run)
+            var epochs = [String: [Epoch]]()
+            for r in runs { epochs[r.id] = try reg.epochs(run: r.id) }
+            var conf = [[Int]](repeating: [Int](repeating: 0, count: classes.count), count: classes.count)
+            var errors = [(run: String, image: String, truth: String, predicted: String, confidence: Double)]()
+            var confidence = [Double](), correct = [Bool]()
+            for r in runs {
+                for c in try reg.confusion(run: r.id, split: "val") {
+                    if let i = classes.firstIndex(of: c.trueClass), let j = classes.firstIndex(of: c.predictedClass) { conf[i][j] += c.count }
                 }
-                let ece = Metrics.expectedCalibrationError(confidence: confidence, correct: correct)
-                errors.sort { $0.confidence != $1.confidence ? $0.confidence > $1.confidence : ($0.image, $0.run) < ($1.image, $1.run) }
-                let looks = try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?
-                    """, arguments: [name]) ?? 0
-                return ExperimentData(name: name, runs: runs, epochs: epochs, confusion: conf, errors: errors, ece: ece, testLooks: looks)
+                for p in try reg.predictions(run: r.id, split: "val") {
+                    confidence.append(p.confidence); correct.append(p.trueClass == p.predictedClass)
+                    if p.trueClass != p.predictedClass { errors.append((r.id, p.image, p.trueClass, p.predictedClass, p.confidence)) }
+                }
             }
+            let ece = Metrics.expectedCalibrationError(confidence: confidence, correct: correct)
+            errors.sort { $0.confidence != $1.confidence ? $0.confidence > $1.confidence : ($0.image, $0.run) < ($1.image, $1.run) }
+            return ExperimentData(name: name, runs: runs, epochs: epochs, confusion: conf, errors: errors, ece: ece,
+                                  testLooks: try reg.testLooks(experiment: name))
         }
     }
 
@@ -81,13 +69,13 @@ public enum Report {
                "|---|---|---|---|" + String(repeating: "---:|", count: classes.count + 1)]
         var seen = Set<String>()
         for e in exps { for r in e.runs {
-            let fp: String = r["dataset_fingerprint"] ?? ""
+            let fp = r.datasetFingerprint ?? ""
             guard !seen.contains(fp) else { continue }
             seen.insert(fp)
-            let counts = (r["class_counts"] as String?).flatMap { try? JSONDecoder().decode([String: [Int]].self, from: Data($0.utf8)) } ?? [:]
+            let counts = r.classCounts.flatMap { try? JSONDecoder().decode([String: [Int]].self, from: Data($0.utf8)) } ?? [:]
             for split in ["train", "val", "test"] {
                 let c = counts[split] ?? []
-                md.append("| \(r["dataset_source"] as String? ?? "-") | `\(fp.prefix(12))` | \(r["label_mode"] as String? ?? "-") | \(split) | "
+                md.append("| \(r.datasetSource ?? "-") | `\(fp.prefix(12))` | \(r.labelMode ?? "-") | \(split) | "
                           + (c.isEmpty ? classes.map { _ in "-" } : c.map(String.init)).joined(separator: " | ") + " | \(c.reduce(0, +)) |")
             }
         } }
@@ -112,22 +100,15 @@ public enum Report {
         }
 
         // Per experiment: curves, confusion, confused pairs, confident errors, calibration.
-        let explanations = try reg.read { db in
-            try GRDB.Row.fetchAll(db, sql: """
-                SELECT e.name, s.method, s.layer, AVG(s.energy_in_mask) AS energy, AVG(s.mask_area) AS area, AVG(s.pointing_hit_rate) AS hit,
-                       AVG(s.deletion_auc) AS del, AVG(s.insertion_auc) AS ins, SUM(s.images) AS images
-                FROM explanation_summaries s JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id
-                GROUP BY e.name, s.method, s.layer ORDER BY e.name, s.layer, s.method
-                """)
-        }
+        let explanations = try reg.explanationAverages()
         if !explanations.isEmpty {
             md += ["## Explanations", "", "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful). "
                    + "Against the centre prior on the same faces: Wilcoxon signed-rank on energy, exact McNemar on pointing; \"beats\" and \"worse\" at p < 0.05.", "",
                    "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC | energy vs centre prior | pointing vs centre prior |",
                    "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
             for e in explanations {
-                let verdict = try priorVerdict(reg, experiment: e["name"], layer: e["layer"], method: e["method"])
-                md.append("| \(e["name"] as String) | \(e["layer"] as String) | \(e["method"] as String) | \(e["images"] as Int) | \(f(e["energy"])) | \(f(e["area"])) | \(f(e["hit"])) | \(f(e["del"])) | \(f(e["ins"])) | "
+                let verdict = try priorVerdict(reg, experiment: e.experiment, layer: e.layer, method: e.method)
+                md.append("| \(e.experiment) | \(e.layer) | \(e.method) | \(e.images) | \(f(e.energyInMask)) | \(f(e.maskArea)) | \(f(e.pointingHitRate)) | \(f(e.deletionAuc)) | \(f(e.insertionAuc)) | "
                           + "\(verdict?.energyCell ?? "-") | \(verdict?.pointingCell ?? "-") |")
             }
             md.append("")
@@ -137,8 +118,8 @@ public enum Report {
             md += ["## \(e.name)", ""]
             md.append("\(e.runs.count) completed run\(e.runs.count == 1 ? "" : "s"); validation ECE \(f(e.ece)); test split evaluated \(e.testLooks) time\(e.testLooks == 1 ? "" : "s")\(e.testLooks > e.runs.count ? " (more than once per run: selection on test?)" : "").")
             md.append("")
-            let curves = try e.runs.map { r in
-                Figures.RunCurve(seed: r["seed"], epochs: try (e.epochs[r["id"] as String] ?? []).map(EpochRecord.init(row:)))
+            let curves = e.runs.map { r in
+                Figures.RunCurve(seed: r.seed, epochs: e.epochs[r.id] ?? [])
             }
             try Data(Figures.loss(title: "\(e.name): loss", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_loss.svg"))
             try Data(Figures.accuracy(title: "\(e.name): accuracy", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
@@ -153,7 +134,7 @@ public enum Report {
                 md += ["Most confused (true → predicted, summed over runs): " + pairs.map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", "), ""]
             }
             if !e.errors.isEmpty {
-                let explained = explanations.contains { ($0["name"] as String) == e.name }
+                let explained = explanations.contains { $0.experiment == e.name }
                 let overlays = explained ? errorOverlays(reg, Array(e.errors.prefix(8)), figures: figs, prefix: s) : [:]
                 md += ["Most confident errors\(overlays.isEmpty ? "" : " (Grad-CAM of the predicted class)"):", "",
                        "| image | true | predicted | confidence | run |\(overlays.isEmpty ? "" : " Grad-CAM |")",
@@ -182,7 +163,7 @@ public enum Report {
     static func errorOverlays(_ reg: Registry, _ errors: [(run: String, image: String, truth: String, predicted: String, confidence: Double)],
                               figures: URL, prefix: String) -> [String: String] {
         var out = [String: String]()
-        for run in Array(NSOrderedSet(array: errors.map(\.run))) as! [String] {
+        for run in errors.map(\.run).uniqued() {
             let mine = errors.filter { $0.run == run }
             let pictures = gradCAMPairs(reg, run: run, images: mine.map(\.image))
             for e in mine {
@@ -202,8 +183,8 @@ public enum Report {
     public static func gradCAMPairs(_ reg: Registry, run: String, images: [String]) -> [String: RGBImage] {
         guard let row = try? RunRow.one(reg, run), let spec = try? row.resolvedSpec(),
               let data = try? row.prepareData(spec: spec, data: nil, threads: 2, reporter: .silent),
-              let best = try? reg.checkpoint(run: run, kind: "best"),
-              let (model, meta) = try? Engine.Model.load(checkpoint: best.data, threads: 2),
+              let best = try? reg.checkpoint(run: run, kind: .best),
+              let (model, meta) = try? Engine.Model.load(checkpoint: [UInt8](best.data), threads: 2),
               let explainer = try? Explainer(model: model) else { return [:] }
         let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
         let indices = images.compactMap { data.set.names.firstIndex(of: $0) }

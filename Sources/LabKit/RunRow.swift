@@ -1,6 +1,5 @@
 import Faces
 import Foundation
-import GRDB
 import Registry
 
 /// A run as the CLI shows it.
@@ -9,7 +8,7 @@ public struct RunRow: Sendable {
     public var experiment: String
     public var experimentID: String
     public var parent: String?
-    public var status: String           // with stale 'running', or a dead owner on this host, shown as 'interrupted'
+    public var status: Run.Status       // with stale 'running', or a dead owner on this host, shown as 'interrupted'
     public var seed: Int
     public var epochsRun: Int
     public var bestEpoch: Int?
@@ -37,60 +36,48 @@ public struct RunRow: Sendable {
         return r.isEmpty ? nil : r.reduce(0, +) / Double(r.count)
     }
 
-    static let select = """
-        SELECT r.*, e.name AS experiment, e.parent AS parent, e.spec_json AS spec_json, s.status AS shown_status
-        FROM runs r JOIN experiments e ON e.id = r.experiment_id JOIN run_summary s ON s.run_id = r.id
-        """
-
-    init(_ row: Row) {
-        id = row["id"]; experiment = row["experiment"]; experimentID = row["experiment_id"]; parent = row["parent"]; status = row["shown_status"]
-        seed = row["seed"]; epochsRun = row["epochs_run"]; bestEpoch = row["best_epoch"]
-        bestValAccuracy = row["best_val_accuracy"]; bestValMacroF1 = row["best_val_macro_f1"]
-        testAccuracy = row["test_accuracy"]; trainSeconds = row["train_seconds"]
-        startedAt = row["started_at"]; finishedAt = row["finished_at"]; specJSON = row["spec_json"]
-        specFile = nil; datasetSource = row["dataset_source"]; datasetRoot = row["dataset_root"]
-        fingerprint = row["dataset_fingerprint"] ?? ""; threads = row["threads"]; error = row["error"]; pid = row["pid"]; host = row["host"]
-        heartbeatAt = row["heartbeat_at"]
-        if status == "running" && RunOwner.isGone(host: host, pid: pid, heartbeat: heartbeatAt) { status = "interrupted" }
+    init(_ l: RunListing) {
+        let r = l.run
+        id = r.id; experiment = l.experiment.name; experimentID = r.experimentId; parent = l.experiment.parent; status = l.shownStatus
+        seed = r.seed; epochsRun = r.epochsRun; bestEpoch = r.bestEpoch
+        bestValAccuracy = r.bestValAccuracy; bestValMacroF1 = r.bestValMacroF1
+        testAccuracy = r.testAccuracy; trainSeconds = r.trainSeconds
+        startedAt = r.startedAt; finishedAt = r.finishedAt; specJSON = l.experiment.specJson
+        specFile = nil; datasetSource = r.datasetSource; datasetRoot = r.datasetRoot
+        fingerprint = r.datasetFingerprint ?? ""; threads = r.threads; error = r.error; pid = r.pid; host = r.host
+        heartbeatAt = r.heartbeatAt
+        if status == .running && RunOwner.isGone(host: host, pid: pid, heartbeat: heartbeatAt) { status = .interrupted }
     }
 
-    static func fetch(_ db: Database, _ id: String) throws -> RunRow {
-        guard let row = try Row.fetchOne(db, sql: select + " WHERE r.id = ?", arguments: [id]) else {
-            throw RegistryError("no run \(id)")
-        }
-        var r = RunRow(row)
-        r.valRecall = try validationRecall(db, run: id)[id] ?? []
+    static func fetch(_ registry: Registry, _ id: String) throws -> RunRow {
+        guard let listing = try registry.runListings(id: id).first else { throw RegistryError("no run \(id)") }
+        var r = RunRow(listing)
+        r.valRecall = try validationRecall(registry.classMetrics(run: id, split: "val"))[id] ?? []
         return r
     }
 
     public static func all(_ registry: Registry) throws -> [RunRow] {
-        try registry.read { db in
-            let recall = try validationRecall(db, run: nil)
-            return try Row.fetchAll(db, sql: select + " ORDER BY r.id").map {
-                var r = RunRow($0)
-                r.valRecall = recall[r.id] ?? []
-                return r
-            }
+        let recall = try validationRecall(registry.classMetrics(split: "val"))
+        return try registry.runListings().map {
+            var r = RunRow($0)
+            r.valRecall = recall[r.id] ?? []
+            return r
         }
     }
 
-    /// Validation recall per class of one run (or of every run), by run id.
-    static func validationRecall(_ db: Database, run: String?) throws -> [String: [Double?]] {
+    /// Validation recall per class, in class order, by run id.
+    static func validationRecall(_ metrics: [ClassMetric]) -> [String: [Double?]] {
         let names = Emotion.allCases.map(\.name)
         var out = [String: [Double?]]()
-        let rows = try Row.fetchAll(db, sql: "SELECT run_id, class, recall FROM class_metrics WHERE split = 'val'"
-                                    + (run == nil ? "" : " AND run_id = ?"), arguments: StatementArguments(run.map { [$0] } ?? []))
-        for row in rows {
-            guard let k = names.firstIndex(of: row["class"]) else { continue }
-            let id: String = row["run_id"]
-            out[id, default: [Double?](repeating: nil, count: names.count)][k] = row["recall"]
+        for m in metrics {
+            guard let k = names.firstIndex(of: m.className) else { continue }
+            out[m.runId, default: [Double?](repeating: nil, count: names.count)][k] = m.recall
         }
         return out
     }
 
     public static func one(_ registry: Registry, _ prefix: String) throws -> RunRow {
-        let id = try registry.resolveRun(prefix)
-        return try registry.read { try fetch($0, id) }
+        try fetch(registry, try registry.resolveRun(prefix))
     }
 }
 

@@ -2,7 +2,6 @@ import Engine
 import Faces
 import Foundation
 import LabRandom
-import GRDB
 import Registry
 
 /// Where a run's messages go: `status` is a transient progress line,
@@ -55,15 +54,15 @@ public final class Runner {
                                           log: reporter.log, status: reporter.status)
         let (model, adam) = freshModel(spec, seed: seed, threads: options.threads)
         let expID = try registry.experiment(name: spec.name, parent: spec.parent, specJSON: spec.resolvedJSON, description: spec.description)
-        let runID = try registry.startRun(.init(experimentID: expID, seed: seed, fields: [
-            "git_commit": Provenance.gitCommit, "git_dirty": Provenance.gitDirty, "host": Provenance.host,
-            "pid": Int(ProcessInfo.processInfo.processIdentifier), "threads": options.threads, "blas": BLAS.config,
-            "swift_version": Provenance.swiftVersion, "build": engineBuildConfiguration,
-            "dataset_source": data.source, "dataset_root": data.set.root.path, "dataset_fingerprint": data.set.fingerprint,
-            "label_mode": data.labelMode.name, "split_seed": spec.dataset.splitSeed,
-            "n_train": data.train.count, "n_val": data.validation.count, "n_test": data.test.count,
-            "params": model.parameterCount, "class_counts": classCounts(data),
-        ]))
+        var run = Run(experimentId: expID, seed: seed)
+        run.gitCommit = Provenance.gitCommit; run.gitDirty = Provenance.gitDirty.map { $0 != 0 }; run.host = Provenance.host
+        run.pid = Int(ProcessInfo.processInfo.processIdentifier); run.threads = options.threads; run.blas = BLAS.config
+        run.swiftVersion = Provenance.swiftVersion; run.build = engineBuildConfiguration
+        run.datasetSource = data.source; run.datasetRoot = data.set.root.path; run.datasetFingerprint = data.set.fingerprint
+        run.labelMode = data.labelMode.name; run.splitSeed = spec.dataset.splitSeed
+        run.nTrain = data.train.count; run.nVal = data.validation.count; run.nTest = data.test.count
+        run.params = model.parameterCount; run.classCounts = classCounts(data)
+        let runID = try registry.startRun(run)
         reporter.log("run \(runID): \(spec.name), seed \(seed), \(data.source) data (\(data.train.count) train / \(data.validation.count) val, \(data.labelMode.name) labels), \(model.parameterCount) parameters, \(options.threads) threads")
         return try train(runID: runID, spec: spec, seed: seed, data: data, model: model, adam: adam, state: .start, options: options)
     }
@@ -72,12 +71,10 @@ public final class Runner {
     @discardableResult
     public func resume(_ runPrefix: String, options: RunOptions) throws -> String {
         let runID = try registry.resolveRun(runPrefix)
-        let row = try registry.read { db in
-            try RunRow.fetch(db, runID)
-        }
-        if row.status == "completed" { throw RegistryError("run \(runID) already completed") }
+        let row = try RunRow.fetch(registry, runID)
+        if row.status == .completed { throw RegistryError("run \(runID) already completed") }
         // `running` here means a fresh heartbeat and, on this host, a live pid (RunRow reads the rest as interrupted).
-        if row.status == "running" {
+        if row.status == .running {
             throw RegistryError("run \(runID) is still running (pid \(row.pid.map(String.init) ?? "?") on \(row.host ?? "?")); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
         }
         let spec = try row.resolvedSpec()
@@ -87,8 +84,8 @@ public final class Runner {
         }
         let opts = RunOptions(source: row.datasetSource.flatMap(DatasetSpec.Source.init(rawValue:)), data: options.data ?? row.datasetRoot, threads: threads)
         let data = try row.prepareData(spec: spec, data: options.data, threads: threads, reporter: reporter)
-        guard let last = try registry.checkpoint(run: runID, kind: "last"), let opt = last.optimizer,
-              let stateJSON = last.stateJSON, let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
+        guard let last = try registry.checkpoint(run: runID, kind: .last), let opt = last.optimizer,
+              let stateJSON = last.stateJson, let state = try? JSONDecoder().decode(TrainerState.self, from: Data(stateJSON.utf8)) else {
             // Died before its first epoch ended: start over under the same id.
             reporter.log("run \(runID) has no checkpoint yet; starting it from epoch 1")
             let (model, adam) = freshModel(spec, seed: row.seed, threads: threads)
@@ -96,9 +93,9 @@ public final class Runner {
             return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam,
                              state: .start, options: opts)
         }
-        let (model, _) = try Model.load(checkpoint: last.data, threads: opts.threads)
+        let (model, _) = try Model.load(checkpoint: [UInt8](last.data), threads: opts.threads)
         let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: Float(spec.train.lr), weightDecay: Float(spec.train.weightDecay)))
-        try adam.load(state: opt)
+        try adam.load(state: [UInt8](opt))
         try claim(row)
         reporter.log("resuming run \(runID) (\(spec.name), seed \(row.seed)) after epoch \(state.epoch)")
         return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam, state: state, options: opts)
@@ -177,27 +174,23 @@ public final class Runner {
                 if state.badEpochs >= spec.train.earlyStopping.patience { state.stopped = true }
                 let ckpt = model.checkpoint(metadata: checkpointMetadata(spec, data, runID: runID, epoch: epoch))
                 let stateJSON = String(data: try JSONEncoder().encode(state), encoding: .utf8)!
-                var fields: [String: DatabaseValueConvertible?] = ["epochs_run": epoch, "train_seconds": state.trainSeconds]
-                if improved {
-                    fields["best_epoch"] = epoch; fields["best_val_loss"] = valMetrics.nll
-                    fields["best_val_accuracy"] = valMetrics.accuracy; fields["best_val_macro_f1"] = valMetrics.macroF1
-                }
+                let progress = EpochProgress(epochsRun: epoch, trainSeconds: state.trainSeconds, best: improved ? .init(
+                    epoch: epoch, valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1) : nil)
                 try registry.recordEpoch(
-                    run: runID,
-                    .init(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+                    Epoch(runId: runID, epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
                           valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1,
                           lr: Double(adam.config.lr), seconds: Date().timeIntervalSince(t0), imagesPerSecond: Double(seen) / trainSeconds),
-                    runFields: fields,
-                    last: .init(kind: "last", epoch: epoch, isBest: improved, data: ckpt, optimizer: adam.state(), stateJSON: stateJSON),
-                    best: improved ? .init(kind: "best", epoch: epoch, isBest: true, data: ckpt) : nil)
+                    progress: progress,
+                    last: Checkpoint(runId: runID, kind: .last, epoch: epoch, isBest: improved, data: ckpt, optimizer: adam.state(), stateJson: stateJSON),
+                    best: improved ? Checkpoint(runId: runID, kind: .best, epoch: epoch, isBest: true, data: ckpt) : nil)
                 reporter.log(String(format: "%@ seed %d epoch %3d  train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | %.0f img/s %@",
                                     spec.name, seed, epoch, lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)),
                                     valMetrics.nll, valMetrics.accuracy, valMetrics.macroF1, Double(seen) / trainSeconds,
                                     improved ? "*" : (state.stopped ? "(early stop)" : "")))
             }
             // The best epoch's weights decide every reported number.
-            guard let best = try registry.checkpoint(run: runID, kind: "best") else { throw RegistryError("run \(runID) has no best checkpoint") }
-            let (bestModel, _) = try Model.load(checkpoint: best.data, threads: options.threads)
+            guard let best = try registry.checkpoint(run: runID, kind: .best) else { throw RegistryError("run \(runID) has no best checkpoint") }
+            let (bestModel, _) = try Model.load(checkpoint: [UInt8](best.data), threads: options.threads)
             let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.train.batchSize, S: S)
             try record(runID: runID, split: "val", probs: val, indices: data.validation, data: data)
             if spec.evaluate.test {
@@ -219,14 +212,14 @@ public final class Runner {
                     reporter.log("warning: explanations for run \(runID) failed: \(error); retry with lab explain \(runID)")
                 }
             }
-            try registry.updateRun(runID, ["status": "completed", "finished_at": Registry.timestamp(), "train_seconds": state.trainSeconds])
+            try registry.endRun(runID, .completed, trainSeconds: state.trainSeconds)
             reporter.log("run \(runID) completed: best epoch \(state.bestEpoch) of \(state.epoch)")
             return runID
         } catch let e as Interrupted {
-            try? registry.updateRun(runID, ["status": "interrupted", "error": "interrupted by \(Interrupt.requestedBy) after epoch \(state.epoch)"])
+            try? registry.endRun(runID, .interrupted, error: "interrupted by \(Interrupt.requestedBy) after epoch \(state.epoch)")
             throw e
         } catch {
-            try? registry.updateRun(runID, ["status": "failed", "finished_at": Registry.timestamp(), "error": "\(error)"])
+            try? registry.endRun(runID, .failed, error: "\(error)")
             throw error
         }
     }
@@ -272,13 +265,17 @@ public final class Runner {
         let m = Metrics(probs: probs, truth: truth, classes: Emotion.count)
         let names = Emotion.allCases.map(\.name)
         let preds = indices.enumerated().map { k, i in
-            Registry.Prediction(image: data.set.names[i], trueClass: names[truth[k]], predictedClass: names[m.predicted[k]],
-                                probabilities: Array(probs[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
+            Prediction(runId: runID, split: split, image: data.set.names[i], trueClass: names[truth[k]], predictedClass: names[m.predicted[k]],
+                       probabilities: Array(probs[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
         }
         let metrics = (0..<Emotion.count).map {
-            Registry.ClassMetric(name: names[$0], precision: m.precision[$0], recall: m.recall[$0], f1: m.f1[$0], support: m.confusion[$0].reduce(0, +))
+            ClassMetric(runId: runID, split: split, className: names[$0], precision: m.precision[$0], recall: m.recall[$0], f1: m.f1[$0],
+                        support: m.confusion[$0].reduce(0, +))
         }
-        try registry.recordEvaluation(run: runID, split: split, classes: names, confusion: m.confusion, metrics: metrics, predictions: preds)
+        let cells = m.confusion.enumerated().flatMap { i, row in
+            row.enumerated().map { j, n in ConfusionCell(runId: runID, split: split, trueClass: names[i], predictedClass: names[j], count: n) }
+        }
+        try registry.recordEvaluation(run: runID, split: split, confusion: cells, metrics: metrics, predictions: preds)
         return m
     }
 

@@ -97,3 +97,11 @@ public enum Statistics {
         return (lo, hi)
     }
 }
+
+extension Sequence where Element: Hashable {
+    /// The elements in first-seen order, each once.
+    public func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}

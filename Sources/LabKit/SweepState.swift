@@ -87,8 +87,8 @@ extension SweepPlan {
         let rows = try registries.flatMap { try RunRow.all($0) }
         return tasks.map { t in
             let mine = rows.filter { $0.experimentID == t.experimentID && $0.seed == t.seed }
-            let best = mine.max { (TaskState(rawValue: $0.status) ?? .failed, $0.id) < (TaskState(rawValue: $1.status) ?? .failed, $1.id) }
-            return TaskStatus(task: t, state: best.flatMap { TaskState(rawValue: $0.status) } ?? .pending, run: best)
+            let best = mine.max { (TaskState(rawValue: $0.status.rawValue) ?? .failed, $0.id) < (TaskState(rawValue: $1.status.rawValue) ?? .failed, $1.id) }
+            return TaskStatus(task: t, state: best.flatMap { TaskState(rawValue: $0.status.rawValue) } ?? .pending, run: best)
         }
     }
 }
@@ -104,15 +104,15 @@ public enum SweepTaskRunner {
     @discardableResult
     public static func run(_ task: SweepTask, registry: Registry, runner: Runner, threads: Int, ownShard: Bool = false) throws -> String {
         let mine = try RunRow.all(registry).filter { $0.experimentID == task.experimentID && $0.seed == task.seed }
-        if let done = mine.first(where: { $0.status == "completed" }) {
+        if let done = mine.first(where: { $0.status == .completed }) {
             runner.reporter.log("task \(task.index) (\(task.label)): run \(done.id) already completed")
             return done.id
         }
-        if let live = mine.first(where: { $0.status == "running" }) {
+        if let live = mine.first(where: { $0.status == .running }) {
             guard ownShard else {
                 throw RegistryError("task \(task.index) (\(task.label)): run \(live.id) is running (pid \(live.pid.map(String.init) ?? "?") on \(live.host ?? "?"))")
             }
-            try registry.updateRun(live.id, ["status": "interrupted", "error": "an earlier attempt of its Slurm task ended without saving"])
+            try registry.endRun(live.id, .interrupted, error: "an earlier attempt of its Slurm task ended without saving")
         }
         if let earlier = mine.last {
             return try runner.resume(earlier.id, options: RunOptions(threads: threads))

@@ -78,7 +78,7 @@ extension Registry {
     }
 
     private func mergeAttached(_ db: Database, into s: inout MergeSummary) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO main.experiments SELECT * FROM src.experiments")
+        try db.execute(sql: "INSERT OR IGNORE INTO main.experiments \(try copied(db, "experiments"))")
         s.rows += db.changesCount
         try db.execute(sql: "DROP TABLE IF EXISTS temp.merging; CREATE TEMP TABLE merging (id TEXT PRIMARY KEY)")
         for id in try String.fetchAll(db, sql: "SELECT id FROM src.runs ORDER BY id") {
@@ -106,15 +106,23 @@ extension Registry {
     }
 
     private func insertRun(_ db: Database, _ id: String) throws {
-        try db.execute(sql: "INSERT INTO main.runs SELECT * FROM src.runs WHERE id = ?", arguments: [id])
+        try db.execute(sql: "INSERT INTO main.runs \(try copied(db, "runs")) WHERE id = ?", arguments: [id])
+    }
+
+    /// "(columns) SELECT columns FROM src.table": a copy by column name, so
+    /// that a column added by ALTER TABLE in one file and by CREATE TABLE in
+    /// the other lands in the same place.
+    private func copied(_ db: Database, _ table: String) throws -> String {
+        let names = try db.columns(in: table, in: "main").map(\.name).joined(separator: ", ")
+        return "(\(names)) SELECT \(names) FROM src.\(table)"
     }
 
     /// Rows of the merged runs the target lacks (both files are at the same
-    /// schema version, so their columns line up).
+    /// schema version, so they have the same columns).
     private func copyRunRows(_ db: Database) throws -> Int {
         var n = 0
         for t in Registry.runTables {
-            try db.execute(sql: "INSERT OR IGNORE INTO main.\(t) SELECT * FROM src.\(t) WHERE run_id IN (SELECT id FROM temp.merging)")
+            try db.execute(sql: "INSERT OR IGNORE INTO main.\(t) \(try copied(db, t)) WHERE run_id IN (SELECT id FROM temp.merging)")
             n += db.changesCount
         }
         // A look at the test split is the same look when run, time, checkpoint and trigger agree.

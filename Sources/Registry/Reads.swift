@@ -1,116 +1,170 @@
 import Foundation
 import GRDB
 
-/// Rows as readers see them: one Codable record per table, columns in
-/// snake_case, every metric optional (a column added later is NULL in
-/// older rows).
-public protocol RegistryRecord: Codable, FetchableRecord, TableRecord, Sendable {}
-extension RegistryRecord {
-    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { .convertFromSnakeCase }
+/// A run as listings show it: its experiment beside it, and its status as
+/// the run_summary view reads it (a `running` run whose heartbeat is older
+/// than two minutes has died and shows as `interrupted`).
+public struct RunListing: Sendable {
+    public var run: Run
+    public var experiment: Experiment
+    public var shownStatus: Run.Status
 }
 
-public struct EpochRecord: RegistryRecord {
-    public static let databaseTableName = "epochs"
-    public var runId: String
-    public var epoch: Int
-    public var trainLoss, trainAccuracy, valLoss, valAccuracy, valMacroF1, lr, seconds, imagesPerSecond: Double?
+/// A row of the run_summary view, as far as listings read it.
+struct ShownStatus: Decodable, FetchableRecord {
+    var runId: String
+    var status: Run.Status
+    static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { .convertFromSnakeCase }
 }
 
-/// A run's own columns: provenance, data, outcome.
-public struct RunRecord: RegistryRecord {
-    public static let databaseTableName = "runs"
-    public var id, experimentId, status: String
-    public var seed: Int
-    public var startedAt: String, finishedAt: String?, heartbeatAt: String
-    public var gitCommit: String?, gitDirty: Bool?, host: String?, pid: Int?, threads: Int?
-    public var blas: String?, swiftVersion: String?, build: String?
-    public var datasetSource: String?, datasetRoot: String?, datasetFingerprint: String?, labelMode: String?
-    public var nTrain: Int?, nVal: Int?, nTest: Int?, params: Int?
-    public var epochsRun: Int, bestEpoch: Int?
-    public var bestValAccuracy, bestValMacroF1, testAccuracy, testMacroF1, trainSeconds: Double?
-    public var error: String?
-}
-
-public struct ConfusionCell: RegistryRecord {
-    public static let databaseTableName = "confusion"
-    public var trueClass, predictedClass: String
-    public var count: Int
-}
-
-public struct ClassMetricRecord: RegistryRecord {
-    public static let databaseTableName = "class_metrics"
-    public var className: String
-    public var precision, recall, f1: Double?
-    public var support: Int
-    enum CodingKeys: String, CodingKey { case className = "class", precision, recall, f1, support }
-}
-
-public struct PredictionRecord: RegistryRecord {
-    public static let databaseTableName = "predictions"
-    public var split, image, trueClass, predictedClass: String
-    public var confidence: Double
-}
-
-public struct TestEvaluationRecord: RegistryRecord {
-    public static let databaseTableName = "test_evaluations"
-    public var evaluatedAt: String
-    public var accuracy, macroF1, nll, ece: Double
-    public var trigger: String
-}
-
-public struct ExplanationSummaryRecord: RegistryRecord {
-    public static let databaseTableName = "explanation_summaries"
-    public var method, layer, split, maskSource: String
+/// One experiment's explanation summaries averaged over its runs, per (method, layer).
+public struct ExplanationAverage: Sendable {
+    public var experiment, method, layer: String
     public var images: Int
-    public var energyInMask, maskArea, pointingHitRate, deletionAuc, insertionAuc, confidenceDrop: Double
+    public var energyInMask, maskArea, pointingHitRate, deletionAuc, insertionAuc: Double
 }
 
-/// Reads for views (`lab serve`); each one short read transaction.
+/// A cell of an exported table, as SQLite stored it.
+public enum StoredValue: Sendable, Equatable {
+    case null, integer(Int64), real(Double), text(String), blob
+}
+
+/// The tables `lab export` writes, each joined with its experiment's name.
+public enum ExportTable: String, CaseIterable, Sendable {
+    case runs, epochs, confusion, predictions, explanations, testEvaluations = "test_evaluations"
+
+    var sql: String {
+        let named = "JOIN runs r ON r.id = x.run_id JOIN experiments e ON e.id = r.experiment_id"
+        switch self {
+        case .runs: return "SELECT * FROM run_summary ORDER BY run_id"
+        case .epochs: return "SELECT e.name AS experiment, x.* FROM epochs x \(named) ORDER BY x.run_id, x.epoch"
+        case .confusion: return "SELECT e.name AS experiment, x.* FROM confusion x \(named) ORDER BY x.run_id, x.split, x.true_class, x.predicted_class"
+        case .predictions: return "SELECT e.name AS experiment, x.* FROM predictions x \(named) ORDER BY x.run_id, x.split, x.image"
+        case .explanations: return "SELECT e.name AS experiment, x.* FROM explanations x \(named) ORDER BY x.run_id, x.layer, x.method, x.image"
+        case .testEvaluations: return "SELECT * FROM test_evaluations ORDER BY id"
+        }
+    }
+}
+
+/// Reads, each one short read transaction.
 extension Registry {
     static let runID = Column("run_id")
 
-    public func run(_ id: String) throws -> RunRecord? {
-        try read { try RunRecord.fetchOne($0, key: id) }
+    public func run(_ id: String) throws -> Run? {
+        try read { try Run.fetchOne($0, key: id) }
     }
 
-    public func epochs(run: String) throws -> [EpochRecord] {
-        try read { try EpochRecord.filter(Registry.runID == run).order(Column("epoch")).fetchAll($0) }
+    /// Every run (or the one with `id`) with its experiment, in id order (so by start time).
+    public func runListings(id: String? = nil) throws -> [RunListing] {
+        try read { db in
+            let runs = try (id.map { Run.filter(key: $0) } ?? Run.all()).order(Column("id")).fetchAll(db)
+            let experiments = Dictionary(uniqueKeysWithValues: try Experiment.fetchAll(db).map { ($0.id, $0) })
+            let shown = Dictionary(uniqueKeysWithValues: try ShownStatus.fetchAll(db, sql: "SELECT run_id, status FROM run_summary").map {
+                ($0.runId, $0.status)
+            })
+            return try runs.map { r in
+                guard let e = experiments[r.experimentId] else { throw RegistryError("\(path): run \(r.id) has no experiment \(r.experimentId)") }
+                return RunListing(run: r, experiment: e, shownStatus: shown[r.id] ?? r.status)
+            }
+        }
+    }
+
+    /// Completed runs with their experiments, in id order.
+    public func completedRuns() throws -> [RunListing] {
+        try runListings().filter { $0.run.status == .completed }
+    }
+
+    public func epochs(run: String) throws -> [Epoch] {
+        try read { try Epoch.filter(Registry.runID == run).order(Column("epoch")).fetchAll($0) }
     }
 
     public func confusion(run: String, split: String) throws -> [ConfusionCell] {
         try read { try ConfusionCell.filter(Registry.runID == run && Column("split") == split).fetchAll($0) }
     }
 
-    public func classMetrics(run: String, split: String) throws -> [ClassMetricRecord] {
-        try read { try ClassMetricRecord.filter(Registry.runID == run && Column("split") == split).fetchAll($0) }
+    public func classMetrics(run: String, split: String) throws -> [ClassMetric] {
+        try read { try ClassMetric.filter(Registry.runID == run && Column("split") == split).fetchAll($0) }
+    }
+
+    /// Per-class metrics of one split over every run.
+    public func classMetrics(split: String) throws -> [ClassMetric] {
+        try read { try ClassMetric.filter(Column("split") == split).fetchAll($0) }
     }
 
     /// Predictions of one split in image order: a prediction's index in
     /// this list is how views address its image.
-    public func predictions(run: String, split: String) throws -> [PredictionRecord] {
-        try read { try PredictionRecord.filter(Registry.runID == run && Column("split") == split).order(Column("image")).fetchAll($0) }
+    public func predictions(run: String, split: String) throws -> [Prediction] {
+        try read { try Prediction.filter(Registry.runID == run && Column("split") == split).order(Column("image")).fetchAll($0) }
     }
 
-    public func prediction(run: String, split: String, index: Int) throws -> PredictionRecord? {
+    public func prediction(run: String, split: String, index: Int) throws -> Prediction? {
         guard index >= 0 else { return nil }
         return try read {
-            try PredictionRecord.filter(Registry.runID == run && Column("split") == split).order(Column("image"))
+            try Prediction.filter(Registry.runID == run && Column("split") == split).order(Column("image"))
                 .limit(1, offset: index).fetchOne($0)
         }
     }
 
-    public func testEvaluations(run: String) throws -> [TestEvaluationRecord] {
-        try read { try TestEvaluationRecord.filter(Registry.runID == run).order(Column("id")).fetchAll($0) }
+    public func testEvaluations(run: String) throws -> [TestEvaluation] {
+        try read { try TestEvaluation.filter(Registry.runID == run).order(Column("id")).fetchAll($0) }
     }
 
-    public func explanationSummaries(run: String) throws -> [ExplanationSummaryRecord] {
-        try read {
-            try ExplanationSummaryRecord.filter(Registry.runID == run).order(Column("split"), Column("layer"), Column("method")).fetchAll($0)
+    /// Looks at the test split over every run of the experiments named `experiment`.
+    public func testLooks(experiment: String) throws -> Int {
+        try read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?
+                """, arguments: [experiment]) ?? 0
         }
     }
 
-    /// The stored checkpoint bytes of one kind ("best" | "last"), without the optimizer state.
-    public func checkpointData(run: String, kind: String) throws -> Data? {
-        try read { try Data.fetchOne($0, Table("checkpoints").select(Column("data")).filter(Registry.runID == run && Column("kind") == kind)) }
+    public func explanationSummaries(run: String) throws -> [ExplanationSummary] {
+        try read {
+            try ExplanationSummary.filter(Registry.runID == run).order(Column("split"), Column("layer"), Column("method")).fetchAll($0)
+        }
+    }
+
+    /// Explanation summaries averaged per experiment name, method and layer.
+    public func explanationAverages() throws -> [ExplanationAverage] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT e.name, s.method, s.layer, AVG(s.energy_in_mask) AS energy, AVG(s.mask_area) AS area, AVG(s.pointing_hit_rate) AS hit,
+                       AVG(s.deletion_auc) AS del, AVG(s.insertion_auc) AS ins, SUM(s.images) AS images
+                FROM explanation_summaries s JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id
+                GROUP BY e.name, s.method, s.layer ORDER BY e.name, s.layer, s.method
+                """).map { (r: Row) in
+                ExplanationAverage(experiment: r["name"], method: r["method"], layer: r["layer"], images: r["images"],
+                                   energyInMask: r["energy"], maskArea: r["area"], pointingHitRate: r["hit"],
+                                   deletionAuc: r["del"], insertionAuc: r["ins"])
+            }
+        }
+    }
+
+    /// The stored checkpoint bytes of one kind, without the optimizer state.
+    public func checkpointData(run: String, kind: Checkpoint.Kind) throws -> Data? {
+        try read {
+            try Data.fetchOne($0, Checkpoint.select(Column("data")).filter(Registry.runID == run && Column("kind") == kind.rawValue))
+        }
+    }
+
+    /// A table as `lab export` writes it: column names, then rows of stored values.
+    public func export(_ table: ExportTable) throws -> (columns: [String], rows: [[StoredValue]]) {
+        try read { (db: Database) -> (columns: [String], rows: [[StoredValue]]) in
+            let stmt = try db.makeStatement(sql: table.sql)
+            let rows: [[StoredValue]] = try Row.fetchAll(stmt).map { (r: Row) in r.databaseValues.map { StoredValue($0) } }
+            return (stmt.columnNames, rows)
+        }
+    }
+}
+
+extension StoredValue {
+    init(_ v: DatabaseValue) {
+        switch v.storage {
+        case .null: self = .null
+        case .int64(let i): self = .integer(i)
+        case .double(let d): self = .real(d)
+        case .string(let s): self = .text(s)
+        case .blob: self = .blob
+        }
     }
 }

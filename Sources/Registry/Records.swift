@@ -2,6 +2,23 @@ import Crypto
 import Foundation
 import GRDB
 
+/// A run's progress after an epoch: what `recordEpoch` writes into its row.
+public struct EpochProgress: Sendable {
+    public var epochsRun: Int
+    public var trainSeconds: Double
+    /// Set when this epoch is the new best on validation.
+    public var best: Best?
+    public struct Best: Sendable {
+        public var epoch: Int, valLoss: Double, valAccuracy: Double, valMacroF1: Double
+        public init(epoch: Int, valLoss: Double, valAccuracy: Double, valMacroF1: Double) {
+            self.epoch = epoch; self.valLoss = valLoss; self.valAccuracy = valAccuracy; self.valMacroF1 = valMacroF1
+        }
+    }
+    public init(epochsRun: Int, trainSeconds: Double, best: Best?) {
+        self.epochsRun = epochsRun; self.trainSeconds = trainSeconds; self.best = best
+    }
+}
+
 /// Writes the runner makes, each one short transaction.
 extension Registry {
     /// Lower-case hex SHA-256: spec hashes and checkpoint digests.
@@ -25,52 +42,47 @@ extension Registry {
     /// The experiment row for a resolved spec (same name and hash: same row).
     @discardableResult
     public func experiment(name: String, parent: String?, specJSON: String, description: String?) throws -> String {
-        let hash = Registry.sha256(Data(specJSON.utf8))
-        let id = Registry.experimentID(specJSON: specJSON)
+        let e = Experiment(id: Registry.experimentID(specJSON: specJSON), name: name, parent: parent, specJson: specJSON,
+                           specHash: Registry.sha256(Data(specJSON.utf8)), description: description, createdAt: Registry.timestamp())
         try write { db in
-            try db.execute(sql: """
-                INSERT INTO experiments (id, name, parent, spec_json, spec_hash, description, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING
-                """, arguments: [id, name, parent, specJSON, hash, description, Registry.timestamp()])
+            if try !Experiment.exists(db, key: e.id) { try e.insert(db) }
         }
-        return id
+        return e.id
     }
 
-    public struct RunStart {
-        public var experimentID: String
-        public var seed: Int
-        public var fields: [String: DatabaseValueConvertible?]
-        public init(experimentID: String, seed: Int, fields: [String: DatabaseValueConvertible?]) {
-            self.experimentID = experimentID; self.seed = seed; self.fields = fields
+    /// Inserts a new run (see `Run.init(experimentId:seed:)`) and returns its id.
+    @discardableResult
+    public func startRun(_ run: Run) throws -> String {
+        try write { db in try run.insert(db) }
+        return run.id
+    }
+
+    /// Changes a run's row (and its heartbeat); nothing when there is no such run.
+    func updateRun(_ db: Database, _ id: String, _ change: (inout Run) -> Void) throws {
+        guard var run = try Run.fetchOne(db, key: id) else { return }
+        try run.updateChanges(db) {
+            change(&$0)
+            $0.heartbeatAt = Registry.timestamp()
         }
     }
 
-    /// Inserts a run in status 'running' and returns its id.
-    public func startRun(_ s: RunStart) throws -> String {
-        let id = Registry.newRunID()
-        let now = Registry.timestamp()
-        var cols = ["id", "experiment_id", "status", "seed", "started_at", "heartbeat_at"]
-        var vals: [DatabaseValueConvertible?] = [id, s.experimentID, "running", s.seed, now, now]
-        for (k, v) in s.fields.sorted(by: { $0.key < $1.key }) { cols.append(k); vals.append(v) }
+    public func heartbeat(_ id: String) throws {
+        try write { db in try updateRun(db, id) { _ in } }
+    }
+
+    /// A run's end (or its pause, for `interrupted`): its status, a note
+    /// when given, its training time when given, and for a run that is
+    /// over, its finishing time.
+    public func endRun(_ id: String, _ status: Run.Status, error: String? = nil, trainSeconds: Double? = nil) throws {
         try write { db in
-            try db.execute(sql: "INSERT INTO runs (\(cols.joined(separator: ", "))) VALUES (\(cols.map { _ in "?" }.joined(separator: ", ")))",
-                           arguments: StatementArguments(vals))
-        }
-        return id
-    }
-
-    /// Updates columns of a run (and its heartbeat).
-    public func updateRun(_ id: String, _ fields: [String: DatabaseValueConvertible?]) throws {
-        let keys = fields.keys.sorted()
-        var vals: [DatabaseValueConvertible?] = keys.map { fields[$0]! }
-        vals.append(Registry.timestamp()); vals.append(id)
-        try write { db in
-            try db.execute(sql: "UPDATE runs SET \(keys.map { "\($0) = ?" }.joined(separator: ", "))\(keys.isEmpty ? "" : ", ")heartbeat_at = ? WHERE id = ?",
-                           arguments: StatementArguments(vals))
+            try updateRun(db, id) { r in
+                r.status = status
+                if status != .interrupted { r.finishedAt = Registry.timestamp() }
+                if let error { r.error = error }
+                if let trainSeconds { r.trainSeconds = trainSeconds }
+            }
         }
     }
-
-    public func heartbeat(_ id: String) throws { try updateRun(id, [:]) }
 
     /// Makes this process the owner of a run (status running, its pid and
     /// host, a fresh heartbeat) unless the run's heartbeat changed since it
@@ -78,126 +90,58 @@ extension Registry {
     /// run, exactly one gets it. False when another process got there first.
     public func claimRun(_ id: String, seenHeartbeat: String, pid: Int, host: String) throws -> Bool {
         try write { db in
-            try Table("runs").filter(Column("id") == id && Column("heartbeat_at") == seenHeartbeat).updateAll(db, [
-                Column("status").set(to: "running"), Column("error").set(to: nil), Column("finished_at").set(to: nil),
+            try Run.filter(key: id).filter(Column("heartbeat_at") == seenHeartbeat).updateAll(db, [
+                Column("status").set(to: Run.Status.running.rawValue), Column("error").set(to: nil), Column("finished_at").set(to: nil),
                 Column("pid").set(to: pid), Column("host").set(to: host), Column("heartbeat_at").set(to: Registry.timestamp()),
             ]) == 1
         }
     }
 
-    public struct EpochRow: Sendable {
-        public var epoch: Int
-        public var trainLoss, trainAccuracy, valLoss, valAccuracy, valMacroF1, lr, seconds, imagesPerSecond: Double
-        public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, valLoss: Double, valAccuracy: Double,
-                    valMacroF1: Double, lr: Double, seconds: Double, imagesPerSecond: Double) {
-            self.epoch = epoch; self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy; self.valLoss = valLoss
-            self.valAccuracy = valAccuracy; self.valMacroF1 = valMacroF1; self.lr = lr; self.seconds = seconds
-            self.imagesPerSecond = imagesPerSecond
-        }
-    }
-
     /// One epoch's metrics and the checkpoints that go with it, atomically:
     /// after a crash the epochs table never runs ahead of the last checkpoint.
-    public func recordEpoch(run: String, _ e: EpochRow, runFields: [String: DatabaseValueConvertible?],
-                            last: Checkpoint, best: Checkpoint?) throws {
+    public func recordEpoch(_ e: Epoch, progress: EpochProgress, last: Checkpoint, best: Checkpoint?) throws {
         try write { db in
-            try db.execute(sql: """
-                INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, train_accuracy, val_loss, val_accuracy, val_macro_f1, lr, seconds, images_per_second)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [run, e.epoch, e.trainLoss, e.trainAccuracy, e.valLoss, e.valAccuracy, e.valMacroF1, e.lr, e.seconds, e.imagesPerSecond])
-            try saveCheckpoint(db, run: run, last)
-            if let best { try saveCheckpoint(db, run: run, best) }
-            let keys = runFields.keys.sorted()
-            var vals: [DatabaseValueConvertible?] = keys.map { runFields[$0]! }
-            vals.append(Registry.timestamp()); vals.append(run)
-            try db.execute(sql: "UPDATE runs SET \(keys.map { "\($0) = ?, " }.joined())heartbeat_at = ? WHERE id = ?",
-                           arguments: StatementArguments(vals))
+            try e.insert(db, onConflict: .replace)
+            try last.insert(db, onConflict: .replace)
+            try best?.insert(db, onConflict: .replace)
+            try updateRun(db, e.runId) { r in
+                r.epochsRun = progress.epochsRun
+                r.trainSeconds = progress.trainSeconds
+                if let b = progress.best {
+                    r.bestEpoch = b.epoch; r.bestValLoss = b.valLoss; r.bestValAccuracy = b.valAccuracy; r.bestValMacroF1 = b.valMacroF1
+                }
+            }
         }
     }
 
-    public struct Checkpoint: Sendable {
-        public var kind: String        // "best" | "last"
-        public var epoch: Int
-        public var isBest: Bool
-        public var data: [UInt8]
-        public var optimizer: [UInt8]?
-        public var stateJSON: String?
-        public init(kind: String, epoch: Int, isBest: Bool, data: [UInt8], optimizer: [UInt8]? = nil, stateJSON: String? = nil) {
-            self.kind = kind; self.epoch = epoch; self.isBest = isBest; self.data = data
-            self.optimizer = optimizer; self.stateJSON = stateJSON
-        }
-        public var sha256: String { Registry.sha256(Data(data)) }
-    }
-
-    func saveCheckpoint(_ db: Database, run: String, _ c: Checkpoint) throws {
-        try db.execute(sql: """
-            INSERT OR REPLACE INTO checkpoints (run_id, kind, epoch, is_best, sha256, bytes, data, optimizer, state_json, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [run, c.kind, c.epoch, c.isBest, c.sha256, c.data.count, Data(c.data),
-                             c.optimizer.map { Data($0) }, c.stateJSON, Registry.timestamp()])
-    }
-
-    public func checkpoint(run: String, kind: String) throws -> Checkpoint? {
-        try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE run_id = ? AND kind = ?", arguments: [run, kind]) else { return nil }
-            let data: Data = row["data"]
-            let opt: Data? = row["optimizer"]
-            return Checkpoint(kind: kind, epoch: row["epoch"], isBest: row["is_best"], data: [UInt8](data),
-                              optimizer: opt.map { [UInt8]($0) }, stateJSON: row["state_json"])
-        }
-    }
-
-    public struct Prediction: Sendable {
-        public var image: String, trueClass: String, predictedClass: String, probabilities: [Float]
-        public init(image: String, trueClass: String, predictedClass: String, probabilities: [Float]) {
-            self.image = image; self.trueClass = trueClass; self.predictedClass = predictedClass; self.probabilities = probabilities
-        }
-    }
-
-    public struct ClassMetric: Sendable {
-        public var name: String, precision: Double?, recall: Double?, f1: Double?, support: Int
-        public init(name: String, precision: Double?, recall: Double?, f1: Double?, support: Int) {
-            self.name = name; self.precision = precision; self.recall = recall; self.f1 = f1; self.support = support
-        }
+    public func checkpoint(run: String, kind: Checkpoint.Kind) throws -> Checkpoint? {
+        try read { try Checkpoint.fetchOne($0, key: ["run_id": run, "kind": kind.rawValue]) }
     }
 
     /// Confusion matrix, per-class metrics and per-image predictions of one
     /// split, replacing any earlier ones for (run, split).
-    public func recordEvaluation(run: String, split: String, classes: [String], confusion: [[Int]],
-                                 metrics: [ClassMetric], predictions: [Prediction]) throws {
+    public func recordEvaluation(run: String, split: String, confusion: [ConfusionCell], metrics: [ClassMetric],
+                                 predictions: [Prediction]) throws {
         try write { db in
-            for t in ["confusion", "predictions", "class_metrics"] {
-                try db.execute(sql: "DELETE FROM \(t) WHERE run_id = ? AND split = ?", arguments: [run, split])
-            }
-            for (i, row) in confusion.enumerated() {
-                for (j, n) in row.enumerated() {
-                    try db.execute(sql: "INSERT INTO confusion VALUES (?, ?, ?, ?, ?)", arguments: [run, split, classes[i], classes[j], n])
-                }
-            }
-            for m in metrics {
-                try db.execute(sql: "INSERT INTO class_metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               arguments: [run, split, m.name, m.precision, m.recall, m.f1, m.support])
-            }
-            let stmt = try db.makeStatement(sql: "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)")
-            for p in predictions {
-                let probs = "[" + p.probabilities.map { String(format: "%.6f", $0) }.joined(separator: ",") + "]"
-                try stmt.execute(arguments: [run, split, p.image, p.trueClass, p.predictedClass,
-                                             Double(p.probabilities.max() ?? 0), probs])
-            }
+            let mine = Registry.runID == run && Column("split") == split
+            try ConfusionCell.filter(mine).deleteAll(db)
+            try Prediction.filter(mine).deleteAll(db)
+            try ClassMetric.filter(mine).deleteAll(db)
+            for c in confusion { try c.insert(db) }
+            for m in metrics { try m.insert(db) }
+            for p in predictions { try p.insert(db) }
         }
     }
 
-    /// Records one look at the test split; returns how many looks the
-    /// run's experiment has had, this one included.
+    /// Records one look at the test split and the run's test scores; returns
+    /// how many looks the run's experiment has had, this one included.
     @discardableResult
     public func recordTestEvaluation(run: String, accuracy: Double, macroF1: Double, nll: Double, ece: Double,
                                      checkpointSHA256: String, trigger: String) throws -> Int {
         try write { db in
-            try db.execute(sql: """
-                INSERT INTO test_evaluations (run_id, evaluated_at, accuracy, macro_f1, nll, ece, checkpoint_sha256, trigger)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [run, Registry.timestamp(), accuracy, macroF1, nll, ece, checkpointSHA256, trigger])
-            try db.execute(sql: "UPDATE runs SET test_accuracy = ?, test_macro_f1 = ? WHERE id = ?", arguments: [accuracy, macroF1, run])
+            try TestEvaluation(id: nil, runId: run, evaluatedAt: Registry.timestamp(), accuracy: accuracy, macroF1: macroF1, nll: nll, ece: ece,
+                               checkpointSha256: checkpointSHA256, trigger: trigger).insert(db)
+            try Run.filter(key: run).updateAll(db, [Column("test_accuracy").set(to: accuracy), Column("test_macro_f1").set(to: macroF1)])
             return try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id
                 WHERE r.experiment_id = (SELECT experiment_id FROM runs WHERE id = ?)

@@ -13,7 +13,7 @@ public struct RegistryError: Error, CustomStringConvertible, Equatable {
 public final class Registry: @unchecked Sendable {
     public let path: String
     /// A DatabaseQueue for writers; a read-only DatabasePool for `lab serve`.
-    public let database: any DatabaseWriter
+    let database: any DatabaseWriter
 
     /// Seconds a writer waits for another process's lock before giving up.
     public static let busySeconds: TimeInterval = 60
@@ -42,6 +42,9 @@ public final class Registry: @unchecked Sendable {
     /// A clear line for an SQLite failure instead of GRDB's full dump.
     static func describe(_ error: Error, path: String) -> RegistryError {
         if let e = error as? RegistryError { return e }
+        if let e = error as? UnknownValue {
+            return RegistryError("\(path) holds a \(e.what) '\(e.value)' that this lab does not know (it knows \(e.known.joined(separator: ", "))); written by a newer lab?")
+        }
         if let e = error as? DatabaseError {
             switch e.resultCode {
             case .SQLITE_BUSY, .SQLITE_LOCKED:
@@ -86,7 +89,7 @@ public final class Registry: @unchecked Sendable {
     }
 
     /// An IMMEDIATE write transaction; SQLite failures become one line.
-    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             var result: T?
             try database.writeWithoutTransaction { db in
@@ -101,7 +104,7 @@ public final class Registry: @unchecked Sendable {
         }
     }
 
-    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try database.read(body) } catch { throw Registry.describe(error, path: path) }
     }
 
@@ -135,7 +138,7 @@ public final class Registry: @unchecked Sendable {
         guard !p.isEmpty, p.allSatisfy({ $0.isLetter || $0.isNumber }) else {
             throw RegistryError("'\(prefix)' is not a run id")
         }
-        let ids = try read { try String.fetchAll($0, sql: "SELECT id FROM runs WHERE id LIKE ? || '%' ORDER BY id LIMIT 6", arguments: [p]) }
+        let ids = try read { try String.fetchAll($0, Run.select(Column("id")).filter(Column("id").like(p + "%")).order(Column("id")).limit(6)) }
         if ids.count == 1 { return ids[0] }
         if ids.isEmpty { throw RegistryError("no run \(prefix) in \(path) (`lab runs` lists them)") }
         throw RegistryError("run id \(prefix) is ambiguous in \(path): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", ..." : "")")

@@ -8,11 +8,11 @@ enum RunPage {
         let reg = site.registry
         guard let run = try reg.run(row.id) else { throw NotFound() }
         let epochs = try reg.epochs(run: row.id)
-        let live = row.status == "running"
+        let live = row.status == .running
         var body = """
         <h1>\(HTML.esc(row.experiment)) <small>seed \(row.seed)</small></h1>
         <p class="summary">run <code>\(HTML.esc(row.id))</code>\(row.parent.map { " · extends \(HTML.esc($0))" } ?? "") · \
-        status <b id="status" class="status-\(HTML.esc(row.status))">\(HTML.esc(row.status))</b> · \
+        status <b id="status" class="status-\(HTML.esc(row.status.rawValue))">\(HTML.esc(row.status.rawValue))</b> · \
         <span id="epochs">\(row.epochsRun)</span> epoch\(row.epochsRun == 1 ? "" : "s")\(heartbeat(row))\(row.error.map { " · note: \(HTML.esc($0))" } ?? "")</p>
         \(summary(run))
         <h2>Learning curves</h2>
@@ -27,7 +27,7 @@ enum RunPage {
         body += try testLooks(reg, row.id)
         body += provenance(run)
         body += "<h2>Resolved spec</h2><pre>\(HTML.esc(SpecFacts.pretty(row.specJSON)))</pre>"
-        if try reg.checkpointData(run: row.id, kind: "best") != nil {
+        if try reg.checkpointData(run: row.id, kind: .best) != nil {
             body += "<h2>Checkpoint</h2><p><a download href=\"/runs/\(HTML.url(row.id))/checkpoint/best.safetensors\">best.safetensors</a> (epoch \(run.bestEpoch.map(String.init) ?? "-"); PyTorch <code>state_dict</code> names)</p>"
         }
         return HTML.page(title: "\(row.experiment) \(row.id.prefix(10))", body: body)
@@ -35,14 +35,14 @@ enum RunPage {
 
     /// How long ago a running run last wrote (it is called dead after two minutes).
     static func heartbeat(_ row: RunRow) -> String {
-        guard row.status == "running", let beat = Time.parse(row.heartbeatAt) else { return "" }
+        guard row.status == .running, let beat = Time.parse(row.heartbeatAt) else { return "" }
         return " · heartbeat \(Runner.duration(Date().timeIntervalSince(beat))) ago"
     }
 
     enum Curve { case loss, accuracy }
 
     /// The report's figure for this one run.
-    static func curve(_ kind: Curve, _ row: RunRow, _ epochs: [EpochRecord]) -> String {
+    static func curve(_ kind: Curve, _ row: RunRow, _ epochs: [Epoch]) -> String {
         let runs = [Figures.RunCurve(seed: row.seed, epochs: epochs)]
         switch kind {
         case .loss: return Figures.loss(title: "\(row.experiment): loss", runs: runs)
@@ -50,7 +50,7 @@ enum RunPage {
         }
     }
 
-    static func summary(_ r: RunRecord) -> String {
+    static func summary(_ r: Run) -> String {
         HTML.table(["best epoch", "best val acc", "val macro-F1", "test acc", "test macro-F1", "train time", "params"],
                    [[r.bestEpoch.map(String.init) ?? "-", HTML.pct(r.bestValAccuracy), HTML.f(r.bestValMacroF1), HTML.pct(r.testAccuracy),
                      HTML.f(r.testMacroF1), r.trainSeconds.map { Runner.duration($0) } ?? "-", r.params.map(String.init) ?? "-"]],
@@ -82,7 +82,7 @@ enum RunPage {
         errorIndices(try site.registry.predictions(run: id, split: "val"))
     }
 
-    static func errorIndices(_ preds: [PredictionRecord]) -> [Int] {
+    static func errorIndices(_ preds: [Prediction]) -> [Int] {
         Array(preds.indices.filter { preds[$0].trueClass != preds[$0].predictedClass }
             .sorted { preds[$0].confidence != preds[$1].confidence ? preds[$0].confidence > preds[$1].confidence : $0 < $1 }
             .prefix(12))
@@ -123,7 +123,7 @@ enum RunPage {
         }, numeric: [1, 2, 3, 4])
     }
 
-    static func provenance(_ r: RunRecord) -> String {
+    static func provenance(_ r: Run) -> String {
         let commit = r.gitCommit.map { $0 + (r.gitDirty == true ? " (uncommitted changes)" : "") }
         return "<h2>Provenance</h2>" + HTML.definitions([
             ("git commit", commit), ("host", r.host), ("pid", r.pid.map(String.init)), ("threads", r.threads.map(String.init)),

@@ -24,12 +24,12 @@ enum RunsPage {
 
     static func rows(_ runs: [RunRow], now: Date) -> [RunsRow] {
         runs.reversed().map { r in   // newest first: ids sort by time
-            RunsRow(id: r.id, status: r.status, cells: cells(r, now: now))
+            RunsRow(id: r.id, status: r.status.rawValue, cells: cells(r, now: now))
         }
     }
 
     static func cells(_ r: RunRow, now: Date) -> [Cell] {
-        let running = r.status == "running"
+        let running = r.status == .running
         let maxEpochs = SpecFacts.maxEpochs(r.specJSON)
         let age = running ? Time.parse(r.heartbeatAt).map { now.timeIntervalSince($0) } : nil
         let seconds = running ? Time.parse(r.startedAt).map { now.timeIntervalSince($0) } : r.trainSeconds
@@ -39,7 +39,7 @@ enum RunsPage {
             Cell(text: String(r.id.prefix(10)), href: "/runs/\(r.id)"),
             Cell(text: r.experiment),
             Cell(text: "\(r.seed)", sort: Double(r.seed)),
-            Cell(text: r.status),
+            Cell(text: r.status.rawValue),
             Cell(text: epochs, sort: Double(r.epochsRun),
                  progress: running ? maxEpochs.map { min(1, Double(r.epochsRun) / Double(max(1, $0))) } : nil),
             Cell(text: age.map { "\(Runner.duration($0)) ago" } ?? "-", sort: age),
@@ -52,7 +52,7 @@ enum RunsPage {
     }
 
     static func summary(_ runs: [RunRow]) -> String {
-        "\(runs.count) run\(runs.count == 1 ? "" : "s"), \(runs.filter { $0.status == "running" }.count) running."
+        "\(runs.count) run\(runs.count == 1 ? "" : "s"), \(runs.filter { $0.status == .running }.count) running."
     }
 
     /// A cell as HTML; lab.js builds the same markup from the JSON.

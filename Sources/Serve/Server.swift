@@ -71,7 +71,7 @@ public enum Serve {
         router.get("/runs/:id/accuracy.svg") { _, c in try figure(site, c, .accuracy) }
         router.get("/api/runs/:id/epochs") { _, c in
             let row = try site.run(c.parameters.get("id"))
-            return try Reply.json(EpochsJSON(status: row.status, epochs: try site.registry.epochs(run: row.id)))
+            return try Reply.json(EpochsJSON(status: row.status.rawValue, epochs: try site.registry.epochs(run: row.id)))
         }
         router.get("/runs/:id/images/:split/:index") { _, c in try image(site, c) }
         router.get("/runs/:id/gradcam/:index") { _, c in
@@ -80,14 +80,14 @@ public enum Serve {
             guard let index = c.parameters.get("index").flatMap({ Int($0) }), errors.contains(index),
                   let p = try site.registry.prediction(run: row.id, split: "val", index: index) else { throw NotFound("no such error") }
             let names = try errors.compactMap { try site.registry.prediction(run: row.id, split: "val", index: $0)?.image }
-            guard let jpeg = site.gradCAM(run: row.id, image: p.image, errors: names, completed: row.status == "completed") else {
+            guard let jpeg = site.gradCAM(run: row.id, image: p.image, errors: names, completed: row.status == .completed) else {
                 throw NotFound("\(p.image): the run's faces or checkpoint are not at hand")
             }
             return Reply.bytes(jpeg, type: "image/jpeg")
         }
         router.get("/runs/:id/checkpoint/best.safetensors") { _, c in
             let row = try site.run(c.parameters.get("id"))
-            guard let data = try site.registry.checkpointData(run: row.id, kind: "best") else { throw NotFound("run \(row.id) has no best checkpoint") }
+            guard let data = try site.registry.checkpointData(run: row.id, kind: .best) else { throw NotFound("run \(row.id) has no best checkpoint") }
             return Reply.bytes(data, type: "application/octet-stream",
                                extra: [.contentDisposition: "attachment; filename=\"\(row.id)-best.safetensors\""])
         }
@@ -158,4 +158,4 @@ public enum Serve {
 }
 
 struct RunsJSON: Encodable { var summary: String; var runs: [RunsRow] }
-struct EpochsJSON: Encodable { var status: String; var epochs: [EpochRecord] }
+struct EpochsJSON: Encodable { var status: String; var epochs: [Epoch] }

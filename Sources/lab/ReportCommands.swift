@@ -36,7 +36,7 @@ extension Lab {
                 let row = try RunRow.one(reg, t)
                 names.append(row.experiment)
             }
-            let rows = try Compare.rows(all, only: Array(NSOrderedSet(array: names)) as! [String], baseline: baseline)
+            let rows = try Compare.rows(all, only: names.uniqued(), baseline: baseline)
             print(csv ? Compare.csv(rows, split: split.rawValue) : Compare.text(rows, split: split.rawValue), terminator: csv ? "" : "\n")
         }
     }

@@ -99,7 +99,7 @@ final class ImbalanceTests: XCTestCase {
                                          ("la", #""logit_adjustment": 1"#, #""logit_adjustment":1"#)] {
             let s = try SpecLoader.load(ws.spec(name, extra: ", " + extra, epochs: 2))
             let run = try Runner(registry: reg, reporter: .silent).run(s, seed: 1, options: RunOptions(threads: 1))
-            XCTAssertEqual(try RunRow.one(reg, run).status, "completed", name)
+            XCTAssertEqual(try RunRow.one(reg, run).status, .completed, name)
             XCTAssertTrue(try RunRow.one(reg, run).specJSON.contains(recorded), name)
         }
         let s = try SpecLoader.load(ws.spec("sampled", extra: #", "sampling": "class_balanced""#, epochs: 3))

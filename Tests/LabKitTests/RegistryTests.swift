@@ -49,8 +49,8 @@ final class RegistryTests: XCTestCase {
         let b = Registry.newRunID(date: Date(timeIntervalSince1970: 1_700_000_001))
         XCTAssertEqual(a.count, 26); XCTAssertLessThan(a, b)
         let exp = try reg.experiment(name: "e", parent: nil, specJSON: "{}", description: nil)
-        let r1 = try reg.startRun(.init(experimentID: exp, seed: 1, fields: [:]))
-        let r2 = try reg.startRun(.init(experimentID: exp, seed: 2, fields: [:]))
+        let r1 = try reg.startRun(Run(experimentId: exp, seed: 1))
+        let r2 = try reg.startRun(Run(experimentId: exp, seed: 2))
         XCTAssertEqual(try reg.resolveRun(r1), r1)
         XCTAssertEqual(try reg.resolveRun(r2.lowercased()), r2)
         XCTAssertEqual(error { _ = try reg.resolveRun("ZZZZ") }, "no run ZZZZ in \(ws.db) (`lab runs` lists them)")
@@ -63,8 +63,10 @@ final class RegistryTests: XCTestCase {
         let ws = try Workspace(); defer { ws.remove() }
         let reg = try ws.registry()
         let exp = try reg.experiment(name: "e", parent: nil, specJSON: "{}", description: nil)
-        let run = try reg.startRun(.init(experimentID: exp, seed: 1, fields: ["host": "a", "pid": 1]))
-        try reg.updateRun(run, ["status": "interrupted"])
+        var started = Run(experimentId: exp, seed: 1)
+        started.host = "a"; started.pid = 1
+        let run = try reg.startRun(started)
+        try reg.endRun(run, .interrupted)
         let seen = try reg.read { try String.fetchOne($0, sql: "SELECT heartbeat_at FROM runs WHERE id = ?", arguments: [run])! }
         Thread.sleep(forTimeInterval: 0.002)   // timestamps are milliseconds
         XCTAssertTrue(try reg.claimRun(run, seenHeartbeat: seen, pid: 42, host: "b"))

@@ -37,7 +37,7 @@ final class RunnerTests: XCTestCase {
         }
         XCTAssertEqual(counts.0, nVal); XCTAssertEqual(counts.1, nTest); XCTAssertEqual(counts.2, nVal); XCTAssertEqual(counts.3, 2)
         // The stored checkpoint hashes to its recorded sha256 and loads.
-        let best = try XCTUnwrap(try reg.checkpoint(run: a, kind: "best"))
+        let best = try XCTUnwrap(try reg.checkpoint(run: a, kind: .best))
         let sha = try reg.read { try String.fetchOne($0, sql: "SELECT sha256 FROM checkpoints WHERE run_id = ? AND kind = 'best'", arguments: [a]) }
         XCTAssertEqual(best.sha256, sha)
     }
@@ -75,12 +75,12 @@ final class RunnerTests: XCTestCase {
         Interrupt.reset()
         XCTAssertEqual(c.n, 1)
         let row = try RunRow.one(reg, interrupted)
-        XCTAssertEqual(row.status, "interrupted")
+        XCTAssertEqual(row.status, .interrupted)
         XCTAssertEqual(row.epochsRun, 2)
-        XCTAssertNotNil(try reg.checkpoint(run: interrupted, kind: "last"))
+        XCTAssertNotNil(try reg.checkpoint(run: interrupted, kind: .last))
 
         try Runner(registry: reg, reporter: .silent).resume(String(interrupted.prefix(12)), options: RunOptions(threads: 1))
-        XCTAssertEqual(try RunRow.one(reg, interrupted).status, "completed")
+        XCTAssertEqual(try RunRow.one(reg, interrupted).status, .completed)
         XCTAssertEqual(try epochs(reg, interrupted), try epochs(reg, full), "resumed run ends as the uninterrupted one")
     }
 
@@ -123,21 +123,21 @@ final class RunnerTests: XCTestCase {
         let owner = try spawnSleep()
         defer { if owner.isRunning { owner.terminate() } }
         try reg.updateRun(run, ["status": "running", "pid": Int(owner.processIdentifier)])
-        XCTAssertEqual(try RunRow.one(reg, run).status, "running")
+        XCTAssertEqual(try RunRow.one(reg, run).status, .running)
         XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).resume(run, options: RunOptions(threads: 1))) {
             XCTAssertEqual("\($0)", "run \(run) is still running (pid \(owner.processIdentifier) on \(Provenance.host)); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
         }
         // Another host's run keeps the heartbeat rule even when the pid means nothing here.
         try reg.updateRun(run, ["host": "elsewhere"])
         kill(owner.processIdentifier, SIGKILL); owner.waitUntilExit()
-        XCTAssertEqual(try RunRow.one(reg, run).status, "running")
+        XCTAssertEqual(try RunRow.one(reg, run).status, .running)
         _ = try reg.write { try $0.execute(sql: "UPDATE runs SET heartbeat_at = '2000-01-01T00:00:00.000Z' WHERE id = ?", arguments: [run]) }
-        XCTAssertEqual(try RunRow.one(reg, run).status, "interrupted", "stale heartbeat")
+        XCTAssertEqual(try RunRow.one(reg, run).status, .interrupted, "stale heartbeat")
         try reg.updateRun(run, ["host": Provenance.host])   // a fresh heartbeat again
-        XCTAssertEqual(try RunRow.one(reg, run).status, "interrupted", "its pid is gone: no two-minute wait")
+        XCTAssertEqual(try RunRow.one(reg, run).status, .interrupted, "its pid is gone: no two-minute wait")
         XCTAssertEqual(try RunRow.one(reg, run).epochsRun, 1)
         try Runner(registry: reg, reporter: .silent).resume(run, options: RunOptions(threads: 1))
-        XCTAssertEqual(try RunRow.one(reg, run).status, "completed")
+        XCTAssertEqual(try RunRow.one(reg, run).status, .completed)
         XCTAssertEqual(try epochs(reg, run), reference)
     }
 
@@ -149,7 +149,7 @@ final class RunnerTests: XCTestCase {
         XCTAssertThrowsError(try Runner(registry: reg, reporter: .silent).run(spec, seed: 1, options: RunOptions(threads: 1))) {
             XCTAssertTrue("\($0)".hasPrefix("training diverged (loss "), "\($0)")
         }
-        XCTAssertEqual(try RunRow.all(reg).first?.status, "failed")
+        XCTAssertEqual(try RunRow.all(reg).first?.status, .failed)
     }
 
     func testRAFDBMissingSaysWhereItLookedAndHowToUseSynthetic() throws {
@@ -183,7 +183,7 @@ final class ExplainRunTests: XCTestCase {
         XCTAssertEqual(stages, 2 * (2 + 3))
         let energy = try reg.read { try Double.fetchAll($0, sql: "SELECT energy_in_mask FROM explanations WHERE run_id = ?", arguments: [run]) }
         XCTAssertTrue(energy.allSatisfy { $0 >= 0 && $0 <= 1 })
-        XCTAssertEqual(try RunRow.one(reg, run).status, "completed")
+        XCTAssertEqual(try RunRow.one(reg, run).status, .completed)
     }
 
     /// lab explain states the paired verdict against the centre prior, and

@@ -39,8 +39,8 @@ final class ReadOnlyTests: XCTestCase {
         let reader = try Registry(readOnly: db)
         XCTAssertThrowsError(try reader.experiment(name: "x", parent: nil, specJSON: "{}", description: nil))
         let exp = try writer.experiment(name: "x", parent: nil, specJSON: "{}", description: nil)
-        let id = try writer.startRun(.init(experimentID: exp, seed: 1, fields: [:]))
-        XCTAssertEqual(try reader.run(id)?.status, "running")
+        let id = try writer.startRun(Run(experimentId: exp, seed: 1))
+        XCTAssertEqual(try reader.run(id)?.status, .running)
     }
 
     // MARK: the command

@@ -70,7 +70,7 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(Array(face.body.prefix(2)), [0xFF, 0xD8], "a JPEG")
         let ckpt = try get("/runs/\(String(fx.base.prefix(12)))/checkpoint/best.safetensors")
         XCTAssertEqual(ckpt.status, 200)
-        XCTAssertEqual(ckpt.body, try fx.writer.checkpointData(run: fx.base, kind: "best"))
+        XCTAssertEqual(ckpt.body, try fx.writer.checkpointData(run: fx.base, kind: .best))
         XCTAssertTrue(ckpt.headers["content-disposition"]?.contains("\(fx.base)-best.safetensors") ?? false)
         let js = try get("/static/lab.js")
         XCTAssertEqual(js.status, 200)
@@ -173,7 +173,9 @@ extension ServeTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let writer = try Registry(path: dir.appendingPathComponent("runs.db").path)
         let exp = try writer.experiment(name: "<script>alert(1)</script>", parent: "\"><b>x", specJSON: #"{"train": {"max_epochs": 3}, "note": "</pre><script>alert(3)</script>"}"#, description: nil)
-        let id = try writer.startRun(.init(experimentID: exp, seed: 1, fields: ["host": "<img src=x onerror=alert(2)>", "error": "</p><i>"]))
+        var run = Run(experimentId: exp, seed: 1)
+        run.host = "<img src=x onerror=alert(2)>"; run.error = "</p><i>"
+        let id = try writer.startRun(run)
         let evil = try await LiveServer(Site(registry: try Registry(readOnly: writer.path)))
         defer { evil.stop() }
         for page in ["/", "/runs/\(id)", "/compare"] {
@@ -228,7 +230,9 @@ extension ServeTests {
         // Task 1 (base, seed 2) is training in its own shard, as a Slurm array task would.
         let shard = try Registry(path: store.shards(plan.id).appendingPathComponent("task-1.db").path)
         let exp = try shard.experiment(name: "base", parent: nil, specJSON: tasks[1].specJSON, description: nil)
-        let inShard = try shard.startRun(.init(experimentID: exp, seed: 2, fields: ["host": "node-17"]))
+        var run = Run(experimentId: exp, seed: 2)
+        run.host = "node-17"
+        let inShard = try shard.startRun(run)
         server.stop()
         server = try awaitServer(Site(registry: try Registry(readOnly: fx.db), sweeps: store))
         let page = try get("/sweeps")

@@ -44,7 +44,9 @@ final class Fixture: @unchecked Sendable {
     func startRunning() throws -> String {
         let spec = try SpecLoader.load(spec("wide", epochs: 5))
         let exp = try writer.experiment(name: "wide", parent: nil, specJSON: spec.resolvedJSON, description: nil)
-        let id = try writer.startRun(.init(experimentID: exp, seed: 3, fields: ["host": "gpu-box-7", "dataset_source": "synthetic"]))
+        var run = Run(experimentId: exp, seed: 3)
+        run.host = "gpu-box-7"; run.datasetSource = "synthetic"
+        let id = try writer.startRun(run)
         for _ in 0..<2 { try addEpoch(id) }
         return id
     }
@@ -54,10 +56,11 @@ final class Fixture: @unchecked Sendable {
         let id = id ?? running
         let n = try writer.epochs(run: id).count + 1
         let acc = 0.3 + 0.05 * Double(n)
-        try writer.recordEpoch(run: id, .init(epoch: n, trainLoss: 1.8 - 0.1 * Double(n), trainAccuracy: acc + 0.02, valLoss: 1.9 - 0.1 * Double(n),
+        try writer.recordEpoch(Epoch(runId: id, epoch: n, trainLoss: 1.8 - 0.1 * Double(n), trainAccuracy: acc + 0.02, valLoss: 1.9 - 0.1 * Double(n),
                                               valAccuracy: acc, valMacroF1: acc / 2, lr: 0.001, seconds: 3, imagesPerSecond: 40),
-                               runFields: ["epochs_run": n, "best_epoch": n, "best_val_accuracy": acc, "best_val_macro_f1": acc / 2],
-                               last: .init(kind: "last", epoch: n, isBest: true, data: [1, 2, 3]), best: nil)
+                               progress: EpochProgress(epochsRun: n, trainSeconds: 3 * Double(n),
+                                                       best: .init(epoch: n, valLoss: 1.9 - 0.1 * Double(n), valAccuracy: acc, valMacroF1: acc / 2)),
+                               last: Checkpoint(runId: id, kind: .last, epoch: n, isBest: true, data: [1, 2, 3]), best: nil)
     }
 
     func remove() { try? FileManager.default.removeItem(at: dir) }
