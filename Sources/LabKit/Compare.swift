@@ -72,58 +72,65 @@ public enum Compare {
             return pa != pb ? pa : a < b
         }
         return withHolm(ordered.map { name in
-            let runs = all[name]!
-            let accs = runs.map(\.accuracy)
-            let baseName = name == baseline ? nil : (baseline ?? runs.first!.parent)
-            var row = Row(experiment: name, baseline: nil, runs: runs.count, accMean: Statistics.mean(accs), accStd: Statistics.std(accs),
-                          delta: nil, ciLow: nil, ciHigh: nil, pValue: nil,
-                          macroF1: Statistics.mean(runs.map(\.macroF1)),
-                          recall: (0..<Emotion.count).map { k in
-                              let v = runs.compactMap { $0.recall[k] }
-                              return v.isEmpty ? nil : Statistics.mean(v)
-                          },
-                          params: runs.first!.params, bestEpoch: Statistics.mean(runs.map { Double($0.bestEpoch) }),
-                          trainSeconds: Statistics.mean(runs.map(\.trainSeconds)), changes: [], note: nil)
-            row.balancedAccuracy = Statistics.mean(runs.map(\.balancedAccuracy))
-            row.confusion = runs.map(\.confusion).reduce(into: [[Int]]()) { sum, c in
-                sum = sum.isEmpty ? c : zip(sum, c).map { zip($0, $1).map(+) }
-            }
+            var row = summary(name, all[name]!)
             if let n = leftOut[name] { row.note = "\(n) run\(n == 1 ? "" : "s") of an earlier spec with this name left out" }
+            let baseName = name == baseline ? nil : (baseline ?? all[name]!.first!.parent)
             guard let baseName, let base = all[baseName], baseName != name else { return row }
-            row.baseline = baseName
-            let a = (try? JSONValue(parsing: Data(base.first!.specJSON.utf8))) ?? .object([:])
-            let b = (try? JSONValue(parsing: Data(runs.first!.specJSON.utf8))) ?? .object([:])
-            row.changes = SpecDiff.describe(a, b)
-            row.delta = row.accMean - Statistics.mean(base.map(\.accuracy))
-            // Pairing needs the same images from the same data.
-            let fps = Set((runs + base).map(\.fingerprint))
-            let images = Set(runs.first!.correct.keys)
-            guard fps.count == 1, (runs + base).allSatisfy({ Set($0.correct.keys) == images }) else {
-                row.note = fps.count > 1 ? "not paired: trained on different data (fingerprints differ)" : "not paired: different evaluation images (split settings differ)"
-                return row
-            }
-            let imgs = images.sorted()
-            func share(_ rs: [RunData], _ img: String) -> Double { Double(rs.filter { $0.correct[img]! }.count) / Double(rs.count) }
-            let diffs = imgs.map { share(runs, $0) - share(base, $0) }
-            let ci = Statistics.bootstrapCI(diffs)
-            row.ciLow = ci.low; row.ciHigh = ci.high
-            // McNemar on seed-matched pairs (by order when seeds differ), discordant counts pooled.
-            var bCount = 0, cCount = 0
-            let pairs: [(RunData, RunData)] = {
-                let bySeed = Dictionary(base.map { ($0.seed, $0) }, uniquingKeysWith: { x, _ in x })
-                let matched = runs.compactMap { r in bySeed[r.seed].map { (r, $0) } }
-                return matched.isEmpty ? Array(zip(runs, base)) : matched
-            }()
-            for (e, bl) in pairs {
-                for img in imgs {
-                    let ec = e.correct[img]!, bc = bl.correct[img]!
-                    if bc && !ec { bCount += 1 }
-                    if !bc && ec { cCount += 1 }
-                }
-            }
-            row.pValue = Statistics.mcnemarExact(b: bCount, c: cCount)
+            paired(&row, all[name]!, against: base, named: baseName)
             return row
         })
+    }
+
+    /// An experiment's own numbers, averaged over its runs.
+    static func summary(_ name: String, _ runs: [RunData]) -> Row {
+        let accs = runs.map(\.accuracy)
+        var row = Row(experiment: name, baseline: nil, runs: runs.count, accMean: Statistics.mean(accs), accStd: Statistics.std(accs),
+                      delta: nil, ciLow: nil, ciHigh: nil, pValue: nil,
+                      macroF1: Statistics.mean(runs.map(\.macroF1)),
+                      recall: (0..<Emotion.count).map { k in
+                          let v = runs.compactMap { $0.recall[k] }
+                          return v.isEmpty ? nil : Statistics.mean(v)
+                      },
+                      params: runs.first!.params, bestEpoch: Statistics.mean(runs.map { Double($0.bestEpoch) }),
+                      trainSeconds: Statistics.mean(runs.map(\.trainSeconds)), changes: [], note: nil)
+        row.balancedAccuracy = Statistics.mean(runs.map(\.balancedAccuracy))
+        row.confusion = runs.map(\.confusion).reduce(into: [[Int]]()) { sum, c in
+            sum = sum.isEmpty ? c : zip(sum, c).map { zip($0, $1).map(+) }
+        }
+        return row
+    }
+
+    /// Δ accuracy against the baseline's runs, with a bootstrap interval over
+    /// images and McNemar on seed-matched pairs, when both saw the same images.
+    static func paired(_ row: inout Row, _ runs: [RunData], against base: [RunData], named baseName: String) {
+        row.baseline = baseName
+        let a = (try? JSONValue(parsing: Data(base.first!.specJSON.utf8))) ?? .object([:])
+        let b = (try? JSONValue(parsing: Data(runs.first!.specJSON.utf8))) ?? .object([:])
+        row.changes = SpecDiff.describe(a, b)
+        row.delta = row.accMean - Statistics.mean(base.map(\.accuracy))
+        // Pairing needs the same images from the same data.
+        let fps = Set((runs + base).map(\.fingerprint))
+        let images = Set(runs.first!.correct.keys)
+        guard fps.count == 1, (runs + base).allSatisfy({ Set($0.correct.keys) == images }) else {
+            row.note = fps.count > 1 ? "not paired: trained on different data (fingerprints differ)" : "not paired: different evaluation images (split settings differ)"
+            return
+        }
+        let imgs = images.sorted()
+        func share(_ rs: [RunData], _ img: String) -> Double { Double(rs.filter { $0.correct[img]! }.count) / Double(rs.count) }
+        let ci = Statistics.bootstrapCI(imgs.map { share(runs, $0) - share(base, $0) })
+        row.ciLow = ci.low; row.ciHigh = ci.high
+        // McNemar on seed-matched pairs (by order when seeds differ), discordant counts pooled.
+        var bCount = 0, cCount = 0
+        let bySeed = Dictionary(base.map { ($0.seed, $0) }, uniquingKeysWith: { x, _ in x })
+        let matched = runs.compactMap { r in bySeed[r.seed].map { (r, $0) } }
+        for (e, bl) in matched.isEmpty ? Array(zip(runs, base)) : matched {
+            for img in imgs {
+                let ec = e.correct[img]!, bc = bl.correct[img]!
+                if bc && !ec { bCount += 1 }
+                if !bc && ec { cCount += 1 }
+            }
+        }
+        row.pValue = Statistics.mcnemarExact(b: bCount, c: cCount)
     }
 
     /// One table is one family of tests: each ablation against its baseline,

@@ -58,15 +58,25 @@ public enum Report {
         try FileManager.default.createDirectory(at: figs, withIntermediateDirectories: true)
         let exps = try load(reg)
         var md = ["# lab report", "", "Registry: `\(reg.path)`. Validation split at each run's best epoch unless marked test.", ""]
-        guard !exps.isEmpty else {
+        if exps.isEmpty {
             md.append("No completed runs yet: `lab run experiments/quickstart.json`.")
-            try Data((md.joined(separator: "\n") + "\n").utf8).write(to: file)
-            return file
+        } else {
+            md += dataSection(exps)
+            md += try comparisonSections(reg)
+            let explanations = try reg.explanationAverages()
+            md += try explanationSection(reg, explanations)
+            for e in exps {
+                md += try experimentSection(reg, e, explained: explanations.contains { $0.experiment == e.name }, figures: figs)
+            }
         }
+        try Data((md.joined(separator: "\n") + "\n").utf8).write(to: file)
+        return file
+    }
 
-        // Dataset summary, per distinct data a run used.
-        md += ["## Data", "", "| source | fingerprint | labels | split | " + classes.joined(separator: " | ") + " | total |",
-               "|---|---|---|---|" + String(repeating: "---:|", count: classes.count + 1)]
+    /// Dataset summary, per distinct data a run used.
+    static func dataSection(_ exps: [ExperimentData]) -> [String] {
+        var md = ["## Data", "", "| source | fingerprint | labels | split | " + classes.joined(separator: " | ") + " | total |",
+                  "|---|---|---|---|" + String(repeating: "---:|", count: classes.count + 1)]
         var seen = Set<String>()
         for e in exps { for r in e.runs {
             let fp = r.datasetFingerprint ?? ""
@@ -80,8 +90,11 @@ public enum Report {
             }
         } }
         md.append("")
+        return md
+    }
 
-        // Comparisons.
+    static func comparisonSections(_ reg: Registry) throws -> [String] {
+        var md = [String]()
         for split in ["val", "test"] {
             let all = try Compare.load(reg, split: split)
             if all.isEmpty { continue }
@@ -98,56 +111,54 @@ public enum Report {
             if let note = Compare.holmFootnote(rows, marker: "\\*") { md += ["", note] }
             md.append("")
         }
+        return md
+    }
 
-        // Per experiment: curves, confusion, confused pairs, confident errors, calibration.
-        let explanations = try reg.explanationAverages()
-        if !explanations.isEmpty {
-            md += ["## Explanations", "", "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful). "
-                   + "Against the centre prior on the same faces: Wilcoxon signed-rank on energy, exact McNemar on pointing; \"beats\" and \"worse\" at p < 0.05.", "",
-                   "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC | energy vs centre prior | pointing vs centre prior |",
-                   "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
-            for e in explanations {
-                let verdict = try priorVerdict(reg, experiment: e.experiment, layer: e.layer, method: e.method)
-                md.append("| \(e.experiment) | \(e.layer) | \(e.method) | \(e.images) | \(f(e.energyInMask)) | \(f(e.maskArea)) | \(f(e.pointingHitRate)) | \(f(e.deletionAuc)) | \(f(e.insertionAuc)) | "
-                          + "\(verdict?.energyCell ?? "-") | \(verdict?.pointingCell ?? "-") |")
-            }
-            md.append("")
+    static func explanationSection(_ reg: Registry, _ explanations: [ExplanationAverage]) throws -> [String] {
+        guard !explanations.isEmpty else { return [] }
+        var md = ["## Explanations", "", "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful). "
+                  + "Against the centre prior on the same faces: Wilcoxon signed-rank on energy, exact McNemar on pointing; \"beats\" and \"worse\" at p < 0.05.", "",
+                  "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC | energy vs centre prior | pointing vs centre prior |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+        for e in explanations {
+            let verdict = try priorVerdict(reg, experiment: e.experiment, layer: e.layer, method: e.method)
+            md.append("| \(e.experiment) | \(e.layer) | \(e.method) | \(e.images) | \(f(e.energyInMask)) | \(f(e.maskArea)) | \(f(e.pointingHitRate)) | \(f(e.deletionAuc)) | \(f(e.insertionAuc)) | "
+                      + "\(verdict?.energyCell ?? "-") | \(verdict?.pointingCell ?? "-") |")
         }
-        for e in exps {
-            let s = slug(e.name)
-            md += ["## \(e.name)", ""]
-            md.append("\(e.runs.count) completed run\(e.runs.count == 1 ? "" : "s"); validation ECE \(f(e.ece)); test split evaluated \(e.testLooks) time\(e.testLooks == 1 ? "" : "s")\(e.testLooks > e.runs.count ? " (more than once per run: selection on test?)" : "").")
-            md.append("")
-            let curves = e.runs.map { r in
-                Figures.RunCurve(seed: r.seed, epochs: e.epochs[r.id] ?? [])
-            }
-            try Data(Figures.loss(title: "\(e.name): loss", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_loss.svg"))
-            try Data(Figures.accuracy(title: "\(e.name): accuracy", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
-            try Data(SVG.confusion(title: "\(e.name): validation confusion (counts)", classes: classes, counts: e.confusion, normalized: false).utf8)
-                .write(to: figs.appendingPathComponent("\(s)_confusion.svg"))
-            try Data(SVG.confusion(title: "\(e.name): validation confusion (row %)", classes: classes, counts: e.confusion, normalized: true).utf8)
-                .write(to: figs.appendingPathComponent("\(s)_confusion_normalized.svg"))
-            md += ["![loss](figures/\(s)_loss.svg) ![accuracy](figures/\(s)_accuracy.svg)", "",
-                   "![confusion](figures/\(s)_confusion.svg) ![confusion, row-normalized](figures/\(s)_confusion_normalized.svg)", ""]
-            let pairs = confusedPairs(e.confusion).prefix(5)
-            if !pairs.isEmpty {
-                md += ["Most confused (true → predicted, summed over runs): " + pairs.map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", "), ""]
-            }
-            if !e.errors.isEmpty {
-                let explained = explanations.contains { $0.experiment == e.name }
-                let overlays = explained ? errorOverlays(reg, Array(e.errors.prefix(8)), figures: figs, prefix: s) : [:]
-                md += ["Most confident errors\(overlays.isEmpty ? "" : " (Grad-CAM of the predicted class)"):", "",
-                       "| image | true | predicted | confidence | run |\(overlays.isEmpty ? "" : " Grad-CAM |")",
-                       "|---|---|---|---:|---|\(overlays.isEmpty ? "" : "---|")"]
-                for err in e.errors.prefix(8) {
-                    let ov = overlays[err.run + "/" + err.image].map { " ![\(err.image)](figures/\($0)) |" } ?? (overlays.isEmpty ? "" : " - |")
-                    md.append("| \(err.image) | \(err.truth) | \(err.predicted) | \(f(err.confidence)) | \(err.run.prefix(10)) |\(ov)")
-                }
-                md.append("")
-            }
+        md.append("")
+        return md
+    }
+
+    /// Per experiment: curves, confusion, confused pairs, confident errors, calibration.
+    static func experimentSection(_ reg: Registry, _ e: ExperimentData, explained: Bool, figures figs: URL) throws -> [String] {
+        let s = slug(e.name)
+        var md = ["## \(e.name)", ""]
+        md.append("\(e.runs.count) completed run\(e.runs.count == 1 ? "" : "s"); validation ECE \(f(e.ece)); test split evaluated \(e.testLooks) time\(e.testLooks == 1 ? "" : "s")\(e.testLooks > e.runs.count ? " (more than once per run: selection on test?)" : "").")
+        md.append("")
+        let curves = e.runs.map { r in Figures.RunCurve(seed: r.seed, epochs: e.epochs[r.id] ?? []) }
+        try Data(Figures.loss(title: "\(e.name): loss", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_loss.svg"))
+        try Data(Figures.accuracy(title: "\(e.name): accuracy", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
+        try Data(SVG.confusion(title: "\(e.name): validation confusion (counts)", classes: classes, counts: e.confusion, normalized: false).utf8)
+            .write(to: figs.appendingPathComponent("\(s)_confusion.svg"))
+        try Data(SVG.confusion(title: "\(e.name): validation confusion (row %)", classes: classes, counts: e.confusion, normalized: true).utf8)
+            .write(to: figs.appendingPathComponent("\(s)_confusion_normalized.svg"))
+        md += ["![loss](figures/\(s)_loss.svg) ![accuracy](figures/\(s)_accuracy.svg)", "",
+               "![confusion](figures/\(s)_confusion.svg) ![confusion, row-normalized](figures/\(s)_confusion_normalized.svg)", ""]
+        let pairs = confusedPairs(e.confusion).prefix(5)
+        if !pairs.isEmpty {
+            md += ["Most confused (true → predicted, summed over runs): " + pairs.map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", "), ""]
         }
-        try Data((md.joined(separator: "\n") + "\n").utf8).write(to: file)
-        return file
+        guard !e.errors.isEmpty else { return md }
+        let overlays = explained ? errorOverlays(reg, Array(e.errors.prefix(8)), figures: figs, prefix: s) : [:]
+        md += ["Most confident errors\(overlays.isEmpty ? "" : " (Grad-CAM of the predicted class)"):", "",
+               "| image | true | predicted | confidence | run |\(overlays.isEmpty ? "" : " Grad-CAM |")",
+               "|---|---|---|---:|---|\(overlays.isEmpty ? "" : "---|")"]
+        for err in e.errors.prefix(8) {
+            let ov = overlays[err.run + "/" + err.image].map { " ![\(err.image)](figures/\($0)) |" } ?? (overlays.isEmpty ? "" : " - |")
+            md.append("| \(err.image) | \(err.truth) | \(err.predicted) | \(f(err.confidence)) | \(err.run.prefix(10)) |\(ov)")
+        }
+        md.append("")
+        return md
     }
 
     /// A trained CAM method's paired verdict against the centre prior; nil for the chance maps and untrained models.

@@ -122,98 +122,15 @@ public final class Runner {
                state initial: TrainerState, options: RunOptions) throws -> String {
         var state = initial
         do {
-            let S = spec.dataset.imageSize, L = Emotion.count
             let imbalance = Imbalance(spec, trainClasses: data.train.map { data.set.classes[$0] })
-            let seed64 = UInt64(seed)
             var lastBeat = Date()
             while !state.stopped && state.epoch < spec.train.maxEpochs {
-                let epoch = state.epoch + 1
                 let t0 = Date()
-                let order = imbalance.epochOrder(data.train, classes: data.set.classes, seed: seed64, epoch: epoch)
-                var dropout = RNG(seed: RNG.mix(seed64, UInt64(epoch), 3))
-                let stream = BatchStream(set: data.set, order: order, batchSize: spec.train.batchSize,
-                                         augmentation: spec.augment.augmentation.isIdentity ? nil : spec.augment.augmentation,
-                                         labelMode: data.labelMode, normalization: data.normalization,
-                                         seed: RNG.mix(seed64, UInt64(epoch), 4))
-                var lossSum = 0.0, correct = 0, seen = 0, b = 0
-                while let batch = stream.next() {
-                    if Interrupt.requested { stream.release(batch); stream.cancel(); throw Interrupted(runID: runID) }
-                    let n = batch.count
-                    model.forward(batch.x, N: n, training: true, rng: &dropout)
-                    let faceWeights = imbalance.faceWeights(batch.indices.map { data.set.classes[$0] })
-                    let loss = imbalance.loss(model, targets: batch.targets, faceWeights: faceWeights, N: n)
-                    if !loss.isFinite {
-                        stream.release(batch); stream.cancel()
-                        throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(Float(spec.train.lr)))")
-                    }
-                    imbalance.backward(model, targets: batch.targets, faceWeights: faceWeights, N: n)
-                    adam.config.lr = spec.train.lrSchedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
-                    adam.update()
-                    for k in 0..<n {
-                        if argmax(model.probs.data + k * L, count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] { correct += 1 }
-                    }
-                    lossSum += Double(loss) * Double(n); seen += n; b += 1
-                    stream.release(batch)
-                    let elapsed = Date().timeIntervalSince(t0)
-                    let ips = Double(seen) / max(elapsed, 1e-9)
-                    let remaining = Double(order.count - seen) / ips + Double(spec.train.maxEpochs - epoch) * Double(order.count + data.validation.count / 3) / ips
-                    reporter.status(String(format: "%@ seed %d | epoch %d/%d batch %d/%d | %.0f img/s | loss %.4f acc %.3f | ETA %@",
-                                           spec.name, seed, epoch, spec.train.maxEpochs, b, stream.batchCount, ips,
-                                           lossSum / Double(seen), Double(correct) / Double(seen), Runner.duration(remaining)))
-                    if Date().timeIntervalSince(lastBeat) > 20 { try registry.heartbeat(runID); lastBeat = Date() }
-                }
-                let trainSeconds = Date().timeIntervalSince(t0)
-                let val = evaluate(model, data: data, indices: data.validation, batch: spec.train.batchSize, S: S)
-                let valMetrics = Metrics(probs: val, truth: data.validation.map { data.set.classes[$0] }, classes: L)
-                let raw = Runner.score(spec.train.earlyStopping.monitor, valMetrics)
-                let score = raw.isFinite ? raw : -.greatestFiniteMagnitude
-                let improved = score > state.bestScore + spec.train.earlyStopping.minDelta
-                state.epoch = epoch
-                state.trainSeconds += Date().timeIntervalSince(t0)
-                if improved { state.bestScore = score; state.bestEpoch = epoch; state.badEpochs = 0 } else { state.badEpochs += 1 }
-                if state.badEpochs >= spec.train.earlyStopping.patience { state.stopped = true }
-                let ckpt = model.checkpoint(metadata: checkpointMetadata(spec, data, runID: runID, epoch: epoch))
-                let stateJSON = String(data: try JSONEncoder().encode(state), encoding: .utf8)!
-                let progress = EpochProgress(epochsRun: epoch, trainSeconds: state.trainSeconds, best: improved ? .init(
-                    epoch: epoch, valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1) : nil)
-                try registry.recordEpoch(
-                    Epoch(runId: runID, epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
-                          valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1,
-                          lr: Double(adam.config.lr), seconds: Date().timeIntervalSince(t0), imagesPerSecond: Double(seen) / trainSeconds),
-                    progress: progress,
-                    last: Checkpoint(runId: runID, kind: .last, epoch: epoch, isBest: improved, data: ckpt, optimizer: adam.state(), stateJson: stateJSON),
-                    best: improved ? Checkpoint(runId: runID, kind: .best, epoch: epoch, isBest: true, data: ckpt) : nil)
-                reporter.log(String(format: "%@ seed %d epoch %3d  train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | %.0f img/s %@",
-                                    spec.name, seed, epoch, lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)),
-                                    valMetrics.nll, valMetrics.accuracy, valMetrics.macroF1, Double(seen) / trainSeconds,
-                                    improved ? "*" : (state.stopped ? "(early stop)" : "")))
+                let pass = try trainEpoch(runID: runID, spec: spec, seed: seed, epoch: state.epoch + 1, data: data, model: model,
+                                          adam: adam, imbalance: imbalance, started: t0, lastBeat: &lastBeat)
+                try endEpoch(runID: runID, spec: spec, seed: seed, pass, data: data, model: model, adam: adam, started: t0, state: &state)
             }
-            // The best epoch's weights decide every reported number.
-            guard let best = try registry.checkpoint(run: runID, kind: .best) else { throw RegistryError("run \(runID) has no best checkpoint") }
-            let (bestModel, _) = try Model.load(checkpoint: [UInt8](best.data), threads: options.threads)
-            let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.train.batchSize, S: S)
-            try record(runID: runID, split: "val", probs: val, indices: data.validation, data: data)
-            if spec.evaluate.test {
-                try testEvaluation(runID: runID, model: bestModel, checkpointSHA: best.sha256, data: data, batch: spec.train.batchSize, trigger: "spec")
-            }
-            if spec.explain.enabled {
-                var o = ExplainOptions()
-                o.images = spec.explain.images; o.layer = spec.explain.layer; o.split = spec.explain.split
-                o.threads = options.threads; o.data = options.data
-                // Beside the registry, as `lab explain` from the same folder would put them.
-                o.out = URL(fileURLWithPath: registry.path).deletingLastPathComponent()
-                    .appendingPathComponent("explain-\(runID.prefix(10))-\(spec.explain.split.rawValue)").path
-                // Training and evaluation are recorded; a failed explanation must not undo that.
-                do {
-                    let explained = try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter)
-                    reporter.log(explained.text)
-                    explanationFolders[runID] = explained.outDirectory
-                } catch {
-                    reporter.log("warning: explanations for run \(runID) failed: \(error); retry with lab explain \(runID)")
-                }
-            }
-            try registry.endRun(runID, .completed, trainSeconds: state.trainSeconds)
-            reporter.log("run \(runID) completed: best epoch \(state.bestEpoch) of \(state.epoch)")
+            try finish(runID: runID, spec: spec, data: data, state: state, options: options)
             return runID
         } catch let e as Interrupted {
             try? registry.endRun(runID, .interrupted, error: "interrupted by \(Interrupt.requestedBy) after epoch \(state.epoch)")
@@ -221,6 +138,116 @@ public final class Runner {
         } catch {
             try? registry.endRun(runID, .failed, error: "\(error)")
             throw error
+        }
+    }
+
+    /// One epoch's training pass: what it saw and how it did.
+    struct EpochPass {
+        var epoch: Int
+        var lossSum = 0.0, correct = 0, seen = 0
+        var trainSeconds = 0.0
+        var trainLoss: Double { lossSum / Double(max(seen, 1)) }
+        var trainAccuracy: Double { Double(correct) / Double(max(seen, 1)) }
+    }
+
+    func trainEpoch(runID: String, spec: ExperimentSpec, seed: Int, epoch: Int, data: PreparedData, model: Model, adam: Adam,
+                    imbalance: Imbalance, started t0: Date, lastBeat: inout Date) throws -> EpochPass {
+        let L = Emotion.count, seed64 = UInt64(seed)
+        let order = imbalance.epochOrder(data.train, classes: data.set.classes, seed: seed64, epoch: epoch)
+        var dropout = RNG(seed: RNG.mix(seed64, UInt64(epoch), 3))
+        let stream = BatchStream(set: data.set, order: order, batchSize: spec.train.batchSize,
+                                 augmentation: spec.augment.augmentation.isIdentity ? nil : spec.augment.augmentation,
+                                 labelMode: data.labelMode, normalization: data.normalization,
+                                 seed: RNG.mix(seed64, UInt64(epoch), 4))
+        var p = EpochPass(epoch: epoch), b = 0
+        while let batch = stream.next() {
+            if Interrupt.requested { stream.release(batch); stream.cancel(); throw Interrupted(runID: runID) }
+            let n = batch.count
+            model.forward(batch.x, N: n, training: true, rng: &dropout)
+            let faceWeights = imbalance.faceWeights(batch.indices.map { data.set.classes[$0] })
+            let loss = imbalance.loss(model, targets: batch.targets, faceWeights: faceWeights, N: n)
+            if !loss.isFinite {
+                stream.release(batch); stream.cancel()
+                throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(Float(spec.train.lr)))")
+            }
+            imbalance.backward(model, targets: batch.targets, faceWeights: faceWeights, N: n)
+            adam.config.lr = spec.train.lrSchedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
+            adam.update()
+            for k in 0..<n {
+                if argmax(model.probs.data + k * L, count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] { p.correct += 1 }
+            }
+            p.lossSum += Double(loss) * Double(n); p.seen += n; b += 1
+            stream.release(batch)
+            let ips = Double(p.seen) / max(Date().timeIntervalSince(t0), 1e-9)
+            let remaining = Double(order.count - p.seen) / ips + Double(spec.train.maxEpochs - epoch) * Double(order.count + data.validation.count / 3) / ips
+            reporter.status(String(format: "%@ seed %d | epoch %d/%d batch %d/%d | %.0f img/s | loss %.4f acc %.3f | ETA %@",
+                                   spec.name, seed, epoch, spec.train.maxEpochs, b, stream.batchCount, ips,
+                                   p.lossSum / Double(p.seen), Double(p.correct) / Double(p.seen), Runner.duration(remaining)))
+            if Date().timeIntervalSince(lastBeat) > 20 { try registry.heartbeat(runID); lastBeat = Date() }
+        }
+        p.trainSeconds = Date().timeIntervalSince(t0)
+        return p
+    }
+
+    /// Validation, early stopping, and the epoch's row and checkpoints in one transaction.
+    func endEpoch(runID: String, spec: ExperimentSpec, seed: Int, _ p: EpochPass, data: PreparedData, model: Model, adam: Adam,
+                  started t0: Date, state: inout TrainerState) throws {
+        let val = evaluate(model, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
+        let valMetrics = Metrics(probs: val, truth: data.validation.map { data.set.classes[$0] }, classes: Emotion.count)
+        let raw = Runner.score(spec.train.earlyStopping.monitor, valMetrics)
+        let score = raw.isFinite ? raw : -.greatestFiniteMagnitude
+        let improved = score > state.bestScore + spec.train.earlyStopping.minDelta
+        let epoch = p.epoch
+        state.epoch = epoch
+        state.trainSeconds += Date().timeIntervalSince(t0)
+        if improved { state.bestScore = score; state.bestEpoch = epoch; state.badEpochs = 0 } else { state.badEpochs += 1 }
+        if state.badEpochs >= spec.train.earlyStopping.patience { state.stopped = true }
+        let ckpt = model.checkpoint(metadata: checkpointMetadata(spec, data, runID: runID, epoch: epoch))
+        let stateJSON = String(data: try JSONEncoder().encode(state), encoding: .utf8)!
+        let progress = EpochProgress(epochsRun: epoch, trainSeconds: state.trainSeconds, best: improved ? .init(
+            epoch: epoch, valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1) : nil)
+        try registry.recordEpoch(
+            Epoch(runId: runID, epoch: epoch, trainLoss: p.trainLoss, trainAccuracy: p.trainAccuracy,
+                  valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1,
+                  lr: Double(adam.config.lr), seconds: Date().timeIntervalSince(t0), imagesPerSecond: Double(p.seen) / p.trainSeconds),
+            progress: progress,
+            last: Checkpoint(runId: runID, kind: .last, epoch: epoch, isBest: improved, data: ckpt, optimizer: adam.state(), stateJson: stateJSON),
+            best: improved ? Checkpoint(runId: runID, kind: .best, epoch: epoch, isBest: true, data: ckpt) : nil)
+        reporter.log(String(format: "%@ seed %d epoch %3d  train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | %.0f img/s %@",
+                            spec.name, seed, epoch, p.trainLoss, p.trainAccuracy,
+                            valMetrics.nll, valMetrics.accuracy, valMetrics.macroF1, Double(p.seen) / p.trainSeconds,
+                            improved ? "*" : (state.stopped ? "(early stop)" : "")))
+    }
+
+    /// The best epoch's weights decide every reported number: validation, the
+    /// spec's test look and explanations; then the run is completed.
+    func finish(runID: String, spec: ExperimentSpec, data: PreparedData, state: TrainerState, options: RunOptions) throws {
+        guard let best = try registry.checkpoint(run: runID, kind: .best) else { throw RegistryError("run \(runID) has no best checkpoint") }
+        let (bestModel, _) = try Model.load(checkpoint: [UInt8](best.data), threads: options.threads)
+        let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
+        try record(runID: runID, split: "val", probs: val, indices: data.validation, data: data)
+        if spec.evaluate.test {
+            try testEvaluation(runID: runID, model: bestModel, checkpointSHA: best.sha256, data: data, batch: spec.train.batchSize, trigger: "spec")
+        }
+        if spec.explain.enabled { explain(runID: runID, spec: spec, options: options) }
+        try registry.endRun(runID, .completed, trainSeconds: state.trainSeconds)
+        reporter.log("run \(runID) completed: best epoch \(state.bestEpoch) of \(state.epoch)")
+    }
+
+    /// Training and evaluation are recorded; a failed explanation must not undo that.
+    func explain(runID: String, spec: ExperimentSpec, options: RunOptions) {
+        var o = ExplainOptions()
+        o.images = spec.explain.images; o.layer = spec.explain.layer; o.split = spec.explain.split
+        o.threads = options.threads; o.data = options.data
+        // Beside the registry, as `lab explain` from the same folder would put them.
+        o.out = URL(fileURLWithPath: registry.path).deletingLastPathComponent()
+            .appendingPathComponent("explain-\(runID.prefix(10))-\(spec.explain.split.rawValue)").path
+        do {
+            let explained = try ExplainRunner.run(registry, run: runID, options: o, reporter: reporter)
+            reporter.log(explained.text)
+            explanationFolders[runID] = explained.outDirectory
+        } catch {
+            reporter.log("warning: explanations for run \(runID) failed: \(error); retry with lab explain \(runID)")
         }
     }
 
