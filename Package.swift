@@ -29,29 +29,31 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jpeg")]
         ),
         .target(name: "LabRandom", swiftSettings: numeric),
+        // The one user-facing error type (a line naming the culprit), under every layer that refuses input.
+        .target(name: "Failures"),
         .target(name: "Engine", dependencies: ["CBLAS", "LabRandom"], swiftSettings: numeric),
         .target(
             name: "Faces",
-            dependencies: ["CJPEG", "LabRandom", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CJPEG", "LabRandom", "Failures", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: numeric
         ),
         .target(
             name: "Registry",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Failures", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The built-in synthetic face set (procedural renderer and its RAF-DB-layout writer),
         // apart from Faces so that the real-data pipeline stays easy to read.
-        .target(name: "Synthetic", dependencies: ["Faces", "LabRandom"], swiftSettings: numeric),
-        .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom"], swiftSettings: numeric),
+        .target(name: "Synthetic", dependencies: ["Faces", "LabRandom", "Failures"], swiftSettings: numeric),
+        .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom", "Failures"], swiftSettings: numeric),
         .target(
             name: "LabKit",
-            dependencies: ["Engine", "Faces", "Synthetic", "Explain", "Registry", "LabRandom"],
+            dependencies: ["Engine", "Faces", "Synthetic", "Explain", "Registry", "LabRandom", "Failures"],
             resources: [.copy("Resources/analysis.ipynb")]
         ),
         .target(
             name: "Serve",
             dependencies: [
-                "LabKit", "Registry", "Faces",
+                "LabKit", "Registry", "Faces", "Failures",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -62,6 +64,7 @@ let package = Package(
                 "Serve",
                 "Engine",
                 "Synthetic",
+                "Failures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,4 +1,5 @@
 import Engine
+import Failures
 import LabRandom
 
 public enum CAMMethod: String, CaseIterable, Sendable {
@@ -18,7 +19,7 @@ public struct Explainer {
         self.model = model
         let name = layer ?? model.blocks.last!.last!.name
         guard model.unit(named: name) != nil else {
-            throw ExplainError("no convolution \(name) in this model; layers: \(model.units.map(\.name).joined(separator: ", "))")
+            throw Failure(.explain, "no convolution \(name) in this model; layers: \(model.units.map(\.name).joined(separator: ", "))")
         }
         self.layer = name
     }
@@ -58,7 +59,3 @@ public struct Explainer {
     }
 }
 
-public struct ExplainError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
-}

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 
 /// The decoded-set cache: a JSON header line and the raw pixel (and mask)
@@ -32,7 +33,7 @@ enum FaceCache {
         let tmp = url.appendingPathExtension("tmp-\(ProcessInfo.processInfo.processIdentifier)")
         do {
             try data.write(to: tmp)
-            guard rename(tmp.path, url.path) == 0 else { throw DataError("rename failed") }
+            guard rename(tmp.path, url.path) == 0 else { throw Failure(.data, "rename failed") }
         } catch {
             try? FileManager.default.removeItem(at: tmp)
         }

@@ -1,4 +1,5 @@
 import Crypto
+import Failures
 import Foundation
 import LabRandom
 
@@ -129,12 +130,12 @@ public enum FaceLoader {
                     let path = index.root.appendingPathComponent(rec.imagePath).path
                     do {
                         guard let data = fm.contents(atPath: path) else {
-                            throw DataError("\(path): listed in \(index.labelFile) but missing")
+                            throw Failure(.data, "\(path): listed in \(index.labelFile) but missing")
                         }
                         let bytes = [UInt8](data)
                         digests[i] = SHA256.hash(data: bytes).hex
                         let img: RGBImage
-                        do { img = try JPEG.decode(bytes) } catch { throw DataError("\(path): \(error)") }
+                        do { img = try JPEG.decode(bytes) } catch { throw Failure(.data, "\(path): \(error)") }
                         sizes[i] = "\(img.width)x\(img.height)"
                         let small = img.resized(width: S, height: S)
                         small.pixels.withUnsafeBufferPointer { src in
@@ -163,7 +164,7 @@ public enum FaceLoader {
         report.problems = problems.array.compactMap { $0 }
         if !report.problems.isEmpty && !collectProblems {
             let more = report.problems.count > 1 ? " (and \(report.problems.count - 1) more problems; `lab dataset inspect \(index.root.path)` lists them)" : ""
-            throw DataError(report.problems[0] + more)
+            throw Failure(.data, report.problems[0] + more)
         }
         // Soft labels: neutral dropped, renormalized over the six classes, in class order.
         var distributions: [[Float]]? = nil

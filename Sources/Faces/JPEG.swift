@@ -1,4 +1,5 @@
 import CJPEG
+import Failures
 import Foundation
 
 /// Packed 8-bit RGB, row-major.
@@ -13,10 +14,6 @@ public struct RGBImage: Equatable, Sendable {
     }
 }
 
-public struct JPEGError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-}
-
 /// libjpeg-turbo through the CJPEG shim (its error handling needs setjmp).
 public enum JPEG {
     public static func decode(_ data: [UInt8]) throws -> RGBImage {
@@ -27,7 +24,7 @@ public enum JPEG {
             lab_jpeg_decode(buf.baseAddress, buf.count, &rgb, &w, &h, &err, err.count)
         }
         guard rc == 0, let rgb else {
-            throw JPEGError(description: String(cString: err).lowercasedFirst)
+            throw Failure(.data, String(cString: err).lowercasedFirst)
         }
         defer { lab_jpeg_free(rgb) }
         return RGBImage(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: rgb, count: Int(w) * Int(h) * 3)))

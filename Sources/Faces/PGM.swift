@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 
 /// Binary PGM (P5), 8-bit: the synthetic set's region masks. Lossless and
@@ -17,7 +18,7 @@ public enum PGM {
         }
         i += 1
         guard fields.count == 4, fields[0] == "P5", let w = Int(fields[1]), let h = Int(fields[2]), fields[3] == "255",
-              data.count - i >= w * h else { throw DataError("not an 8-bit binary PGM") }
+              data.count - i >= w * h else { throw Failure(.data, "not an 8-bit binary PGM") }
         return (w, h, Array(data[i..<(i + w * h)]))
     }
 }

@@ -1,10 +1,5 @@
+import Failures
 import Foundation
-
-/// A data problem a user must fix: one line naming the file (and line).
-public struct DataError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
 
 public enum Split: String, Sendable, Codable, CaseIterable {
     case train, test
@@ -52,7 +47,7 @@ public enum RAFDB {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: root.path, isDirectory: &isDir), isDir.boolValue else {
-            throw DataError("dataset folder \(root.path) does not exist")
+            throw Failure(.data, "dataset folder \(root.path) does not exist")
         }
         if let name = labelFileNames.first(where: { fm.fileExists(atPath: root.appendingPathComponent("EmoLabel/\($0)").path) }) {
             return try officialIndex(root: root, labelFile: "EmoLabel/\(name)")
@@ -62,15 +57,15 @@ public enum RAFDB {
         }
         let basic = root.appendingPathComponent("basic")
         if fm.fileExists(atPath: basic.path) { return try index(root: basic) }
-        throw DataError(expectedLayout(root))
+        throw Failure(.data, expectedLayout(root))
     }
 
     static func readLines(_ root: URL, _ rel: String) throws -> [Substring] {
         guard let data = fm.contents(atPath: root.appendingPathComponent(rel).path) else {
-            throw DataError("\(root.appendingPathComponent(rel).path): cannot be read")
+            throw Failure(.data, "\(root.appendingPathComponent(rel).path): cannot be read")
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw DataError("\(root.appendingPathComponent(rel).path): not UTF-8 text")
+            throw Failure(.data, "\(root.appendingPathComponent(rel).path): not UTF-8 text")
         }
         // isNewline also matches "\r\n", which Swift treats as one Character.
         return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
@@ -81,15 +76,15 @@ public enum RAFDB {
     static func split(ofName name: String, file: String, line: Int) throws -> Split {
         if name.hasPrefix("train") { return .train }
         if name.hasPrefix("test") { return .test }
-        throw DataError("\(file):\(line): image \(name) is neither train_* nor test_*, so its official split is unknown")
+        throw Failure(.data, "\(file):\(line): image \(name) is neither train_* nor test_*, so its official split is unknown")
     }
 
     static func parseLabel(_ s: Substring, name: String, file: String, line: Int) throws -> Int {
         guard let code = Int(s) else {
-            throw DataError("\(file):\(line): label '\(s)' of \(name) is not a number (RAF-DB codes are 1..7)")
+            throw Failure(.data, "\(file):\(line): label '\(s)' of \(name) is not a number (RAF-DB codes are 1..7)")
         }
         guard (1...7).contains(code) else {
-            throw DataError("\(file):\(line): unknown label code \(code) for \(name) (RAF-DB codes are 1..7)")
+            throw Failure(.data, "\(file):\(line): unknown label code \(code) for \(name) (RAF-DB codes are 1..7)")
         }
         return code
     }
@@ -102,7 +97,7 @@ public enum RAFDB {
             if line.isEmpty { continue }
             let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard parts.count == 2 else {
-                throw DataError("\(path):\(i + 1): expected '<image> <label 1-7>', got '\(line)'")
+                throw Failure(.data, "\(path):\(i + 1): expected '<image> <label 1-7>', got '\(line)'")
             }
             let name = String(parts[0])
             let stem = (name as NSString).deletingPathExtension
@@ -111,7 +106,7 @@ public enum RAFDB {
                 rafLabel: try parseLabel(parts[1], name: name, file: path, line: i + 1),
                 imagePath: "Image/aligned/\(stem)_aligned.jpg"))
         }
-        if records.isEmpty { throw DataError("\(path): lists no images") }
+        if records.isEmpty { throw Failure(.data, "\(path): lists no images") }
         var index = FaceIndex(root: root, layout: .official, labelFile: labelFile, distributionFile: nil, records: records)
         try attachAnnotations(&index)
         return index
@@ -122,20 +117,20 @@ public enum RAFDB {
         for split in Split.allCases {
             let file = "\(split.rawValue)_labels.csv"
             let path = root.appendingPathComponent(file).path
-            guard fm.fileExists(atPath: path) else { throw DataError("\(path): missing (the folder layout needs train_labels.csv and test_labels.csv)") }
+            guard fm.fileExists(atPath: path) else { throw Failure(.data, "\(path): missing (the folder layout needs train_labels.csv and test_labels.csv)") }
             for (i, raw) in try readLines(root, file).enumerated() {
                 let line = raw.trimmingCharacters(in: .whitespaces)
                 if line.isEmpty || (i == 0 && line.lowercased().hasPrefix("image")) { continue }
                 let parts = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 2 else {
-                    throw DataError("\(path):\(i + 1): expected 'image,label', got '\(line)'")
+                    throw Failure(.data, "\(path):\(i + 1): expected 'image,label', got '\(line)'")
                 }
                 let code = try parseLabel(Substring(parts[1]), name: parts[0], file: path, line: i + 1)
                 records.append(FaceRecord(name: parts[0], split: split, rafLabel: code,
                                           imagePath: "DATASET/\(split.rawValue)/\(code)/\(parts[0])"))
             }
         }
-        if records.isEmpty { throw DataError("\(root.path): train_labels.csv and test_labels.csv list no images") }
+        if records.isEmpty { throw Failure(.data, "\(root.path): train_labels.csv and test_labels.csv list no images") }
         var index = FaceIndex(root: root, layout: .folders, labelFile: "train_labels.csv", distributionFile: nil, records: records)
         try attachAnnotations(&index)
         return index
@@ -156,7 +151,7 @@ public enum RAFDB {
                 let values = parts.dropFirst().compactMap { Float($0) }
                 guard parts.count == 8 || parts.count == 7, values.count == parts.count - 1,
                       values.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
-                    throw DataError("\(path):\(i + 1): expected an image name and 7 (or 6, without neutral) non-negative numbers, got '\(line)'")
+                    throw Failure(.data, "\(path):\(i + 1): expected an image name and 7 (or 6, without neutral) non-negative numbers, got '\(line)'")
                 }
                 // Six numbers are the six emotions in RAF order without neutral.
                 rows[String(parts[0])] = values.count == 7 ? values : values + [0]
@@ -183,10 +178,10 @@ public enum RAFDB {
     /// The first five landmark lines (x y): eye centres, nose tip, mouth corners.
     public static func landmarks(root: URL, path rel: String) throws -> [SIMD2<Float>] {
         let lines = try readLines(root, rel).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        guard lines.count >= 5 else { throw DataError("\(root.appendingPathComponent(rel).path): needs 5 landmark lines, has \(lines.count)") }
+        guard lines.count >= 5 else { throw Failure(.data, "\(root.appendingPathComponent(rel).path): needs 5 landmark lines, has \(lines.count)") }
         return try lines.prefix(5).enumerated().map { i, l in
             let v = l.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Float($0) }
-            guard v.count >= 2 else { throw DataError("\(root.appendingPathComponent(rel).path):\(i + 1): expected 'x y', got '\(l)'") }
+            guard v.count >= 2 else { throw Failure(.data, "\(root.appendingPathComponent(rel).path):\(i + 1): expected 'x y', got '\(l)'") }
             return SIMD2(v[0], v[1])
         }
     }

@@ -1,4 +1,5 @@
 import Faces
+import Failures
 import Foundation
 import Registry
 
@@ -64,8 +65,8 @@ public enum Compare {
             if current.count < runs.count { leftOut[name] = runs.count - current.count; all[name] = current }
         }
         let wanted = only.isEmpty ? all.keys.sorted() : only
-        for w in wanted where all[w] == nil { throw RegistryError("no completed runs of experiment \(w) with predictions on this split") }
-        if let baseline, all[baseline] == nil { throw RegistryError("baseline \(baseline) has no completed runs with predictions on this split") }
+        for w in wanted where all[w] == nil { throw Failure(.registry, "no completed runs of experiment \(w) with predictions on this split") }
+        if let baseline, all[baseline] == nil { throw Failure(.registry, "baseline \(baseline) has no completed runs with predictions on this split") }
         // Baselines first, then their ablations.
         let ordered = wanted.sorted { a, b in
             let pa = all[a]!.first!.parent == nil || a == baseline, pb = all[b]!.first!.parent == nil || b == baseline

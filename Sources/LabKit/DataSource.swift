@@ -1,4 +1,5 @@
 import Faces
+import Failures
 import Synthetic
 import Foundation
 
@@ -53,7 +54,7 @@ public enum DataSource {
                 if data != nil { _ = try RAFDB.index(root: url) }   // --data given: its own error is the clearest
             }
             guard let f = found else {
-                throw DataError("RAF-DB not found (looked in \(tried.joined(separator: ", "))). Expected EmoLabel/list_patition_label.txt and Image/aligned/*_aligned.jpg under the folder given by --data, dataset.root or $LAB_RAFDB (README: RAF-DB). To run this spec on the built-in synthetic faces instead: lab run \(spec.file) --dataset synthetic")
+                throw Failure(.data, "RAF-DB not found (looked in \(tried.joined(separator: ", "))). Expected EmoLabel/list_patition_label.txt and Image/aligned/*_aligned.jpg under the folder given by --data, dataset.root or $LAB_RAFDB (README: RAF-DB). To run this spec on the built-in synthetic faces instead: lab run \(spec.file) --dataset synthetic")
             }
             root = f
         }
@@ -62,7 +63,7 @@ public enum DataSource {
                                                 threads: threads, progress: status)
         let split = set.split(validationFraction: spec.dataset.validationFraction, seed: UInt64(spec.dataset.splitSeed))
         guard !split.train.isEmpty, !split.validation.isEmpty else {
-            throw DataError("\(root.path): too few training images for a validation split (\(set.counts(.train).reduce(0, +)))")
+            throw Failure(.data, "\(root.path): too few training images for a validation split (\(set.counts(.train).reduce(0, +)))")
         }
         let labelMode = set.effectiveLabelMode(spec.dataset.labelMode)
         if case .soft = spec.dataset.labelMode, case .hard = labelMode {

@@ -1,4 +1,5 @@
 import Faces
+import Failures
 import Foundation
 
 /// `lab dataset inspect`: what is in a dataset folder, and what is wrong with it.
@@ -39,7 +40,7 @@ public enum DatasetInspection {
         let picks = Array((0..<set.count).filter { set.splits[$0] == .train }.prefix(8))
         let sheet = ContactSheet.augmented(set, indices: picks, perRow: 7, augmentation: AugmentSpec().augmentation, seed: 1)
         do { try Data(JPEG.encode(sheet, quality: 92)).write(to: file) } catch {
-            throw DataError("cannot write \(file.path): \(error.localizedDescription)")
+            throw Failure(.data, "cannot write \(file.path): \(error.localizedDescription)")
         }
     }
 }

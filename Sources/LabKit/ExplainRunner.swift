@@ -1,6 +1,7 @@
 import Engine
 import Explain
 import Faces
+import Failures
 import Foundation
 import LabRandom
 import Registry
@@ -29,7 +30,7 @@ public enum ExplainRunner {
 
     public static func run(_ reg: Registry, run prefix: String, options o: ExplainOptions, reporter: Reporter) throws -> Report {
         let row = try RunRow.one(reg, prefix)
-        guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw RegistryError("run \(row.id) has no checkpoint yet") }
+        guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw Failure(.registry, "run \(row.id) has no checkpoint yet") }
         let (model, meta) = try Model.load(checkpoint: [UInt8](best.data), threads: o.threads)
         let explainer = try Explainer(model: model, layer: o.layer)
         let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
@@ -67,8 +68,8 @@ public enum ExplainRunner {
         if !o.imagePaths.isEmpty {
             var imgs = [RGBImage]()
             for p in o.imagePaths {
-                guard let d = FileManager.default.contents(atPath: p) else { throw DataError("\(p): no such image") }
-                do { imgs.append(try JPEG.decode([UInt8](d))) } catch { throw DataError("\(p): \(error)") }
+                guard let d = FileManager.default.contents(atPath: p) else { throw Failure(.data, "\(p): no such image") }
+                do { imgs.append(try JPEG.decode([UInt8](d))) } catch { throw Failure(.data, "\(p): \(error)") }
             }
             set = FaceSet.inMemory(imgs, classes: imgs.map { _ in 0 }, imageSize: S, names: o.imagePaths.map { ($0 as NSString).lastPathComponent })
             indices = Array(0..<imgs.count); trueClasses = imgs.map { _ in nil }; split = "files"
@@ -95,7 +96,7 @@ public enum ExplainRunner {
         case "true": return truth
         default:
             guard let e = Emotion(name: choice) else {
-                throw ExplainError("--class must be predicted, true or one of \(Emotion.allCases.map(\.name).joined(separator: ", "))")
+                throw Failure(.explain, "--class must be predicted, true or one of \(Emotion.allCases.map(\.name).joined(separator: ", "))")
             }
             return e.rawValue
         }

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import Registry
 
@@ -50,7 +51,7 @@ public enum Export {
     /// The notebook is a template file (Resources/analysis.ipynb): edit it in Jupyter, not here.
     static func notebook() throws -> Data {
         guard let url = Bundle.module.url(forResource: "analysis", withExtension: "ipynb") else {
-            throw RegistryError("lab's notebook template (analysis.ipynb) is missing from its resources; rebuild lab")
+            throw Failure(.registry, "lab's notebook template (analysis.ipynb) is missing from its resources; rebuild lab")
         }
         return try Data(contentsOf: url)
     }

@@ -1,4 +1,5 @@
 import Faces
+import Failures
 import Foundation
 import Registry
 
@@ -50,7 +51,7 @@ public struct RunRow: Sendable {
     }
 
     static func fetch(_ registry: Registry, _ id: String) throws -> RunRow {
-        guard let listing = try registry.runListings(id: id).first else { throw RegistryError("no run \(id)") }
+        guard let listing = try registry.runListings(id: id).first else { throw Failure(.registry, "no run \(id)") }
         var r = RunRow(listing)
         r.valRecall = try validationRecall(registry.classMetrics(run: id, split: "val"))[id] ?? []
         return r
@@ -105,7 +106,7 @@ extension RunRow {
         let prepared = try DataSource.prepare(spec: spec, source: datasetSource.flatMap(DatasetSpec.Source.init(rawValue:)), data: datasetSource == "rafdb" ? (data ?? datasetRoot) : nil,
                                               threads: threads, log: reporter.log, status: reporter.status)
         if prepared.set.fingerprint != fingerprint {
-            throw RegistryError("run \(id) was trained on data with fingerprint \(fingerprint.prefix(12)), but \(prepared.set.root.path) has \(prepared.set.fingerprint.prefix(12))")
+            throw Failure(.registry, "run \(id) was trained on data with fingerprint \(fingerprint.prefix(12)), but \(prepared.set.root.path) has \(prepared.set.fingerprint.prefix(12))")
         }
         return prepared
     }

@@ -1,5 +1,6 @@
 import Engine
 import Faces
+import Failures
 import Foundation
 import Registry
 
@@ -47,7 +48,7 @@ public enum RunDetail {
     public static func render(_ reg: Registry, _ prefix: String) throws -> String {
         let r = try RunRow.one(reg, prefix)
         var out = [String]()
-        guard let run = try reg.run(r.id) else { throw RegistryError("no run \(r.id)") }
+        guard let run = try reg.run(r.id) else { throw Failure(.registry, "no run \(r.id)") }
         out.append("run \(r.id)  \(r.experiment)\(r.parent.map { " (extends \($0))" } ?? "")  seed \(r.seed)  \(r.status)")
         if let e = r.error { out.append("note: \(e)") }
         for (k, v) in provenance(run) { out.append("  " + k.padding(toLength: 20, withPad: " ", startingAt: 0) + (v ?? "-")) }
@@ -109,21 +110,21 @@ public enum TestCommand {
         let byName = all.filter { $0.experiment == target && $0.status == .completed }
         if !byName.isEmpty { return byName }
         if all.contains(where: { $0.experiment == target }) {
-            throw RegistryError("experiment \(target) has no completed run to evaluate")
+            throw Failure(.registry, "experiment \(target) has no completed run to evaluate")
         }
         let r: RunRow
-        do { r = try RunRow.one(reg, target) } catch let e as RegistryError where !e.description.contains("ambiguous") {
+        do { r = try RunRow.one(reg, target) } catch let e as Failure where e.kind == .registry && !e.description.contains("ambiguous") {
             let known = Set(all.map(\.experiment)).sorted()
-            throw RegistryError("no experiment or run \(target) in \(reg.path)\(known.isEmpty ? "" : " (experiments: \(known.joined(separator: ", ")))")")
+            throw Failure(.registry, "no experiment or run \(target) in \(reg.path)\(known.isEmpty ? "" : " (experiments: \(known.joined(separator: ", ")))")")
         }
-        guard r.status == .completed else { throw RegistryError("run \(r.id) is \(r.status); only completed runs are evaluated on test") }
+        guard r.status == .completed else { throw Failure(.registry, "run \(r.id) is \(r.status); only completed runs are evaluated on test") }
         return [r]
     }
 
     public static func evaluate(_ reg: Registry, _ row: RunRow, data: String?, threads: Int) throws {
         let spec = try row.resolvedSpec()
         let prepared = try row.prepareData(spec: spec, data: data, threads: threads, reporter: .silent)
-        guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw RegistryError("run \(row.id) has no best checkpoint") }
+        guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw Failure(.registry, "run \(row.id) has no best checkpoint") }
         let (model, _) = try Engine.Model.load(checkpoint: [UInt8](best.data), threads: threads)
         let runner = Runner(registry: reg, reporter: Reporter(status: { _ in }, log: { FileHandle.standardError.write(Data(("\($0)\n").utf8)) }))
         try runner.testEvaluation(runID: row.id, model: model, checkpointSHA: best.sha256, data: prepared, batch: spec.train.batchSize, trigger: "lab test")

@@ -1,5 +1,6 @@
 import Engine
 import Faces
+import Failures
 import Foundation
 import LabRandom
 import Registry
@@ -72,10 +73,10 @@ public final class Runner {
     public func resume(_ runPrefix: String, options: RunOptions) throws -> String {
         let runID = try registry.resolveRun(runPrefix)
         let row = try RunRow.fetch(registry, runID)
-        if row.status == .completed { throw RegistryError("run \(runID) already completed") }
+        if row.status == .completed { throw Failure(.registry, "run \(runID) already completed") }
         // `running` here means a fresh heartbeat and, on this host, a live pid (RunRow reads the rest as interrupted).
         if row.status == .running {
-            throw RegistryError("run \(runID) is still running (pid \(row.pid.map(String.init) ?? "?") on \(row.host ?? "?")); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
+            throw Failure(.registry, "run \(runID) is still running (pid \(row.pid.map(String.init) ?? "?") on \(row.host ?? "?")); stop it first (Ctrl-C marks it interrupted), or wait two minutes after a crash")
         }
         let spec = try row.resolvedSpec()
         let threads = row.threads ?? options.threads
@@ -106,7 +107,7 @@ public final class Runner {
     func claim(_ row: RunRow) throws {
         let pid = Int(ProcessInfo.processInfo.processIdentifier)
         guard try registry.claimRun(row.id, seenHeartbeat: row.heartbeatAt, pid: pid, host: Provenance.host) else {
-            throw RegistryError("run \(row.id) was taken over by another process meanwhile (see lab show \(row.id))")
+            throw Failure(.registry, "run \(row.id) was taken over by another process meanwhile (see lab show \(row.id))")
         }
     }
 
@@ -168,7 +169,7 @@ public final class Runner {
             let loss = imbalance.loss(model, targets: batch.targets, faceWeights: faceWeights, N: n)
             if !loss.isFinite {
                 stream.release(batch); stream.cancel()
-                throw DataError("training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(Float(spec.train.lr)))")
+                throw Failure(.data, "training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); lower train.lr (now \(Float(spec.train.lr)))")
             }
             imbalance.backward(model, targets: batch.targets, faceWeights: faceWeights, N: n)
             adam.config.lr = spec.train.lrSchedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
@@ -222,7 +223,7 @@ public final class Runner {
     /// The best epoch's weights decide every reported number: validation, the
     /// spec's test look and explanations; then the run is completed.
     func finish(runID: String, spec: ExperimentSpec, data: PreparedData, state: TrainerState, options: RunOptions) throws {
-        guard let best = try registry.checkpoint(run: runID, kind: .best) else { throw RegistryError("run \(runID) has no best checkpoint") }
+        guard let best = try registry.checkpoint(run: runID, kind: .best) else { throw Failure(.registry, "run \(runID) has no best checkpoint") }
         let (bestModel, _) = try Model.load(checkpoint: [UInt8](best.data), threads: options.threads)
         let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
         try record(runID: runID, split: "val", probs: val, indices: data.validation, data: data)

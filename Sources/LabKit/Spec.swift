@@ -2,12 +2,6 @@ import Engine
 import Faces
 import Foundation
 
-/// A spec problem: one line naming the file and the key path.
-public struct SpecError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
-
 /// A closed set of spellings a spec key accepts.
 public protocol SpecChoice: RawRepresentable<String>, CaseIterable, Codable, Sendable, Hashable {}
 

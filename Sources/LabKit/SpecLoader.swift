@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 
 /// Reads specs: `extends` chains merged as JSON, every file checked against
@@ -38,7 +39,7 @@ public enum SpecLoader {
     static func loadMerged(_ url: URL, chain: inout [String]) throws -> JSONValue {
         let path = url.standardizedFileURL.path
         if chain.contains(path) {
-            throw SpecError("\(chain.last!): extends cycle: \((chain + [path]).map { ($0 as NSString).lastPathComponent }.joined(separator: " -> "))")
+            throw Failure(.spec, "\(chain.last!): extends cycle: \((chain + [path]).map { ($0 as NSString).lastPathComponent }.joined(separator: " -> "))")
         }
         var merged = try read(path, from: chain.last)
         chain.append(path)
@@ -58,14 +59,14 @@ public enum SpecLoader {
     /// One spec file, parsed and checked against the schema.
     static func read(_ path: String, from child: String?) throws -> JSONValue {
         guard let data = FileManager.default.contents(atPath: path) else {
-            if let child { throw SpecError("\(child): extends \(path), which does not exist") }
-            throw SpecError("\(path): no such spec file")
+            if let child { throw Failure(.spec, "\(child): extends \(path), which does not exist") }
+            throw Failure(.spec, "\(path): no such spec file")
         }
         let value: JSONValue
         do { value = try JSONValue(parsing: data) } catch {
-            throw SpecError("\(path): malformed JSON\(detail(error))")
+            throw Failure(.spec, "\(path): malformed JSON\(detail(error))")
         }
-        guard let dict = value.object else { throw SpecError("\(path): a spec is a JSON object { ... }") }
+        guard let dict = value.object else { throw Failure(.spec, "\(path): a spec is a JSON object { ... }") }
         try SpecSchema.check(dict, against: SpecSchema.root, path: "", file: path)
         return value
     }
@@ -87,7 +88,7 @@ public enum SpecLoader {
         if full["train"]?["class_weights"] == .string("balanced") { full["train"]?["class_weights"] = .string("balanced_per_face") }
         var spec: ExperimentSpec
         do { spec = try full.decode(ExperimentSpec.self) } catch let e as DecodingError {
-            throw SpecError("\(file): \(decodingPath(e)): \(e)")
+            throw Failure(.spec, "\(file): \(decodingPath(e)): \(e)")
         }
         try crossCheck(spec, file: file)
         spec.file = file
@@ -106,16 +107,16 @@ public enum SpecLoader {
     /// Checks that involve more than one key.
     static func crossCheck(_ spec: ExperimentSpec, file: String) throws {
         if let p = spec.model.config.problems(imageSize: spec.dataset.imageSize).first {
-            throw SpecError("\(file): model.\(p)")
+            throw Failure(.spec, "\(file): model.\(p)")
         }
         if let layer = spec.explain.layer, !spec.model.convolutionNames.contains(layer) {
-            throw SpecError("\(file): explain.layer: no convolution \(layer) in this model; layers: \(spec.model.convolutionNames.joined(separator: ", "))")
+            throw Failure(.spec, "\(file): explain.layer: no convolution \(layer) in this model; layers: \(spec.model.convolutionNames.joined(separator: ", "))")
         }
         if spec.train.warmupEpochs >= spec.train.maxEpochs {
-            throw SpecError("\(file): train.warmup_epochs: must be less than train.max_epochs (\(spec.train.maxEpochs))")
+            throw Failure(.spec, "\(file): train.warmup_epochs: must be less than train.max_epochs (\(spec.train.maxEpochs))")
         }
         if spec.dataset.labels == .soft && spec.dataset.labelSmoothing > 0 {
-            throw SpecError("\(file): dataset.label_smoothing: applies to hard labels only; set dataset.labels to \"hard\"")
+            throw Failure(.spec, "\(file): dataset.label_smoothing: applies to hard labels only; set dataset.labels to \"hard\"")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 
 /// One `--set KEY=VALUE`: a dotted key path into the spec and a JSON value.
@@ -36,12 +37,12 @@ extension SpecLoader {
         for o in overrides {
             // `extends` is already merged and `parent` is derived from it: neither is a setting.
             if ["extends", "parent"].contains(o.keyPath[0]) {
-                throw SpecError("--set \(o.key): cannot be set; --set applies after extends is merged")
+                throw Failure(.spec, "--set \(o.key): cannot be set; --set applies after extends is merged")
             }
             let sparse = JSONValue.nested(o.keyPath, o.value)
-            do { try SpecSchema.check(sparse.object ?? [:], against: SpecSchema.root, path: "", file: "--set") } catch let e as SpecError {
+            do { try SpecSchema.check(sparse.object ?? [:], against: SpecSchema.root, path: "", file: "--set") } catch let e as Failure where e.kind == .spec {
                 // check() writes "<file>: <key>: ..."; here the key already names the culprit.
-                throw SpecError(e.description.hasPrefix("--set: ") ? "--set " + e.description.dropFirst("--set: ".count) : e.description)
+                throw Failure(.spec, e.description.hasPrefix("--set: ") ? "--set " + e.description.dropFirst("--set: ".count) : e.description)
             }
             out = out.merging(sparse)
         }
@@ -54,10 +55,10 @@ extension SpecLoader {
         let merged = try applying(overrides, to: loadMerged(URL(fileURLWithPath: path), chain: &chain))
         do {
             return try resolve(merged, file: path)
-        } catch let e as SpecError where !overrides.isEmpty && e.description.hasPrefix(path + ": ") {
+        } catch let e as Failure where e.kind == .spec && !overrides.isEmpty && e.description.hasPrefix(path + ": ") {
             // Checks across keys (widths against convs_per_block) judge the file and the overrides together: name both.
             let culprit = ([path] + overrides.map { "--set \($0.text)" }).joined(separator: " ")
-            throw SpecError(culprit + e.description.dropFirst(path.count))
+            throw Failure(.spec, culprit + e.description.dropFirst(path.count))
         }
     }
 }

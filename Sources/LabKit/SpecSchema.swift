@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 
 /// What each spec key accepts: the checks Codable cannot state (unknown keys
@@ -77,14 +78,14 @@ enum SpecSchema {
             guard let kind = schema[key] else {
                 let hint = nearest(key, in: Array(schema.keys)).map { " (did you mean \(path.isEmpty ? $0 : "\(path).\($0)")?)" } ?? ""
                 let valid = schema.keys.sorted().joined(separator: ", ")
-                throw SpecError("\(file): \(keyPath): unknown key\(hint); valid here: \(valid.isEmpty ? "none" : valid)")
+                throw Failure(.spec, "\(file): \(keyPath): unknown key\(hint); valid here: \(valid.isEmpty ? "none" : valid)")
             }
             try checkValue(dict[key]!, kind, keyPath: keyPath, file: file)
         }
     }
 
     static func checkValue(_ v: JSONValue, _ kind: Kind, keyPath: String, file: String) throws {
-        func fail(_ expected: String) -> SpecError { SpecError("\(file): \(keyPath): expected \(expected), got \(v.shortDescription)") }
+        func fail(_ expected: String) -> Failure { Failure(.spec, "\(file): \(keyPath): expected \(expected), got \(v.shortDescription)") }
         switch (kind, v) {
         case (.string(let allowed), .string(let s)):
             if let allowed, !allowed.contains(s) { throw fail("one of \(allowed.joined(separator: ", "))") }

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import Registry
 
@@ -109,17 +110,17 @@ public enum SweepPlanner {
         guard !combo.isEmpty else { return try SpecLoader.load(file, overrides: overrides) }
         var chain = [String]()
         var merged = try SpecLoader.applying(overrides, to: SpecLoader.loadMerged(URL(fileURLWithPath: file), chain: &chain))
-        do { merged = try SpecLoader.applying(combo, to: merged) } catch let e as SpecError where e.description.hasPrefix("--set ") {
-            throw SpecError("--grid " + e.description.dropFirst("--set ".count))
+        do { merged = try SpecLoader.applying(combo, to: merged) } catch let e as Failure where e.kind == .spec && e.description.hasPrefix("--set ") {
+            throw Failure(.spec, "--grid " + e.description.dropFirst("--set ".count))
         }
         let base = merged["name"]?.string ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         merged["parent"] = .string(base)
         merged["name"] = .string(base + "[" + combo.map(\.text).joined(separator: ",") + "]")
         do {
             return try SpecLoader.resolve(merged, file: file)
-        } catch let e as SpecError where e.description.hasPrefix(file + ": ") {
+        } catch let e as Failure where e.kind == .spec && e.description.hasPrefix(file + ": ") {
             let culprit = ([file] + overrides.map { "--set \($0.text)" } + combo.map { "--grid \($0.text)" }).joined(separator: " ")
-            throw SpecError(culprit + e.description.dropFirst(file.count))
+            throw Failure(.spec, culprit + e.description.dropFirst(file.count))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import GRDB
 
@@ -57,7 +58,7 @@ extension Registry {
     /// A consistent copy of `source` (its WAL included) in a temp file;
     /// a newer schema is refused before anything is copied.
     static func snapshot(_ source: String) throws -> String {
-        guard FileManager.default.fileExists(atPath: source) else { throw RegistryError("\(source): no such registry") }
+        guard FileManager.default.fileExists(atPath: source) else { throw Failure(.registry, "\(source): no such registry") }
         try checkIsSQLite(source)
         var config = Configuration()
         config.readonly = true
@@ -67,7 +68,7 @@ extension Registry {
             let q = try DatabaseQueue(path: source, configuration: config)
             let v = try q.read { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 }
             if v > Schema.version {
-                throw RegistryError("\(source) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); not merged")
+                throw Failure(.registry, "\(source) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); not merged")
             }
             try q.inDatabase { try $0.execute(sql: "VACUUM INTO ?", arguments: [tmp]) }
             try q.close()

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import GRDB
 
@@ -7,7 +8,7 @@ extension Registry {
     /// same file, with no migration and no write ever attempted.
     public convenience init(readOnly path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw RegistryError("\(path) does not exist (`lab run` creates it; pass another --db)")
+            throw Failure(.registry, "\(path) does not exist (`lab run` creates it; pass another --db)")
         }
         try Registry.checkIsSQLite(path)
         var config = Configuration()
@@ -24,11 +25,11 @@ extension Registry {
     func checkReadableVersion() throws {
         let v = try read { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 }
         if v > Schema.version {
-            throw RegistryError("\(path) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); update lab to use it")
+            throw Failure(.registry, "\(path) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); update lab to use it")
         }
-        if v == 0 { throw RegistryError("\(path) is a SQLite file but not a lab registry (no schema version)") }
+        if v == 0 { throw Failure(.registry, "\(path) is a SQLite file but not a lab registry (no schema version)") }
         if v < Schema.version {
-            throw RegistryError("\(path) has registry schema v\(v), older than this lab's v\(Schema.version); run `lab runs --db \(path)` once to upgrade it")
+            throw Failure(.registry, "\(path) has registry schema v\(v), older than this lab's v\(Schema.version); run `lab runs --db \(path)` once to upgrade it")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import GRDB
 
@@ -63,7 +64,7 @@ extension Registry {
                 ($0.runId, $0.status)
             })
             return try runs.map { r in
-                guard let e = experiments[r.experimentId] else { throw RegistryError("\(path): run \(r.id) has no experiment \(r.experimentId)") }
+                guard let e = experiments[r.experimentId] else { throw Failure(.registry, "\(path): run \(r.id) has no experiment \(r.experimentId)") }
                 return RunListing(run: r, experiment: e, shownStatus: shown[r.id] ?? r.status)
             }
         }

@@ -1,11 +1,6 @@
+import Failures
 import Foundation
 import GRDB
-
-/// A registry problem the user must act on: one line, file named.
-public struct RegistryError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
 
 /// runs.db: every experiment, run, epoch, evaluation and checkpoint.
 /// WAL mode, foreign keys on, a busy timeout, and short write transactions,
@@ -40,26 +35,26 @@ public final class Registry: @unchecked Sendable {
     }
 
     /// A clear line for an SQLite failure instead of GRDB's full dump.
-    static func describe(_ error: Error, path: String) -> RegistryError {
-        if let e = error as? RegistryError { return e }
+    static func describe(_ error: Error, path: String) -> Failure {
+        if let e = error as? Failure, e.kind == .registry { return e }
         if let e = error as? UnknownValue {
-            return RegistryError("\(path) holds a \(e.what) '\(e.value)' that this lab does not know (it knows \(e.known.joined(separator: ", "))); written by a newer lab?")
+            return Failure(.registry, "\(path) holds a \(e.what) '\(e.value)' that this lab does not know (it knows \(e.known.joined(separator: ", "))); written by a newer lab?")
         }
         if let e = error as? DatabaseError {
             switch e.resultCode {
             case .SQLITE_BUSY, .SQLITE_LOCKED:
-                return RegistryError("\(path) is locked by another process (waited \(Int(busySeconds)) s)")
+                return Failure(.registry, "\(path) is locked by another process (waited \(Int(busySeconds)) s)")
             case .SQLITE_NOTADB:
-                return RegistryError("\(path) is not a SQLite database")
+                return Failure(.registry, "\(path) is not a SQLite database")
             case .SQLITE_CANTOPEN:
-                return RegistryError("\(path) cannot be opened (check the folder exists and is writable)")
+                return Failure(.registry, "\(path) cannot be opened (check the folder exists and is writable)")
             case .SQLITE_READONLY:
-                return RegistryError("\(path) is read-only")
+                return Failure(.registry, "\(path) is read-only")
             default:
-                return RegistryError("\(path): \(e.message ?? "\(e.resultCode)")")
+                return Failure(.registry, "\(path): \(e.message ?? "\(e.resultCode)")")
             }
         }
-        return RegistryError("\(path): \(error)")
+        return Failure(.registry, "\(path): \(error)")
     }
 
     static func checkIsSQLite(_ path: String) throws {
@@ -68,7 +63,7 @@ public final class Registry: @unchecked Sendable {
         let head = (try? h.read(upToCount: 16)) ?? Data()
         if head.isEmpty { return }
         if head != Data("SQLite format 3\0".utf8) {
-            throw RegistryError("\(path) is not a SQLite database (lab's registry is a SQLite file such as runs.db); pass another --db")
+            throw Failure(.registry, "\(path) is not a SQLite database (lab's registry is a SQLite file such as runs.db); pass another --db")
         }
     }
 
@@ -79,7 +74,7 @@ public final class Registry: @unchecked Sendable {
         try write { db in
             let v = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
             if v > Schema.version {
-                throw RegistryError("\(self.path) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); update lab to use it")
+                throw Failure(.registry, "\(self.path) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); update lab to use it")
             }
             for i in v..<Schema.version {
                 try db.execute(sql: Schema.migrations[i])
@@ -136,11 +131,11 @@ public final class Registry: @unchecked Sendable {
     public func resolveRun(_ prefix: String) throws -> String {
         let p = prefix.uppercased()
         guard !p.isEmpty, p.allSatisfy({ $0.isLetter || $0.isNumber }) else {
-            throw RegistryError("'\(prefix)' is not a run id")
+            throw Failure(.registry, "'\(prefix)' is not a run id")
         }
         let ids = try read { try String.fetchAll($0, Run.select(Column("id")).filter(Column("id").like(p + "%")).order(Column("id")).limit(6)) }
         if ids.count == 1 { return ids[0] }
-        if ids.isEmpty { throw RegistryError("no run \(prefix) in \(path) (`lab runs` lists them)") }
-        throw RegistryError("run id \(prefix) is ambiguous in \(path): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", ..." : "")")
+        if ids.isEmpty { throw Failure(.registry, "no run \(prefix) in \(path) (`lab runs` lists them)") }
+        throw Failure(.registry, "run id \(prefix) is ambiguous in \(path): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", ..." : "")")
     }
 }

@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import LabKit
 import Registry
@@ -9,7 +10,7 @@ enum ComparePage {
         var body = "<h1>Compare</h1>" + picker(all.keys.sorted(), chosen: chosen)
         guard !all.isEmpty else { return HTML.page(title: "Compare", body: body + "<p>No completed runs with validation predictions yet.</p>") }
         let rows: [Compare.Row]
-        do { rows = try Compare.rows(all, only: chosen.uniqued()) } catch let e as RegistryError { throw NotFound(e.description) }
+        do { rows = try Compare.rows(all, only: chosen.uniqued()) } catch let e as Failure where e.kind == .registry { throw NotFound(e.description) }
         body += "<p class=\"summary\">Validation split at each run's best epoch. Accuracy in %; Δ against the experiment each one extends, with a 95% bootstrap interval over images; McNemar exact p on paired per-image predictions, Holm-adjusted over the rows shown.</p>"
         body += table(rows)
         if let note = Compare.holmFootnote(rows, marker: "*") { body += "<p class=\"summary\">\(HTML.esc(note))</p>" }

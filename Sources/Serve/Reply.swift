@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import Hummingbird
 import Registry
@@ -45,7 +46,7 @@ struct Guard: RouterMiddleware {
             return Reply.problem(.notFound, e.message)
         } catch let e as HTTPError where e.status == .notFound {
             return Reply.problem(.notFound, "nothing at \(request.uri.path)")
-        } catch let e as RegistryError {
+        } catch let e as Failure where e.kind == .registry {
             return Reply.problem(.internalServerError, e.description)
         } catch {
             return Reply.problem(.internalServerError, "\(error)")

@@ -1,4 +1,5 @@
 import Faces
+import Failures
 import Foundation
 
 /// Writes the built-in synthetic face set in RAF-DB basic's own layout, so
@@ -51,7 +52,7 @@ public enum SyntheticWriter {
                 k += chunks
             }
         }
-        if let failure { throw DataError("\(out.path): cannot write the synthetic set: \(failure.localizedDescription)") }
+        if let failure { throw Failure(.data, "\(out.path): cannot write the synthetic set: \(failure.localizedDescription)") }
         try Data((labels.array.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/list_patition_label.txt"))
         try Data((dists.array.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/distribution.txt"))
         try Data("""
@@ -84,7 +85,7 @@ public enum SyntheticWriter {
             // Another process finished the same set first: use theirs.
             try? fm.removeItem(at: tmp)
             guard fm.fileExists(atPath: dir.appendingPathComponent("EmoLabel/list_patition_label.txt").path) else {
-                throw DataError("\(dir.path): cannot create the synthetic set")
+                throw Failure(.data, "\(dir.path): cannot create the synthetic set")
             }
         }
         return dir

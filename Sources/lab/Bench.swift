@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Failures
 import Foundation
 import LabKit
 
@@ -46,7 +47,7 @@ extension Lab {
                 do {
                     try Data(r.model.checkpoint(metadata: ["lab.source": "lab bench"])).write(to: URL(fileURLWithPath: checkpoint))
                 } catch {
-                    throw LabError("cannot write checkpoint \(checkpoint): \(error.localizedDescription)")
+                    throw Failure(.usage, "cannot write checkpoint \(checkpoint): \(error.localizedDescription)")
                 }
                 print("checkpoint: \(checkpoint)")
             }

@@ -85,8 +85,3 @@ enum Progress {
     }
 }
 
-/// A user error: printed as one line `error: ...`, exit code 1, no stack trace.
-struct LabError: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
-}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Failures
 import Foundation
 import Registry
 
@@ -30,7 +31,7 @@ extension Lab {
                     let s = try target.merge(from: source)
                     print(s.line)
                     for c in s.conflicts { Progress.log(c) }
-                } catch let e as RegistryError {
+                } catch let e as Failure where e.kind == .registry {
                     Progress.log("Error: \(e)")
                     refused += 1
                 }

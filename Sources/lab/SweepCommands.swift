@@ -1,4 +1,5 @@
 import ArgumentParser
+import Failures
 import Foundation
 import LabKit
 import Registry
@@ -132,7 +133,7 @@ extension Lab.Sweep {
         func run() throws {
             let p = try SweepStore(".").load(path: plan)
             guard p.tasks.indices.contains(index) else {
-                throw LabError("\(plan): sweep \(p.id) has tasks 0-\(p.tasks.count - 1), not \(index)")
+                throw Failure(.usage, "\(plan): sweep \(p.id) has tasks 0-\(p.tasks.count - 1), not \(index)")
             }
             let reg = try registry.open()
             Interrupt.install()
@@ -158,10 +159,10 @@ enum SweepCommand {
         try FileManager.default.createDirectory(at: store.folder(id), withIntermediateDirectories: true)
         let path = store.folder(id).appendingPathComponent(".lock").path
         let fd = open(path, O_RDWR | O_CREAT, 0o644)
-        guard fd >= 0 else { throw LabError("\(path): cannot open the sweep's lock file (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw Failure(.usage, "\(path): cannot open the sweep's lock file (\(String(cString: strerror(errno))))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
-            throw LabError("sweep \(id) is already running on this machine (another lab sweep holds \(path)); watch it with: lab sweep status \(id)")
+            throw Failure(.usage, "sweep \(id) is already running on this machine (another lab sweep holds \(path)); watch it with: lab sweep status \(id)")
         }
         return fd
     }
