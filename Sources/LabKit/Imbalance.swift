@@ -8,9 +8,11 @@ import LabRandom
 /// shifted in training, and which faces an epoch draws.
 struct Imbalance {
     /// "balanced" (resolved as "balanced_per_face"): weight of a face whose majority class is k, n / (K n_k).
-    let faceWeightOfClass: [Float]?
+    private(set) var faceWeightOfClass: [Float]?
     /// "balanced_per_class": the same numbers inside the loss, per class.
-    let classWeights: [Float]?
+    private(set) var classWeights: [Float]?
+    /// train.reweight_from_epoch: the weights above apply from this epoch on.
+    let reweightFrom: Int
     /// train.logit_adjustment tau: tau * log prior_k, added in training only
     /// (so the epoch's train accuracy is that of the shifted logits;
     /// validation and test see the model's own).
@@ -25,6 +27,17 @@ struct Imbalance {
         classWeights = spec.train.classWeights == .balancedPerClass ? inverse : nil
         logitShift = Float(spec.train.logitAdjustment) > 0 ? Imbalance.logPrior(counts).map { Float(spec.train.logitAdjustment) * $0 } : nil
         classBalancedSampling = spec.train.sampling == .classBalanced
+        reweightFrom = spec.train.reweightFromEpoch
+    }
+
+    /// The remedies in force in `epoch`: before train.reweight_from_epoch
+    /// (deferred re-weighting) the loss is unweighted.
+    func at(epoch: Int) -> Imbalance {
+        guard epoch < reweightFrom else { return self }
+        var plain = self
+        plain.faceWeightOfClass = nil
+        plain.classWeights = nil
+        return plain
     }
 
     static func counts(_ classes: [Int]) -> [Int] {

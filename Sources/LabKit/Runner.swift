@@ -152,8 +152,8 @@ public final class Runner {
     }
 
     func trainEpoch(runID: String, spec: ExperimentSpec, seed: Int, epoch: Int, data: PreparedData, model: Model, adam: Adam,
-                    imbalance: Imbalance, started t0: Date, lastBeat: inout Date) throws -> EpochPass {
-        let L = Emotion.count, seed64 = UInt64(seed)
+                    imbalance all: Imbalance, started t0: Date, lastBeat: inout Date) throws -> EpochPass {
+        let L = Emotion.count, seed64 = UInt64(seed), imbalance = all.at(epoch: epoch)
         let order = imbalance.epochOrder(data.train, classes: data.set.classes, seed: seed64, epoch: epoch)
         var dropout = RNG(seed: RNG.mix(seed64, UInt64(epoch), 3))
         let stream = BatchStream(set: data.set, order: order, batchSize: spec.train.batchSize,

@@ -128,6 +128,10 @@ public struct TrainSpec: Codable, Equatable, Sendable {
     public var classWeights = ClassWeights.none
     public var sampling = Sampling.shuffle
     public var logitAdjustment = 0.0    // tau; 0 = off
+    /// The first epoch in which class_weights apply (deferred re-weighting,
+    /// Cao et al. 2019): the epochs before train on the plain loss, so that
+    /// features form where the common classes carry the signal.
+    public var reweightFromEpoch = 1
     public var earlyStopping = EarlyStopping()
     public var seed = 1
     /// Absent in a file means [seed]; always present once resolved.
@@ -136,6 +140,7 @@ public struct TrainSpec: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case optimizer, lr, weightDecay = "weight_decay", batchSize = "batch_size", maxEpochs = "max_epochs", schedule
         case warmupEpochs = "warmup_epochs", classWeights = "class_weights", sampling, logitAdjustment = "logit_adjustment"
+        case reweightFromEpoch = "reweight_from_epoch"
         case earlyStopping = "early_stopping", seed, seeds
     }
 

@@ -21,7 +21,7 @@ public enum SpecLoader {
     /// not use the newer feature keeps its hash and its runs stay one experiment.
     static let addedLater: [(section: String, key: String, value: JSONValue)] = [
         ("train", "schedule", .string("constant")), ("train", "warmup_epochs", .number(0)), ("report", "markdown", .bool(false)),
-        ("train", "sampling", .string("shuffle")), ("train", "logit_adjustment", .number(0)),
+        ("train", "sampling", .string("shuffle")), ("train", "logit_adjustment", .number(0)), ("train", "reweight_from_epoch", .number(1)),
     ]
 
     static func droppingLaterDefaults(_ full: JSONValue) -> JSONValue {
@@ -114,6 +114,12 @@ public enum SpecLoader {
         }
         if spec.train.warmupEpochs >= spec.train.maxEpochs {
             throw Failure(.spec, "\(file): train.warmup_epochs: must be less than train.max_epochs (\(spec.train.maxEpochs))")
+        }
+        if spec.train.reweightFromEpoch > 1 && spec.train.classWeights == .none {
+            throw Failure(.spec, "\(file): train.reweight_from_epoch: defers train.class_weights, which is none; set it to balanced")
+        }
+        if spec.train.reweightFromEpoch > spec.train.maxEpochs {
+            throw Failure(.spec, "\(file): train.reweight_from_epoch: must be at most train.max_epochs (\(spec.train.maxEpochs))")
         }
         if spec.dataset.labels == .soft && spec.dataset.labelSmoothing > 0 {
             throw Failure(.spec, "\(file): dataset.label_smoothing: applies to hard labels only; set dataset.labels to \"hard\"")

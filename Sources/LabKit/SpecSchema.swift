@@ -51,6 +51,7 @@ enum SpecSchema {
             "schedule": .string(LRSchedule.Kind.names),
             "warmup_epochs": .int(0...10000),
             "class_weights": .string(TrainSpec.ClassWeights.spellings),
+            "reweight_from_epoch": .int(1...10000),
             "sampling": .string(TrainSpec.Sampling.names),
             "logit_adjustment": .number(0...10),
             "early_stopping": .object([

@@ -30,6 +30,32 @@ final class ImbalanceTests: XCTestCase {
         XCTAssertNil(n.faceWeights([0])); XCTAssertNil(n.classWeights); XCTAssertNil(n.logitShift)
     }
 
+    /// Deferred re-weighting: the epochs before train.reweight_from_epoch train
+    /// on the plain loss, the rest with the spec's weights; a spec that does
+    /// not defer keeps its hash, and a deferral without weights is refused.
+    func testReweightingWaitsForItsEpoch() throws {
+        let classes = [0, 0, 0, 0, 0, 0, 5, 5, 1, 1, 1, 1]
+        let (deferred, ws) = try spec(#""class_weights": "balanced", "reweight_from_epoch": 3"#); defer { ws.remove() }
+        let d = Imbalance(deferred, trainClasses: classes)
+        XCTAssertNil(d.at(epoch: 1).faceWeights([0, 5]))
+        XCTAssertNil(d.at(epoch: 2).faceWeights([0, 5]))
+        XCTAssertEqual(d.at(epoch: 3).faceWeights([0, 5])!, [1.0 / 3, 1], accuracy: 1e-6)
+        XCTAssertEqual(d.at(epoch: 9).faceWeights([5])!, [1], accuracy: 1e-6)
+        XCTAssertTrue(deferred.resolvedJSON.contains(#""reweight_from_epoch":3"#))
+        let plain = try SpecLoader.load(ws.spec("plain", extra: #", "class_weights": "balanced""#))
+        XCTAssertFalse(plain.resolvedJSON.contains("reweight_from_epoch"), "at its default the key stays out: older specs keep their hashes")
+        XCTAssertEqual(Imbalance(plain, trainClasses: classes).at(epoch: 1).faceWeights([5])!, [1], accuracy: 1e-6)
+        func error(_ extra: String) -> String {
+            do { _ = try SpecLoader.load(ws.spec("bad", extra: ", " + extra)); return "no error" } catch { return "\(error)" }
+        }
+        let file = ws.dir.appendingPathComponent("bad.json").path
+        XCTAssertEqual(error(#""reweight_from_epoch": 2"#),
+                       "\(file): train.reweight_from_epoch: defers train.class_weights, which is none; set it to balanced")
+        XCTAssertEqual(error(#""class_weights": "balanced", "reweight_from_epoch": 4"#),
+                       "\(file): train.reweight_from_epoch: must be at most train.max_epochs (3)")
+        XCTAssertEqual(error(#""reweight_from_epoch": 0"#), "\(file): train.reweight_from_epoch: expected an integer in 1...10000, got 0")
+    }
+
     func testLogitShiftIsTauLogPriorWithAbsentClassesFloored() throws {
         let (s, ws) = try spec(#""logit_adjustment": 1.5"#); defer { ws.remove() }
         let shift = try XCTUnwrap(Imbalance(s, trainClasses: [0, 0, 0, 0, 0, 0, 5, 5]).logitShift)
