@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "LabKit",
             dependencies: ["Engine", "Faces", "Synthetic", "Explain", "Registry", "LabRandom", "Failures"],
-            resources: [.copy("Resources/analysis.ipynb")]
+            resources: [.embedInCode("Resources/analysis.ipynb")]    // in the binary: a copied lab still exports
         ),
         .target(
             name: "Serve",

@@ -1,4 +1,3 @@
-import Failures
 import Foundation
 import Registry
 
@@ -48,11 +47,7 @@ public enum Export {
         return out
     }
 
-    /// The notebook is a template file (Resources/analysis.ipynb): edit it in Jupyter, not here.
-    static func notebook() throws -> Data {
-        guard let url = Bundle.module.url(forResource: "analysis", withExtension: "ipynb") else {
-            throw Failure(.registry, "lab's notebook template (analysis.ipynb) is missing from its resources; rebuild lab")
-        }
-        return try Data(contentsOf: url)
-    }
+    /// The notebook is a template file (Resources/analysis.ipynb, embedded in
+    /// the binary at build time): edit it in Jupyter, not here.
+    static func notebook() -> Data { Data(PackageResources.analysis_ipynb) }
 }

@@ -39,8 +39,28 @@ extension JSONValue: Codable {
 
 extension JSONValue {
     /// Parses a JSON text (a document or a bare value such as `5` or `"hard"`).
+    /// Foundation's parser, as when the first runs were recorded: its
+    /// choices (the last of two equal keys wins; JSONDecoder keeps the first)
+    /// reach the hashed text, so they must not change.
     public init(parsing data: Data) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: data)
+        self = try JSONValue(foundation: JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
+    }
+
+    /// The one place Foundation's untyped parse tree becomes a typed value.
+    init(foundation v: Any) throws {
+        switch v {
+        case is NSNull: self = .null
+        case let s as String: self = .string(s)
+        case let n as NSNumber:
+            // JSON true/false arrive as Foundation's boolean NSNumber subclass.
+            self = String(describing: type(of: n)).contains("Boolean") ? .bool(n.boolValue) : .number(n.doubleValue)
+        case let a as NSArray: self = .array(try a.map { try JSONValue(foundation: $0) })
+        case let d as NSDictionary:
+            var o = [String: JSONValue]()
+            for (k, v) in d { o["\(k)"] = try JSONValue(foundation: v) }
+            self = .object(o)
+        default: throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "not JSON: \(type(of: v))"))
+        }
     }
 
     /// The JSON form of any Encodable value.
@@ -86,9 +106,11 @@ extension JSONValue {
 
 extension JSONValue {
     /// Sorted keys, no spaces, numbers without a trailing ".0" and "/" escaped:
-    /// byte for byte what JSONSerialization wrote with `.sortedKeys` when the
-    /// first runs were recorded. Experiment ids hash this text, so it must not
-    /// drift (ResolvedSpecTests hold it to specs resolved back then).
+    /// for every value the spec schema accepts (lower-case keys, integers far
+    /// below 1e15), byte for byte what JSONSerialization wrote with
+    /// `.sortedKeys` when the first runs were recorded. Experiment ids hash
+    /// this text, so it must not drift (ResolvedSpecTests hold it to specs
+    /// resolved back then and to JSONSerialization itself).
     public var canonical: String {
         var out = ""
         write(into: &out)
@@ -117,7 +139,36 @@ extension JSONValue {
         }
     }
 
+    /// Indented two spaces with " : " after keys, sorted: JSONSerialization's
+    /// `.prettyPrinted` layout, for specs shown to people.
+    public var pretty: String {
+        var out = ""
+        writePretty(into: &out, indent: "")
+        return out
+    }
+
+    func writePretty(into out: inout String, indent: String) {
+        let inner = indent + "  "
+        switch self {
+        case .array(let a):
+            out += "[\n"
+            for (i, v) in a.enumerated() { out += (i > 0 ? ",\n" : "") + inner; v.writePretty(into: &out, indent: inner) }
+            out += "\n" + indent + "]"
+        case .object(let o):
+            out += "{\n"
+            for (i, k) in o.keys.sorted().enumerated() {
+                out += (i > 0 ? ",\n" : "") + inner
+                JSONValue.quote(k, into: &out)
+                out += " : "
+                o[k]!.writePretty(into: &out, indent: inner)
+            }
+            out += "\n" + indent + "}"
+        default: write(into: &out)
+        }
+    }
+
     static func format(_ n: Double) -> String {
+        if n == 0 && n.sign == .minus { return "-0" }
         if n == n.rounded(), abs(n) < 1e15 { return String(Int64(n)) }
         return n.description
     }

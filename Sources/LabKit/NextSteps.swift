@@ -1,4 +1,5 @@
 import Foundation
+import Registry
 
 /// The closing lines of `lab run`: where its results are, as paths and
 /// commands to paste, so a first run ends by pointing at what it made.
@@ -13,7 +14,7 @@ public enum NextSteps {
         for dir in explanations { lines.append("  Grad-CAM      \(dir.appendingPathComponent("contact_sheet.jpg").path)   (face, Grad-CAM, Grad-CAM++; green frame = correct)") }
         lines.append("  this run      lab show \(short)")
         lines.append("  all runs      lab runs   ·   lab compare")
-        lines.append("  registry      sqlite3 \(registryPath) \"select experiment, seed, status, val_accuracy, val_balanced_accuracy, val_macro_f1, test_accuracy from run_summary\"")
+        lines.append("  registry      sqlite3 \(registryPath) \"\(Registry.summaryQueryExample)\"")
         return lines.joined(separator: "\n")
     }
 }

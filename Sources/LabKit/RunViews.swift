@@ -53,10 +53,7 @@ public enum RunDetail {
         if let e = r.error { out.append("note: \(e)") }
         for (k, v) in provenance(run) { out.append("  " + k.padding(toLength: 20, withPad: " ", startingAt: 0) + (v ?? "-")) }
         out.append("\nresolved spec:")
-        if let obj = try? JSONSerialization.jsonObject(with: Data(r.specJSON.utf8)),
-           let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]) {
-            out.append(String(data: pretty, encoding: .utf8)!)
-        }
+        if let spec = try? JSONValue(parsing: Data(r.specJSON.utf8)) { out.append(spec.pretty) }
         let epochs = try reg.epochs(run: r.id)
         out.append("\nepochs:")
         out.append(TextTable.render(["epoch", "train loss", "train acc", "val loss", "val acc", "val macro-F1", "seconds", "img/s"],

@@ -8,7 +8,7 @@ public enum SpecLoader {
     /// The defaults as JSON, from the sections' initial values. Codable leaves
     /// a nil optional out; a resolved spec writes these as null.
     static let defaults: JSONValue = {
-        var d = (try? JSONValue(encoding: ExperimentSpec())) ?? .object([:])
+        guard var d = try? JSONValue(encoding: ExperimentSpec()) else { preconditionFailure("the spec defaults do not encode as JSON") }
         d["name"] = nil
         d["description"] = .null
         d["dataset"]?["root"] = .null
@@ -73,9 +73,8 @@ public enum SpecLoader {
 
     /// ": <where and what>" from a JSON syntax error, when the parser says.
     static func detail(_ error: Error) -> String {
-        guard case DecodingError.dataCorrupted(let context) = error else { return "" }
-        let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-        return ": " + (underlying ?? context.debugDescription)
+        if let d = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String { return ": " + d }
+        return ""
     }
 
     /// A merged spec with the defaults filled in, decoded and cross-checked.
@@ -88,7 +87,8 @@ public enum SpecLoader {
         if full["train"]?["class_weights"] == .string("balanced") { full["train"]?["class_weights"] = .string("balanced_per_face") }
         var spec: ExperimentSpec
         do { spec = try full.decode(ExperimentSpec.self) } catch let e as DecodingError {
-            throw Failure(.spec, "\(file): \(decodingPath(e)): \(e)")
+            // Reached by stored specs (runs.db, sweep plans), which skip SpecSchema.
+            throw Failure(.spec, "\(file): \(decodingPath(e).path): \(decodingPath(e).reason)")
         }
         try crossCheck(spec, file: file)
         spec.file = file
@@ -96,11 +96,13 @@ public enum SpecLoader {
         return spec
     }
 
-    static func decodingPath(_ e: DecodingError) -> String {
+    static func decodingPath(_ e: DecodingError) -> (path: String, reason: String) {
         switch e {
-        case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c):
-            return c.codingPath.map(\.stringValue).joined(separator: ".")
-        @unknown default: return "?"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
+            return (c.codingPath.map(\.stringValue).joined(separator: "."), c.debugDescription)
+        case .keyNotFound(let key, let c):
+            return ((c.codingPath + [key]).map(\.stringValue).joined(separator: "."), "missing")
+        @unknown default: return ("?", "\(e)")
         }
     }
 

@@ -111,7 +111,7 @@ enum SpecSchema {
     }
 
     static func integer(_ v: JSONValue, in r: ClosedRange<Int>) -> Bool {
-        guard case .number(let n) = v, n == n.rounded(), let i = Int(exactly: n) else { return false }
+        guard case .number(let n) = v, let i = Int(exactly: n) else { return false }
         return r.contains(i)
     }
 

@@ -23,14 +23,14 @@ public struct SweepStore: Sendable {
         try enc.encode(plan).write(to: tmp)
         // rename(2) replaces atomically: a running task never reads half a plan.
         guard rename(tmp.path, planURL(plan.id).path) == 0 else {
-            throw Failure(.spec, "\(planURL(plan.id).path): cannot write the sweep plan (\(String(cString: strerror(errno))))")
+            throw Failure(.sweep, "\(planURL(plan.id).path): cannot write the sweep plan (\(String(cString: strerror(errno))))")
         }
     }
 
     public func load(path: String) throws -> SweepPlan {
-        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(.spec, "\(path): no such sweep plan") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(.sweep, "\(path): no such sweep plan") }
         do { return try JSONDecoder().decode(SweepPlan.self, from: data) } catch {
-            throw Failure(.spec, "\(path): not a sweep plan (\(error.localizedDescription))")
+            throw Failure(.sweep, "\(path): not a sweep plan (\(error.localizedDescription))")
         }
     }
 
@@ -56,14 +56,14 @@ public struct SweepStore: Sendable {
         let plans = try ids.map { try load(path: planURL($0).path) }
         guard let prefix else {
             guard let newest = plans.max(by: { $0.createdAt < $1.createdAt }) else {
-                throw Failure(.spec, "no sweeps in \(root.path) yet; plan one with: lab sweep SPEC... --dry-run")
+                throw Failure(.sweep, "no sweeps in \(root.path) yet; plan one with: lab sweep SPEC... --dry-run")
             }
             return newest
         }
         let hits = plans.filter { $0.id.hasPrefix(prefix.lowercased()) }
         if hits.count == 1 { return hits[0] }
-        if hits.isEmpty { throw Failure(.spec, "no sweep \(prefix) in \(root.path) (sweeps: \(ids.sorted().joined(separator: ", ")))") }
-        throw Failure(.spec, "sweep id \(prefix) is ambiguous: \(hits.map(\.id).joined(separator: ", "))")
+        if hits.isEmpty { throw Failure(.sweep, "no sweep \(prefix) in \(root.path) (sweeps: \(ids.sorted().joined(separator: ", ")))") }
+        throw Failure(.sweep, "sweep id \(prefix) is ambiguous: \(hits.map(\.id).joined(separator: ", "))")
     }
 }
 

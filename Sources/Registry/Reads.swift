@@ -49,6 +49,10 @@ public enum ExportTable: String, CaseIterable, Sendable {
 
 /// Reads, each one short read transaction.
 extension Registry {
+    /// What `lab run` suggests typing into sqlite3 to see its runs.
+    public static let summaryQueryExample =
+        "select experiment, seed, status, val_accuracy, val_balanced_accuracy, val_macro_f1, test_accuracy from run_summary"
+
     static let runID = Column("run_id")
 
     public func run(_ id: String) throws -> Run? {
@@ -59,8 +63,10 @@ extension Registry {
     public func runListings(id: String? = nil) throws -> [RunListing] {
         try read { db in
             let runs = try (id.map { Run.filter(key: $0) } ?? Run.all()).order(Column("id")).fetchAll(db)
-            let experiments = Dictionary(uniqueKeysWithValues: try Experiment.fetchAll(db).map { ($0.id, $0) })
-            let shown = Dictionary(uniqueKeysWithValues: try ShownStatus.fetchAll(db, sql: "SELECT run_id, status FROM run_summary").map {
+            // One run's page must not pay for the whole registry: filter the view when an id is given.
+            let experiments = Dictionary(uniqueKeysWithValues: try Experiment.filter(keys: Set(runs.map(\.experimentId))).fetchAll(db).map { ($0.id, $0) })
+            let summary = id == nil ? "SELECT run_id, status FROM run_summary" : "SELECT run_id, status FROM run_summary WHERE run_id = ?"
+            let shown = Dictionary(uniqueKeysWithValues: try ShownStatus.fetchAll(db, sql: summary, arguments: StatementArguments(id.map { [$0] } ?? [])).map {
                 ($0.runId, $0.status)
             })
             return try runs.map { r in

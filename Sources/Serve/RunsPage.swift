@@ -97,9 +97,7 @@ enum SpecFacts {
     }
 
     static func pretty(_ specJSON: String) -> String {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(specJSON.utf8)),
-              let data = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]) else { return specJSON }
-        return String(decoding: data, as: UTF8.self)
+        (try? JSONValue(parsing: Data(specJSON.utf8)))?.pretty ?? specJSON
     }
 }
 

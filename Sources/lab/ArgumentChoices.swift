@@ -22,12 +22,12 @@ enum MethodChoice: String, CaseIterable, ExpressibleByArgument {
 }
 
 /// `--seeds 1,2,3`: comma-separated non-negative integers.
-struct SeedList: ExpressibleByArgument {
-    let values: [Int]
-
-    init?(argument: String) {
+enum SeedList {
+    static func parse(_ argument: String) throws -> [Int] {
         let v = argument.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !v.isEmpty, v.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
-        values = v.compactMap { $0 }
+        guard !v.isEmpty, v.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+            throw ValidationError("--seeds must be comma-separated non-negative integers, e.g. 1,2,3")
+        }
+        return v.compactMap { $0 }
     }
 }

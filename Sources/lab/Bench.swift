@@ -47,7 +47,7 @@ extension Lab {
                 do {
                     try Data(r.model.checkpoint(metadata: ["lab.source": "lab bench"])).write(to: URL(fileURLWithPath: checkpoint))
                 } catch {
-                    throw Failure(.usage, "cannot write checkpoint \(checkpoint): \(error.localizedDescription)")
+                    throw Failure(.io, "cannot write checkpoint \(checkpoint): \(error.localizedDescription)")
                 }
                 print("checkpoint: \(checkpoint)")
             }

@@ -102,7 +102,7 @@ struct LocalSweep {
             throw ExitCode(130)
         }
         if !failed.isEmpty {
-            throw Failure(.usage, "\(failed.count) of \(todo.count) tasks did not complete (tasks \(failed.map { String($0.index) }.joined(separator: ", ")); logs in \(store.logs(plan.id).path)); rerun: \(again)")
+            throw Failure(.sweep, "\(failed.count) of \(todo.count) tasks did not complete (tasks \(failed.map { String($0.index) }.joined(separator: ", ")); logs in \(store.logs(plan.id).path)); rerun: \(again)")
         }
         Progress.log("sweep \(plan.id): all \(todo.count) task\(todo.count == 1 ? "" : "s") completed")
     }

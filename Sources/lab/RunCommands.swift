@@ -21,8 +21,8 @@ extension Lab {
         @Option(help: "RAF-DB folder (overrides dataset.root and $LAB_RAFDB).", completion: .directory)
         var data: String?
 
-        @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).")
-        var seeds: SeedList?
+        @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).", transform: SeedList.parse)
+        var seeds: [Int]?
 
         @Option(name: .customLong("set"), help: ArgumentHelp(
             "Override a spec key after extends is merged, e.g. train.max_epochs=5 or model.widths=[16,32,64] (repeatable).",
@@ -47,7 +47,7 @@ extension Lab {
             let runner = Runner(registry: reg, reporter: reporter)
             var ids = [String]()
             for spec in loaded {
-                for seed in seeds?.values ?? spec.train.runSeeds {
+                for seed in seeds ?? spec.train.runSeeds {
                     do {
                         ids.append(try runner.run(spec, seed: seed, options: RunOptions(source: source, data: data, threads: compute.threads)))
                     } catch let e as Interrupted {

@@ -32,7 +32,7 @@ extension Lab {
             let app = Serve.application(site, host: host, port: port) {
                 Progress.log("lab serve: http://\(host.contains(":") ? "[\(host)]" : host):\(port)/  (read-only view of \(path); Ctrl-C stops)")
             }
-            do { try Self.block { try await app.runService() } } catch { throw Failure(.usage, Serve.describe(error, host: host, port: port)) }
+            do { try Self.block { try await app.runService() } } catch { throw Failure(.io, Serve.describe(error, host: host, port: port)) }
         }
 
         /// `lab`'s entry point is synchronous (it may re-exec itself first);

@@ -68,7 +68,7 @@ enum SlurmCommand {
         let queued = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         if p.terminationStatus == 0 && !queued.isEmpty {
-            throw Failure(.usage, "sweep \(plan.id) is still queued or running as array job \(jobs.arrayJob) (squeue -j \(jobs.arrayJob)); wait for it, or scancel \(jobs.arrayJob), before submitting it again")
+            throw Failure(.sweep, "sweep \(plan.id) is still queued or running as array job \(jobs.arrayJob) (squeue -j \(jobs.arrayJob)); wait for it, or scancel \(jobs.arrayJob), before submitting it again")
         }
     }
 
@@ -80,13 +80,13 @@ enum SlurmCommand {
         p.environment = BLASKernels.environmentForOtherMachines()
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
-        do { try p.run() } catch { throw Failure(.usage, "cannot run sbatch: \(error.localizedDescription)") }
+        do { try p.run() } catch { throw Failure(.sweep, "cannot run sbatch: \(error.localizedDescription)") }
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         let id = String(decoding: o, as: UTF8.self).split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         guard p.terminationStatus == 0, !id.isEmpty, id.allSatisfy(\.isNumber) else {
             let msg = String(decoding: e, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw Failure(.usage, p.terminationStatus == 127 ? "sbatch not found: --slurm needs Slurm's client commands on PATH"
+            throw Failure(.sweep, p.terminationStatus == 127 ? "sbatch not found: --slurm needs Slurm's client commands on PATH"
                                                       : "sbatch failed: \(msg.isEmpty ? "exit \(p.terminationStatus)" : msg)")
         }
         return id

@@ -35,8 +35,8 @@ extension Lab.Sweep {
         @Argument(help: "Experiment spec files (JSON).", completion: .file(extensions: ["json"]))
         var specs: [String]
 
-        @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).")
-        var seeds: SeedList?
+        @Option(help: "Comma-separated seeds, overriding train.seeds (e.g. 1,2,3).", transform: SeedList.parse)
+        var seeds: [Int]?
 
         @Option(name: .customLong("set"), help: ArgumentHelp("Override a spec key in every task (repeatable).", valueName: "key=value"))
         var overrides: [String] = []
@@ -68,7 +68,7 @@ extension Lab.Sweep {
         var threadsPerTask: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / jobs) }
 
         func run() throws {
-            let tasks = try SweepPlanner.tasks(specs: specs, seeds: seeds?.values,
+            let tasks = try SweepPlanner.tasks(specs: specs, seeds: seeds,
                                                overrides: overrides.compactMap(SpecOverride.init), grid: grid.compactMap(GridAxis.init))
             var plan = SweepPlan(tasks: tasks, command: ["lab"] + CommandLine.arguments.dropFirst().filter { $0 != "--dry-run" })
             let reg = try registry.open()
@@ -133,7 +133,7 @@ extension Lab.Sweep {
         func run() throws {
             let p = try SweepStore(".").load(path: plan)
             guard p.tasks.indices.contains(index) else {
-                throw Failure(.usage, "\(plan): sweep \(p.id) has tasks 0-\(p.tasks.count - 1), not \(index)")
+                throw Failure(.sweep, "\(plan): sweep \(p.id) has tasks 0-\(p.tasks.count - 1), not \(index)")
             }
             let reg = try registry.open()
             Interrupt.install()
@@ -159,10 +159,10 @@ enum SweepCommand {
         try FileManager.default.createDirectory(at: store.folder(id), withIntermediateDirectories: true)
         let path = store.folder(id).appendingPathComponent(".lock").path
         let fd = open(path, O_RDWR | O_CREAT, 0o644)
-        guard fd >= 0 else { throw Failure(.usage, "\(path): cannot open the sweep's lock file (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw Failure(.sweep, "\(path): cannot open the sweep's lock file (\(String(cString: strerror(errno))))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
-            throw Failure(.usage, "sweep \(id) is already running on this machine (another lab sweep holds \(path)); watch it with: lab sweep status \(id)")
+            throw Failure(.sweep, "sweep \(id) is already running on this machine (another lab sweep holds \(path)); watch it with: lab sweep status \(id)")
         }
         return fd
     }

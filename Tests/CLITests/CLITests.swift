@@ -141,7 +141,7 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(source.err.hasPrefix("Error: The value 'imagenet' is invalid for '--dataset <dataset>'. Please provide one of 'rafdb' and 'synthetic'.\n"), source.err)
         let seeds = try lab("sweep", "x.json", "--seeds", "1,-2")
         XCTAssertEqual(seeds.status, 64)
-        XCTAssertTrue(seeds.err.hasPrefix("Error: The value '1,-2' is invalid for '--seeds <seeds>'\n"), seeds.err)
+        XCTAssertTrue(seeds.err.hasPrefix("Error: The value '1,-2' is invalid for '--seeds <seeds>': --seeds must be comma-separated non-negative integers, e.g. 1,2,3\n"), seeds.err)
     }
 
     func testSetOverridesASpecKeyAndNamesItselfInErrors() throws {

@@ -23,10 +23,19 @@ final class ResolvedSpecTests: XCTestCase {
 
     /// The canonical writer against JSONSerialization, the independent reference it replaces.
     func testCanonicalTextMatchesJSONSerialization() throws {
-        let text = #"{"b": [1, 2.5, -3, 1e-7, 0.1, 1e21, true, false, null], "a": {"z": "q\"u/o\\te\t\n\u0001é☃", "y": 64.0, "x": 0.0003}}"#
+        let text = #"{"b": [1, 2.5, -3, 1e-7, 0.1, 1e21, -0.0, true, false, null], "a": {"z": "q\"u/o\\te\t\n\u0001é☃\u2028", "y": 64.0, "x": 0.0003, "w": {}, "v": []}}"#
         let value = try JSONValue(parsing: Data(text.utf8))
         let reference = try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(text.utf8)), options: [.sortedKeys])
         XCTAssertEqual(value.canonical, String(decoding: reference, as: UTF8.self))
+        let pretty = try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(text.utf8)), options: [.prettyPrinted, .sortedKeys])
+        XCTAssertEqual(value.pretty, String(decoding: pretty, as: UTF8.self), "lab show and the run page print specs this way")
+    }
+
+    /// A key given twice: the last one wins, as it did with JSONSerialization (the winner is hashed).
+    func testDuplicateKeysKeepTheLast() throws {
+        let text = #"{"train": {"lr": 0.1, "lr": 0.2}}"#
+        let reference = try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(text.utf8)), options: [.sortedKeys])
+        XCTAssertEqual(try JSONValue(parsing: Data(text.utf8)).canonical, String(decoding: reference, as: UTF8.self))
     }
 
     func testDefaultsComeFromTheTypedSections() throws {
