@@ -25,9 +25,12 @@ extension ConvWorkspace {
     }
 }
 
+/// G of U = G g G^T; its transpose takes the weight gradient back (dw = G^T dU G).
+let winogradG: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+
 /// U[k, c, oc] for k = 4 i + j from w[(ky, kx, c), oc].
 func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, C: Int, OC: Int) {
-    let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+    let G = winogradG
     let CO = C * OC
     u.update(repeating: 0, count: 16 * CO)
     for i in 0..<4 { for j in 0..<4 {
@@ -73,41 +76,7 @@ public func conv3x3WinogradForward(
         for chunk in stride(from: worker, to: chunks, by: ws.workers) {
             let r0 = chunk * R, r1 = min(tileRows, r0 + R)
             let tiles = (r1 - r0) * TW
-            // Input transform, vectorized over channels. Out-of-image taps
-            // read a row of zeros, so the inner loop has no branches.
-            for r in r0..<r1 {
-                let n = r / (H / 2), ty = r % (H / 2)
-                for tx in 0..<TW {
-                    let t = (r - r0) * TW + tx
-                    for i in 0..<4 {
-                        let y = 2 * ty - 1 + i
-                        for j in 0..<4 {
-                            let x = 2 * tx - 1 + j
-                            taps[i * 4 + j] = (y < 0 || y >= H || x < 0 || x >= W) ? UnsafePointer(zero) : inp + ((n * H + y) * W + x) * C
-                        }
-                    }
-                    let q0 = taps[0], q1 = taps[1], q2 = taps[2], q3 = taps[3], q4 = taps[4], q5 = taps[5], q6 = taps[6], q7 = taps[7]
-                    let q8 = taps[8], q9 = taps[9], q10 = taps[10], q11 = taps[11], q12 = taps[12], q13 = taps[13], q14 = taps[14], q15 = taps[15]
-                    // Explicit SIMD: with 16 input and 16 output streams the
-                    // auto-vectorizer gives up on the aliasing checks.
-                    let o = V + t * C, st = T * C
-                    var c = 0
-                    while c < C {
-                        @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + c).loadUnaligned(as: SIMD8<Float>.self) }
-                        @inline(__always) func st8(_ k: Int, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(o + k * st + c).storeBytes(of: v, as: SIMD8<Float>.self) }
-                        let d4 = ld(q4), d5 = ld(q5), d6 = ld(q6), d7 = ld(q7), d8 = ld(q8), d9 = ld(q9), d10 = ld(q10), d11 = ld(q11)
-                        let t00 = ld(q0) - d8, t01 = ld(q1) - d9, t02 = ld(q2) - d10, t03 = ld(q3) - d11
-                        let t10 = d4 + d8, t11 = d5 + d9, t12 = d6 + d10, t13 = d7 + d11
-                        let t20 = d8 - d4, t21 = d9 - d5, t22 = d10 - d6, t23 = d11 - d7
-                        let t30 = d4 - ld(q12), t31 = d5 - ld(q13), t32 = d6 - ld(q14), t33 = d7 - ld(q15)
-                        st8(0, t00 - t02); st8(1, t01 + t02); st8(2, t02 - t01); st8(3, t01 - t03)
-                        st8(4, t10 - t12); st8(5, t11 + t12); st8(6, t12 - t11); st8(7, t11 - t13)
-                        st8(8, t20 - t22); st8(9, t21 + t22); st8(10, t22 - t21); st8(11, t21 - t23)
-                        st8(12, t30 - t32); st8(13, t31 + t32); st8(14, t32 - t31); st8(15, t31 - t33)
-                        c += 8
-                    }
-                }
-            }
+            winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: taps)
             // 16 GEMMs in the transformed domain.
             for k in 0..<16 {
                 gemm(transA: false, transB: false, m: tiles, n: OC, k: C,
@@ -138,6 +107,138 @@ public func conv3x3WinogradForward(
                         o += 8
                     }
                 }
+            }
+        }
+    }
+}
+
+/// V[k, t, c] = (B^T d B)[k] for the 4x4 input tile d of every output tile
+/// t in tile rows r0..<r1 (r = n * H/2 + ty), vectorized over channels.
+/// Out-of-image taps read `zero` (C zeros), so the inner loop has no branches.
+@inline(__always)
+func winogradInputTransform(
+    _ V: UnsafeMutablePointer<Float>,     // [16, T, C] written
+    _ inp: UnsafePointer<Float>,          // [N, H, W, C]
+    r0: Int, r1: Int, T: Int, H: Int, W: Int, C: Int,
+    zero: UnsafeMutablePointer<Float>,    // [C] zeros
+    taps: UnsafeMutablePointer<UnsafePointer<Float>>  // [16] scratch
+) {
+    let TW = W / 2
+    for r in r0..<r1 {
+        let n = r / (H / 2), ty = r % (H / 2)
+        for tx in 0..<TW {
+            let t = (r - r0) * TW + tx
+            for i in 0..<4 {
+                let y = 2 * ty - 1 + i
+                for j in 0..<4 {
+                    let x = 2 * tx - 1 + j
+                    taps[i * 4 + j] = (y < 0 || y >= H || x < 0 || x >= W) ? UnsafePointer(zero) : inp + ((n * H + y) * W + x) * C
+                }
+            }
+            let q0 = taps[0], q1 = taps[1], q2 = taps[2], q3 = taps[3], q4 = taps[4], q5 = taps[5], q6 = taps[6], q7 = taps[7]
+            let q8 = taps[8], q9 = taps[9], q10 = taps[10], q11 = taps[11], q12 = taps[12], q13 = taps[13], q14 = taps[14], q15 = taps[15]
+            // Explicit SIMD: with 16 input and 16 output streams the
+            // auto-vectorizer gives up on the aliasing checks.
+            let o = V + t * C, st = T * C
+            var c = 0
+            while c < C {
+                @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + c).loadUnaligned(as: SIMD8<Float>.self) }
+                @inline(__always) func st8(_ k: Int, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(o + k * st + c).storeBytes(of: v, as: SIMD8<Float>.self) }
+                let d4 = ld(q4), d5 = ld(q5), d6 = ld(q6), d7 = ld(q7), d8 = ld(q8), d9 = ld(q9), d10 = ld(q10), d11 = ld(q11)
+                let t00 = ld(q0) - d8, t01 = ld(q1) - d9, t02 = ld(q2) - d10, t03 = ld(q3) - d11
+                let t10 = d4 + d8, t11 = d5 + d9, t12 = d6 + d10, t13 = d7 + d11
+                let t20 = d8 - d4, t21 = d9 - d5, t22 = d10 - d6, t23 = d11 - d7
+                let t30 = d4 - ld(q12), t31 = d5 - ld(q13), t32 = d6 - ld(q14), t33 = d7 - ld(q15)
+                st8(0, t00 - t02); st8(1, t01 + t02); st8(2, t02 - t01); st8(3, t01 - t03)
+                st8(4, t10 - t12); st8(5, t11 + t12); st8(6, t12 - t11); st8(7, t11 - t13)
+                st8(8, t20 - t22); st8(9, t21 + t22); st8(10, t22 - t21); st8(11, t21 - t23)
+                st8(12, t30 - t32); st8(13, t31 + t32); st8(14, t32 - t31); st8(15, t31 - t33)
+                c += 8
+            }
+        }
+    }
+}
+
+/// The weight gradient in the Winograd domain. Forward, P[k] = V[k] U[k] and
+/// y = A^T P A per tile, so dP = A dy A^T (the 2x2 output gradient lifted to
+/// 4x4: M below), dU[k] = sum over tiles V[k]^T M[k], and dw = G^T dU G:
+/// 16 * C * OC products per 2x2 output tile where im2col + GEMM takes 36.
+public func conv3x3WinogradWeightGradient(
+    _ dweight: UnsafeMutablePointer<Float>,  // [9*C, OC], accumulated
+    _ dout: UnsafePointer<Float>,            // [N, H, W, OC]
+    _ inp: UnsafePointer<Float>,             // [N, H, W, C]
+    N: Int, H: Int, W: Int, C: Int, OC: Int,
+    workspace ws: ConvWorkspace
+) {
+    precondition(H % 2 == 0 && W % 2 == 0, "Winograd F(2x2,3x3) needs even H and W")
+    let TW = W / 2, tileRows = N * (H / 2), CO = C * OC
+    let R = max(1, min((1 << 20) / (16 * TW * max(C, OC)), (tileRows + ws.workers - 1) / ws.workers))
+    let chunks = (tileRows + R - 1) / R
+    let T = R * TW
+    ws.reserveColumns(2 * 16 * T * max(C, OC) + C)
+    ws.reserveWeights(16 * CO)
+    ws.parallel { worker in
+        let V = ws.cols[worker]                    // [16, T, C]
+        let M = V + 16 * T * max(C, OC)            // [16, T, OC]
+        let zero = M + 16 * T * max(C, OC)         // [C] of zeros: the padding
+        zero.update(repeating: 0, count: C)
+        let dU = ws.dws[worker]                    // [16, C, OC]: this worker's partial sum
+        dU.update(repeating: 0, count: 16 * CO)
+        let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
+        defer { taps.deallocate() }
+        for chunk in stride(from: worker, to: chunks, by: ws.workers) {
+            let r0 = chunk * R, r1 = min(tileRows, r0 + R)
+            winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: taps)
+            winogradOutputGradientTransform(M, dout, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC)
+            for k in 0..<16 {
+                gemm(transA: true, transB: false, m: C, n: OC, k: (r1 - r0) * TW,
+                     V + k * T * C, lda: C, M + k * T * OC, ldb: OC, beta: 1, dU + k * CO, ldc: OC)
+            }
+        }
+    }
+    // Partials in worker order (deterministic), then back to 3x3: dw = G^T dU G.
+    let dU = ws.dws[0]
+    for w in 1..<ws.workers { addInto(dU, ws.dws[w], 16 * CO) }
+    let G = winogradG
+    for ky in 0..<3 { for kx in 0..<3 {
+        let dst = dweight + (ky * 3 + kx) * CO
+        for i in 0..<4 { for j in 0..<4 {
+            let g = G[i][ky] * G[j][kx]
+            if g == 0 { continue }
+            let src = dU + (i * 4 + j) * CO
+            for e in 0..<CO { dst[e] += g * src[e] }
+        } }
+    } }
+}
+
+/// M[k, t, oc] = (A dy A^T)[k] for the 2x2 output-gradient tile dy of every
+/// tile t in tile rows r0..<r1; A = [1 0; 1 1; 1 -1; 0 -1] (A^T of the forward).
+@inline(__always)
+func winogradOutputGradientTransform(
+    _ M: UnsafeMutablePointer<Float>,     // [16, T, OC] written
+    _ dout: UnsafePointer<Float>,         // [N, H, W, OC]
+    r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int
+) {
+    let TW = W / 2, s = T * OC
+    for r in r0..<r1 {
+        let n = r / (H / 2), ty = r % (H / 2)
+        for tx in 0..<TW {
+            let t = (r - r0) * TW + tx
+            let y00 = dout + ((n * H + 2 * ty) * W + 2 * tx) * OC
+            let y01 = y00 + OC, y10 = y00 + W * OC, y11 = y10 + OC
+            let m = M + t * OC
+            var o = 0
+            while o < OC {
+                @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + o).loadUnaligned(as: SIMD8<Float>.self) }
+                @inline(__always) func put(_ k: Int, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(m + k * s + o).storeBytes(of: v, as: SIMD8<Float>.self) }
+                let a = ld(y00), b = ld(y01), c = ld(y10), d = ld(y11)
+                // Rows: Z = A dy (4x2); then columns: M = Z A^T (4x4).
+                let z00 = a, z01 = b, z10 = a + c, z11 = b + d, z20 = a - c, z21 = b - d, z30 = -c, z31 = -d
+                put(0, z00); put(1, z00 + z01); put(2, z00 - z01); put(3, -z01)
+                put(4, z10); put(5, z10 + z11); put(6, z10 - z11); put(7, -z11)
+                put(8, z20); put(9, z20 + z21); put(10, z20 - z21); put(11, -z21)
+                put(12, z30); put(13, z30 + z31); put(14, z30 - z31); put(15, -z31)
+                o += 8
             }
         }
     }

@@ -74,14 +74,19 @@ final class LayerGradientTests: XCTestCase {
             XCTAssertLessThan(maxAbsDiff(out, zip(ref, prior).map { $0 + $1 }), 2e-4, "accumulate \(N)x\(H)x\(W)x\(C)->\(OC)")
             conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
             XCTAssertLessThan(maxAbsDiff(out, ref), 2e-4, "\(N)x\(H)x\(W)x\(C)->\(OC)")
-            // The input gradient goes through the same path (rotated kernel).
-            var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
+            // The input gradient goes through the same path (rotated kernel);
+            // the weight gradient through its own Winograd transform, accumulated.
+            let dwPrior = randomArray(w.count, seed: 86)
+            var dx = [Float](repeating: 0, count: x.count), dw = dwPrior
             let r = randomArray(N * H * W * OC, seed: 85)
             conv3x3Backward(&dx, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
-            var dxRef = [Float](repeating: 0, count: x.count)
+            var dxRef = [Float](repeating: 0, count: x.count), dwRef = dwPrior
             let im2col = ConvWorkspace(workers: 1); im2col.winograd = false
-            conv3x3Backward(&dxRef, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: im2col)
+            conv3x3Backward(&dxRef, &dwRef, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: im2col)
             XCTAssertLessThan(maxAbsDiff(dx, dxRef), 2e-4)
+            // dw sums N*H*W products per entry: the tolerance scales with its size.
+            let scale = dwRef.map(abs).max()!
+            XCTAssertLessThan(maxAbsDiff(dw, dwRef), 2e-5 * max(1, scale), "dw \(N)x\(H)x\(W)x\(C)->\(OC), max |dw| \(scale)")
         }
     }
 
