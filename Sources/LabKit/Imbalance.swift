@@ -40,6 +40,16 @@ struct Imbalance {
         return plain
     }
 
+    /// A note when more than one remedy is on: each alone moves the predicted
+    /// prior toward uniform, so together they overshoot toward the rare classes.
+    static func stackedRemedies(_ spec: ExperimentSpec) -> String? {
+        let on = [spec.train.classWeights != .none ? "train.class_weights" : nil,
+                  spec.train.sampling == .classBalanced ? "train.sampling" : nil,
+                  spec.train.logitAdjustment > 0 ? "train.logit_adjustment" : nil].compactMap { $0 }
+        guard on.count > 1 else { return nil }
+        return "note: \(on.joined(separator: " and ")) each rebalance the classes; together they correct the imbalance more than once"
+    }
+
     static func counts(_ classes: [Int]) -> [Int] {
         var c = [Int](repeating: 0, count: Emotion.count)
         for k in classes { c[k] += 1 }

@@ -65,6 +65,7 @@ public final class Runner {
         run.params = model.parameterCount; run.classCounts = classCounts(data)
         let runID = try registry.startRun(run)
         reporter.log("run \(runID): \(spec.name), seed \(seed), \(data.source) data (\(data.train.count) train / \(data.validation.count) val, \(data.labelMode.name) labels), \(model.parameterCount) parameters, \(options.threads) threads")
+        if let note = Imbalance.stackedRemedies(spec) { reporter.log(note) }
         return try train(runID: runID, spec: spec, seed: seed, data: data, model: model, adam: adam, state: .start, options: options)
     }
 

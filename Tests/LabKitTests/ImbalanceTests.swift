@@ -54,6 +54,10 @@ final class ImbalanceTests: XCTestCase {
         XCTAssertEqual(error(#""class_weights": "balanced", "reweight_from_epoch": 4"#),
                        "\(file): train.reweight_from_epoch: must be at most train.max_epochs (3)")
         XCTAssertEqual(error(#""reweight_from_epoch": 0"#), "\(file): train.reweight_from_epoch: expected an integer in 1...10000, got 0")
+        XCTAssertNil(Imbalance.stackedRemedies(deferred))
+        var both = deferred; both.train.sampling = .classBalanced
+        XCTAssertEqual(Imbalance.stackedRemedies(both),
+                       "note: train.class_weights and train.sampling each rebalance the classes; together they correct the imbalance more than once")
     }
 
     func testLogitShiftIsTauLogPriorWithAbsentClassesFloored() throws {
