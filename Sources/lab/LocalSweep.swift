@@ -22,7 +22,8 @@ struct LocalSweep {
         var queue = todo[...], running = [Child](), failed = [SweepTask]()
         var lastPrint = Date.distantPast, shownLines = 0, done = 0, forwarded = false
         Progress.log("running \(todo.count) task\(todo.count == 1 ? "" : "s"), \(jobs) at a time, \(threads) thread\(threads == 1 ? "" : "s") each; logs in \(store.logs(plan.id).path)")
-        while !queue.isEmpty || !running.isEmpty {
+        // After a Ctrl-C the queue stays as it is: the loop ends when the running tasks have.
+        while (!queue.isEmpty && !Interrupt.requested) || !running.isEmpty {
             while running.count < jobs, !Interrupt.requested, let t = queue.popFirst() {
                 do { running.append(Child(task: t, process: try launch(t), started: Date())) } catch {
                     // Tasks already started save their runs and end before the error is told.

@@ -31,21 +31,23 @@ extension CLITests {
     }
 
     func testSweepCtrlCStopsEveryTaskAndTheSameCommandResumesThem() throws {
-        let args = ["sweep", spec("slow", epochs: 6, slow: true), "--seeds", "1,2", "--jobs", "2", "--threads", "1", "--db", db]
+        // Three tasks, two at a time: the third is still queued when Ctrl-C comes.
+        let args = ["sweep", spec("slow", epochs: 6, slow: true), "--seeds", "1,2,3", "--jobs", "2", "--threads", "1", "--db", db]
         let (p, _, err) = try start(args)
         try waitUntil("both tasks' first epochs", timeout: 120) {
             FileManager.default.fileExists(atPath: db) && (try? sql("SELECT COUNT(DISTINCT run_id) FROM epochs")) == "2"
         }
         kill(p.processIdentifier, SIGINT)
-        p.waitUntilExit()
+        // A sweep that waits on its queue after the running tasks stopped would hang here.
+        try waitUntil("the sweep to exit once its running tasks stopped", timeout: 60) { !p.isRunning }
         let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(p.terminationStatus, 130, e)
-        XCTAssertEqual(try sql("SELECT group_concat(status) FROM runs"), "interrupted,interrupted")
+        XCTAssertEqual(try sql("SELECT group_concat(status) FROM runs"), "interrupted,interrupted", "the queued third task never started")
         XCTAssertTrue(e.contains("stopped; running tasks saved their checkpoints. Continue with: lab sweep "), e)
         let again = try lab(args)
         XCTAssertEqual(again.status, 0, again.err)
-        XCTAssertEqual(try sql("SELECT COUNT(*) || ' ' || SUM(status = 'completed') FROM runs"), "2 2")
-        XCTAssertEqual(try sql("SELECT COUNT(*) FROM epochs"), "12", "resumed: every epoch once")
+        XCTAssertEqual(try sql("SELECT COUNT(*) || ' ' || SUM(status = 'completed') FROM runs"), "3 3")
+        XCTAssertEqual(try sql("SELECT COUNT(*) FROM epochs"), "18", "resumed: every epoch once")
         let logs = dir.appendingPathComponent("sweeps").path
         let id = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: logs).first)
         let log = try String(contentsOfFile: "\(logs)/\(id)/logs/task-0.log", encoding: .utf8)
