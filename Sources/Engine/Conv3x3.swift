@@ -191,7 +191,7 @@ public func conv3x3Backward(
     // convolution below may take that path, and growing the buffers then
     // would free `flipped` while it is being read.
     ws.reserveWeights(16 * C * OC)
-    if let dweight, ws.winograd && ConvWorkspace.useWinograd(N: N, H: H, W: W, C: C, OC: OC) {
+    if let dweight, ws.winograd && ConvWorkspace.useWinogradWeightGradient(N: N, H: H, W: W, C: C, OC: OC) {
         conv3x3WinogradWeightGradient(dweight, dout, inp, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
     } else if let dweight {
         ws.parallel { worker in

@@ -21,7 +21,14 @@ extension ConvWorkspace {
     /// kernel transform made block 2-3 slower, hence the tile count.
     static func useWinograd(N: Int, H: Int, W: Int, C: Int, OC: Int) -> Bool {
         H % 2 == 0 && W % 2 == 0 && H >= 4 && W >= 4 && C >= 16 && OC >= 16 && C % 8 == 0 && OC % 8 == 0
-            && N * (H / 2) * (W / 2) >= 8 * max(C, OC)
+            && N * (H / 2) * (W / 2) >= 8 * max(C, OC)    }
+
+    /// The weight gradient's 16 GEMMs are [C, tiles] x [tiles, OC]: at 32
+    /// channels their outputs are too small to beat im2col's one long GEMM
+    /// (lab bench, 2 threads: block1.conv2 backward 88 ms against 85), from 64
+    /// on they win (block3 convolutions 57 -> 44 ms).
+    static func useWinogradWeightGradient(N: Int, H: Int, W: Int, C: Int, OC: Int) -> Bool {
+        useWinograd(N: N, H: H, W: W, C: C, OC: OC) && min(C, OC) >= 64
     }
 }
 

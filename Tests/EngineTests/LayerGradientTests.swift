@@ -63,6 +63,8 @@ final class LayerGradientTests: XCTestCase {
     /// Winograd F(2x2,3x3) against the direct convolution, through the same
     /// entry point the model uses (forward, accumulate, bias), over chunk splits.
     func testWinogradMatchesDirectConvolution() {
+        XCTAssertFalse(ConvWorkspace.useWinogradWeightGradient(N: 64, H: 64, W: 64, C: 32, OC: 32), "block 1: im2col's weight gradient")
+        XCTAssertTrue(ConvWorkspace.useWinogradWeightGradient(N: 64, H: 16, W: 16, C: 128, OC: 128), "block 3: Winograd's")
         for (N, H, W, C, OC, tile, workers) in [(8, 8, 8, 16, 16, 1 << 17, 1), (4, 16, 16, 24, 16, 1, 2), (6, 8, 12, 16, 16, 700, 2)] {
             XCTAssertTrue(ConvWorkspace.useWinograd(N: N, H: H, W: W, C: C, OC: OC))
             let ws = ConvWorkspace(tileFloats: tile, workers: workers)
@@ -79,7 +81,8 @@ final class LayerGradientTests: XCTestCase {
             let dwPrior = randomArray(w.count, seed: 86)
             var dx = [Float](repeating: 0, count: x.count), dw = dwPrior
             let r = randomArray(N * H * W * OC, seed: 85)
-            conv3x3Backward(&dx, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+            conv3x3Backward(&dx, nil, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+            conv3x3WinogradWeightGradient(&dw, r, x, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
             var dxRef = [Float](repeating: 0, count: x.count), dwRef = dwPrior
             let im2col = ConvWorkspace(workers: 1); im2col.winograd = false
             conv3x3Backward(&dxRef, &dwRef, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: im2col)
