@@ -22,12 +22,12 @@ public final class ConvWorkspace {
     /// Upper bound on floats per column tile (512 KiB, about L2).
     public var tileFloats: Int
     public let workers: Int
-    /// Use Winograd F(2x2,3x3) where it pays (Winograd.swift); im2col otherwise.
+    /// Use Winograd F(4x4,3x3) or F(2x2,3x3) where it pays (Winograd.swift); im2col otherwise.
     public var winograd = true
     private(set) var cols: [UnsafeMutablePointer<Float>]
     private(set) var dws: [UnsafeMutablePointer<Float>]    // per-worker weight-gradient partials
     private(set) var flipped: UnsafeMutablePointer<Float>  // [9*OC, C] weights for the input gradient
-    private(set) var flipped2: UnsafeMutablePointer<Float> // [16, C, OC] Winograd-transformed weights
+    private(set) var flipped2: UnsafeMutablePointer<Float> // [36, C, OC] Winograd-transformed weights
     private var colCapacity = 0, dwCapacity = 0
 
     public init(tileFloats: Int = 1 << 17, workers: Int = 1) {
@@ -120,10 +120,12 @@ public func conv3x3Forward(
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
     N: Int, H: Int, W: Int, C: Int, OC: Int,
     accumulate: Bool = false,             // out += conv (the input-gradient pass)
+    kernelCache: WinogradKernelCache? = nil, // this layer's, for its Winograd kernel
     workspace ws: ConvWorkspace
 ) {
-    if ws.winograd && ConvWorkspace.useWinograd(N: N, H: H, W: W, C: C, OC: OC) {
-        conv3x3WinogradForward(out, inp, weight, bias, N: N, H: H, W: W, C: C, OC: OC, accumulate: accumulate, workspace: ws)
+    if ws.winograd, let tile = ConvWorkspace.winogradTile(N: N, H: H, W: W, C: C, OC: OC, cached: kernelCache != nil) {
+        conv3x3WinogradForward(out, inp, weight, bias, N: N, H: H, W: W, C: C, OC: OC, tile: tile,
+                               accumulate: accumulate, kernelCache: kernelCache, workspace: ws)
         return
     }
     let K = 9 * C
@@ -190,9 +192,9 @@ public func conv3x3Backward(
     // Room for the Winograd-transformed kernel too: the input-gradient
     // convolution below may take that path, and growing the buffers then
     // would free `flipped` while it is being read.
-    ws.reserveWeights(16 * C * OC)
-    if let dweight, ws.winograd && ConvWorkspace.useWinogradWeightGradient(N: N, H: H, W: W, C: C, OC: OC) {
-        conv3x3WinogradWeightGradient(dweight, dout, inp, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+    ws.reserveWeights(36 * C * OC)
+    if let dweight, ws.winograd, let tile = ConvWorkspace.winogradWeightGradientTile(N: N, H: H, W: W, C: C, OC: OC) {
+        conv3x3WinogradWeightGradient(dweight, dout, inp, N: N, H: H, W: W, C: C, OC: OC, tile: tile, workspace: ws)
     } else if let dweight {
         ws.parallel { worker in
             let col = ws.cols[worker], dw = ws.dws[worker]

@@ -16,6 +16,8 @@ public final class ConvUnit {
     public var batchesTracked = 0
     /// True for the last conv of a block whose skip adds the block's first activation.
     public let addsResidual: Bool
+    /// The forward's Winograd kernel, reused while the weights stay the same.
+    let kernelCache = WinogradKernelCache()
 
     // Activations for the current batch capacity.
     var c = Tensor([0])            // [N, H, W, OC] conv output
@@ -85,7 +87,7 @@ public final class Model {
     /// Convolution workers (threads); OpenBLAS itself runs single-threaded.
     public let threads: Int
     let workspace: ConvWorkspace
-    /// Winograd F(2x2,3x3) for the convolutions where it applies (on by default;
+    /// Winograd F(4x4,3x3) or F(2x2,3x3) for the convolutions where it applies (on by default;
     /// off gives the plain im2col path, for comparisons).
     public var winograd: Bool {
         get { workspace.winograd }
@@ -215,7 +217,7 @@ public final class Model {
                 let M = N * u.H * u.W
                 timed(u.name) {
                     conv3x3Forward(u.c.data, x, u.weight.value.data, u.bias?.value.data,
-                                   N: N, H: u.H, W: u.W, C: u.C, OC: u.OC, workspace: workspace)
+                                   N: N, H: u.H, W: u.W, C: u.C, OC: u.OC, kernelCache: u.kernelCache, workspace: workspace)
                 }
                 let residual: UnsafePointer<Float>? = u.addsResidual ? UnsafePointer(units[0].a.data) : nil
                 timed(config.batchNorm ? u.bnName : u.name + ".relu") {

@@ -1,47 +1,73 @@
-// Winograd F(2x2, 3x3) for the 3x3 "same" convolution (Lavin & Gray 2016):
-// each 2x2 output tile is computed from a 4x4 input tile with 16
-// element-wise products per channel pair instead of 36, and the products
-// for all tiles become 16 GEMMs [tiles, C] x [C, OC] in the transformed
-// domain. 2.25x fewer multiplications than im2col, still GEMM-backed.
+// Winograd convolution for the 3x3 "same" convolution (Lavin & Gray 2016):
+// each m x m output tile is computed from an (m+2) x (m+2) input tile with
+// (m+2)^2 element-wise products per channel pair, and the products for all
+// tiles become (m+2)^2 GEMMs [tiles, C] x [C, OC] in the transformed domain.
+// Multiplications per output against im2col's 9: F(2x2,3x3) 4 (2.25x fewer),
+// F(4x4,3x3) 2.25 (4x fewer; its transforms carry larger constants, so its
+// float32 error is a few times F(2x2)'s: see the tests' tolerances).
 //
-//   V = B^T d B   (input tile d: 4x4)      B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-//   U = G g G^T   (kernel g: 3x3)          G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
-//   Y = A^T (U .* V) A  (output: 2x2)      A^T = [1 1 1 0; 0 1 -1 -1]
+//   V = B^T d B          (input tile d)      F(2x2): below; F(4x4): Winograd4x4.swift
+//   U = G g G^T          (kernel g: 3x3)
+//   Y = A^T (U .* V) A   (output tile)
 //
-// Layouts: V [16, T, C], U [16, C, OC], products [16, T, OC]; T = tiles in
-// a chunk. Chunks of tile rows go round-robin to workers, as in im2col.
+// Layouts: V [a, T, C], U [a, C, OC], products [a, T, OC]; a = (m+2)^2,
+// T = tiles in a chunk. Chunks of tile rows go round-robin to workers, as in im2col.
+//
+// F(2x2): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//         G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+//         A^T = [1 1 1 0; 0 1 -1 -1]
 
 import Dispatch
+import Foundation  // memcmp
+
+/// The output tile of a Winograd convolution.
+public enum WinogradTile: Sendable {
+    case f2x2, f4x4
+
+    var m: Int { self == .f2x2 ? 2 : 4 }
+    /// Transformed-domain points: (m+2)^2.
+    var points: Int { (m + 2) * (m + 2) }
+    var G: [[Float]] { self == .f2x2 ? winogradG2 : winogradG4 }
+}
 
 extension ConvWorkspace {
     /// Winograd pays off once the GEMMs, not the transforms, dominate: wide
-    /// enough channels, and enough tiles to amortize the kernel transform
-    /// (16 * C * OC, redone every call since training changes the weights).
-    /// Measured (lab bench, batch 64): inference 1.2x im2col's; at batch 1 the
-    /// kernel transform made block 2-3 slower, hence the tile count.
-    static func useWinograd(N: Int, H: Int, W: Int, C: Int, OC: Int) -> Bool {
-        H % 2 == 0 && W % 2 == 0 && H >= 4 && W >= 4 && C >= 16 && OC >= 16 && C % 8 == 0 && OC % 8 == 0
-            && N * (H / 2) * (W / 2) >= 8 * max(C, OC)    }
+    /// enough channels, and enough outputs to amortize the kernel transform
+    /// (a * C * OC, redone every call since training changes the weights).
+    /// Measured (lab bench, batch 64): F(2x2) inference 1.2x im2col's; at
+    /// batch 1 the kernel transform made block 2-3 slower, hence the output
+    /// count. F(4x4) wherever the image divides into 4x4 tiles.
+    /// With a kernel cache the transform is paid once per weights, so the
+    /// output count does not matter (eval: latency, Grad-CAM).
+    static func winogradTile(N: Int, H: Int, W: Int, C: Int, OC: Int, cached: Bool = false) -> WinogradTile? {
+        guard C >= 16, OC >= 16, C % 8 == 0, OC % 8 == 0, H >= 4, W >= 4,
+              cached || N * H * W >= 32 * max(C, OC) else { return nil }
+        if H % 4 == 0 && W % 4 == 0 { return .f4x4 }
+        if H % 2 == 0 && W % 2 == 0 { return .f2x2 }
+        return nil
+    }
 
-    /// The weight gradient's 16 GEMMs are [C, tiles] x [tiles, OC]: at 32
-    /// channels their outputs are too small to beat im2col's one long GEMM
-    /// (lab bench, 2 threads: block1.conv2 backward 88 ms against 85), from 64
-    /// on they win (block3 convolutions 57 -> 44 ms).
-    static func useWinogradWeightGradient(N: Int, H: Int, W: Int, C: Int, OC: Int) -> Bool {
-        useWinograd(N: N, H: H, W: W, C: C, OC: OC) && min(C, OC) >= 64
+    /// The weight gradient's GEMMs are [C, tiles] x [tiles, OC]. With
+    /// F(2x2) at 32 channels their outputs are too small to beat im2col's one
+    /// long GEMM (lab bench, 2 threads: block1.conv2 backward 88 ms against
+    /// 85), from 64 on they win (block3 convolutions 57 -> 44 ms). F(4x4)
+    /// halves the products again and wins at 32 too (1 thread: block1.conv2
+    /// backward 221 -> 150-170 ms).
+    static func winogradWeightGradientTile(N: Int, H: Int, W: Int, C: Int, OC: Int) -> WinogradTile? {
+        guard let tile = winogradTile(N: N, H: H, W: W, C: C, OC: OC) else { return nil }
+        return tile == .f4x4 || min(C, OC) >= 64 ? tile : nil
     }
 }
 
 /// G of U = G g G^T; its transpose takes the weight gradient back (dw = G^T dU G).
-let winogradG: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+let winogradG2: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
 
-/// U[k, c, oc] for k = 4 i + j from w[(ky, kx, c), oc].
-func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, C: Int, OC: Int) {
-    let G = winogradG
-    let CO = C * OC
-    u.update(repeating: 0, count: 16 * CO)
-    for i in 0..<4 { for j in 0..<4 {
-        let dst = u + (i * 4 + j) * CO
+/// U[k, c, oc] for k = a i + j (a = G's rows) from w[(ky, kx, c), oc].
+func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int) {
+    let a = G.count, CO = C * OC
+    u.update(repeating: 0, count: a * a * CO)
+    for i in 0..<a { for j in 0..<a {
+        let dst = u + (i * a + j) * CO
         for ky in 0..<3 { for kx in 0..<3 {
             let g = G[i][ky] * G[j][kx]
             if g == 0 { continue }
@@ -51,69 +77,150 @@ func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
     } }
 }
 
+/// dw[(ky, kx, c), oc] += (G^T dU G)[ky, kx]: the kernel transform's adjoint.
+func winogradKernelGradient(_ dw: UnsafeMutablePointer<Float>, _ dU: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int) {
+    let a = G.count, CO = C * OC
+    for ky in 0..<3 { for kx in 0..<3 {
+        let dst = dw + (ky * 3 + kx) * CO
+        for i in 0..<a { for j in 0..<a {
+            let g = G[i][ky] * G[j][kx]
+            if g == 0 { continue }
+            let src = dU + (i * a + j) * CO
+            for e in 0..<CO { dst[e] += g * src[e] }
+        } }
+    } }
+}
+
+/// A layer's transformed kernel, kept while its weights stay the same
+/// (evaluation, Grad-CAM, the latency of one image). Whether they did is
+/// decided by comparing the weights themselves with the copy it was made
+/// from, not by a version counter every writer would have to bump: a missed
+/// bump would be a silently stale kernel, the comparison costs one read of
+/// 9 C OC floats against the transform's 36 C OC writes.
+public final class WinogradKernelCache {
+    private var source = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // [9*C, OC] the weights U was made from
+    private var U = UnsafeMutablePointer<Float>.allocate(capacity: 1)       // [a, C, OC]
+    private var count = 0, tile: WinogradTile?
+
+    public init() {}
+    deinit { source.deallocate(); U.deallocate() }
+
+    func kernel(_ weight: UnsafePointer<Float>, C: Int, OC: Int, tile: WinogradTile) -> UnsafePointer<Float> {
+        let n = 9 * C * OC
+        if tile == self.tile && n == count && memcmp(source, weight, n * MemoryLayout<Float>.size) == 0 { return UnsafePointer(U) }
+        if n != count {
+            source.deallocate(); U.deallocate()
+            source = .allocate(capacity: n); U = .allocate(capacity: 4 * n)  // 36 / 9
+            count = n
+        }
+        source.update(from: weight, count: n)
+        winogradKernel(U, weight, G: tile.G, C: C, OC: OC)
+        self.tile = tile
+        return UnsafePointer(U)
+    }
+}
+
+/// Tile rows per chunk: transformed input and products stay cache-sized
+/// (4 MiB per transformed buffer: larger chunks than im2col's, because the
+/// GEMMs per chunk have K = C only and need many rows to run well), and
+/// every worker gets a chunk.
+private func winogradChunkRows(_ tile: WinogradTile, tileRows: Int, W: Int, C: Int, OC: Int, workers: Int) -> Int {
+    let perRow = tile.points * (W / tile.m) * max(C, OC)
+    return max(1, min((1 << 20) / perRow, (tileRows + workers - 1) / workers))
+}
+
 public func conv3x3WinogradForward(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
     _ weight: UnsafePointer<Float>,       // [9*C, OC]
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
     N: Int, H: Int, W: Int, C: Int, OC: Int,
+    tile: WinogradTile,
     accumulate: Bool = false,
+    kernelCache: WinogradKernelCache? = nil,
     workspace ws: ConvWorkspace
 ) {
-    precondition(H % 2 == 0 && W % 2 == 0, "Winograd F(2x2,3x3) needs even H and W")
-    let TW = W / 2, tileRows = N * (H / 2)
-    // Tile rows per chunk: transformed input and products stay cache-sized.
-    let perRow = 16 * TW * max(C, OC)
-    // 4 MiB per transformed buffer: larger chunks than im2col's, because the
-    // 16 GEMMs per chunk have K = C only and need many rows to run well.
-    let R = max(1, min((1 << 20) / perRow, (tileRows + ws.workers - 1) / ws.workers))
+    let m = tile.m, a = tile.points
+    precondition(H % m == 0 && W % m == 0, "Winograd F(\(m)x\(m),3x3) needs H and W divisible by \(m)")
+    let TW = W / m, tileRows = N * (H / m)
+    let R = winogradChunkRows(tile, tileRows: tileRows, W: W, C: C, OC: OC, workers: ws.workers)
     let chunks = (tileRows + R - 1) / R
     let T = R * TW
-    ws.reserveColumns(2 * 16 * T * max(C, OC) + C)
-    ws.reserveWeights(16 * C * OC)
-    winogradKernel(ws.flipped2, weight, C: C, OC: OC)
-    let U = UnsafePointer(ws.flipped2)
+    ws.reserveColumns(2 * a * T * max(C, OC) + C)
+    ws.reserveWeights(36 * C * OC)
+    let U: UnsafePointer<Float>
+    if let kernelCache {
+        U = kernelCache.kernel(weight, C: C, OC: OC, tile: tile)
+    } else {
+        winogradKernel(ws.flipped2, weight, G: tile.G, C: C, OC: OC)
+        U = UnsafePointer(ws.flipped2)
+    }
     ws.parallel { worker in
-        let V = ws.cols[worker]                    // [16, T, C]
-        let P = V + 16 * T * max(C, OC)            // [16, T, OC]
-        let zero = P + 16 * T * max(C, OC)         // [C] of zeros: the padding
+        let V = ws.cols[worker]                    // [a, T, C]
+        let P = V + a * T * max(C, OC)             // [a, T, OC]
+        let zero = P + a * T * max(C, OC)          // [C] of zeros: the padding
         zero.update(repeating: 0, count: C)
-        let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
-        defer { taps.deallocate() }
+        let scratch = WinogradScratch()
+        defer { scratch.deallocate() }
         for chunk in stride(from: worker, to: chunks, by: ws.workers) {
             let r0 = chunk * R, r1 = min(tileRows, r0 + R)
             let tiles = (r1 - r0) * TW
-            winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: taps)
-            // 16 GEMMs in the transformed domain.
-            for k in 0..<16 {
+            switch tile {
+            case .f2x2: winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: scratch.taps)
+            case .f4x4: winograd4InputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, scratch: scratch)
+            }
+            for k in 0..<a {
                 gemm(transA: false, transB: false, m: tiles, n: OC, k: C,
                      V + k * T * C, lda: C, U + k * C * OC, ldb: OC, beta: 0, P + k * T * OC, ldc: OC)
             }
-            // Output transform, vectorized over output channels.
-            for r in r0..<r1 {
-                let n = r / (H / 2), ty = r % (H / 2)
-                for tx in 0..<TW {
-                    let t = (r - r0) * TW + tx
-                    let p = P + t * OC, s = T * OC
-                    let y00 = out + ((n * H + 2 * ty) * W + 2 * tx) * OC
-                    let y01 = y00 + OC, y10 = y00 + W * OC, y11 = y10 + OC
-                    var o = 0
-                    while o < OC {
-                        @inline(__always) func ld(_ k: Int) -> SIMD8<Float> { UnsafeRawPointer(p + k * s + o).loadUnaligned(as: SIMD8<Float>.self) }
-                        @inline(__always) func put(_ y: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
-                            let dst = UnsafeMutableRawPointer(y + o)
-                            dst.storeBytes(of: accumulate ? dst.loadUnaligned(as: SIMD8<Float>.self) + v : v, as: SIMD8<Float>.self)
-                        }
-                        let m4 = ld(4), m5 = ld(5), m6 = ld(6), m7 = ld(7), m8 = ld(8), m9 = ld(9), m10 = ld(10), m11 = ld(11)
-                        // A^T m over rows, then over columns.
-                        let a0 = ld(0) + m4 + m8, a1 = ld(1) + m5 + m9, a2 = ld(2) + m6 + m10, a3 = ld(3) + m7 + m11
-                        let b0 = m4 - m8 - ld(12), b1 = m5 - m9 - ld(13), b2 = m6 - m10 - ld(14), b3 = m7 - m11 - ld(15)
-                        let bo = bias.map { UnsafeRawPointer($0 + o).loadUnaligned(as: SIMD8<Float>.self) } ?? SIMD8<Float>(repeating: 0)
-                        put(y00, a0 + a1 + a2 + bo); put(y01, a1 - a2 - a3 + bo)
-                        put(y10, b0 + b1 + b2 + bo); put(y11, b1 - b2 - b3 + bo)
-                        o += 8
-                    }
+            switch tile {
+            case .f2x2: winogradOutputTransform(out, P, bias, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC, accumulate: accumulate)
+            case .f4x4: winograd4OutputTransform(out, P, bias, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC, accumulate: accumulate, scratch: scratch)
+            }
+        }
+    }
+}
+
+/// Per-worker scratch of the transforms: tap pointers and one tile of
+/// intermediate rows (spilled on purpose: 36 vectors exceed the registers).
+final class WinogradScratch {
+    let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 36)
+    let z = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 36)
+    func deallocate() { taps.deallocate(); z.deallocate() }
+}
+
+/// Y = A^T P A + bias for every 2x2 tile in tile rows r0..<r1, written or
+/// added into out; vectorized over output channels.
+@inline(__always)
+func winogradOutputTransform(
+    _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
+    _ P: UnsafePointer<Float>,            // [16, T, OC]
+    _ bias: UnsafePointer<Float>?,        // [OC] or nil
+    r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int, accumulate: Bool
+) {
+    let TW = W / 2
+    for r in r0..<r1 {
+        let n = r / (H / 2), ty = r % (H / 2)
+        for tx in 0..<TW {
+            let t = (r - r0) * TW + tx
+            let p = P + t * OC, s = T * OC
+            let y00 = out + ((n * H + 2 * ty) * W + 2 * tx) * OC
+            let y01 = y00 + OC, y10 = y00 + W * OC, y11 = y10 + OC
+            var o = 0
+            while o < OC {
+                @inline(__always) func ld(_ k: Int) -> SIMD8<Float> { UnsafeRawPointer(p + k * s + o).loadUnaligned(as: SIMD8<Float>.self) }
+                @inline(__always) func put(_ y: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
+                    let dst = UnsafeMutableRawPointer(y + o)
+                    dst.storeBytes(of: accumulate ? dst.loadUnaligned(as: SIMD8<Float>.self) + v : v, as: SIMD8<Float>.self)
                 }
+                let m4 = ld(4), m5 = ld(5), m6 = ld(6), m7 = ld(7), m8 = ld(8), m9 = ld(9), m10 = ld(10), m11 = ld(11)
+                // A^T m over rows, then over columns.
+                let a0 = ld(0) + m4 + m8, a1 = ld(1) + m5 + m9, a2 = ld(2) + m6 + m10, a3 = ld(3) + m7 + m11
+                let b0 = m4 - m8 - ld(12), b1 = m5 - m9 - ld(13), b2 = m6 - m10 - ld(14), b3 = m7 - m11 - ld(15)
+                let bo = bias.map { UnsafeRawPointer($0 + o).loadUnaligned(as: SIMD8<Float>.self) } ?? SIMD8<Float>(repeating: 0)
+                put(y00, a0 + a1 + a2 + bo); put(y01, a1 - a2 - a3 + bo)
+                put(y10, b0 + b1 + b2 + bo); put(y11, b1 - b2 - b3 + bo)
+                o += 8
             }
         }
     }
@@ -135,13 +242,7 @@ func winogradInputTransform(
         let n = r / (H / 2), ty = r % (H / 2)
         for tx in 0..<TW {
             let t = (r - r0) * TW + tx
-            for i in 0..<4 {
-                let y = 2 * ty - 1 + i
-                for j in 0..<4 {
-                    let x = 2 * tx - 1 + j
-                    taps[i * 4 + j] = (y < 0 || y >= H || x < 0 || x >= W) ? UnsafePointer(zero) : inp + ((n * H + y) * W + x) * C
-                }
-            }
+            winogradTaps(taps, inp, zero: zero, size: 4, n: n, y0: 2 * ty - 1, x0: 2 * tx - 1, H: H, W: W, C: C)
             let q0 = taps[0], q1 = taps[1], q2 = taps[2], q3 = taps[3], q4 = taps[4], q5 = taps[5], q6 = taps[6], q7 = taps[7]
             let q8 = taps[8], q9 = taps[9], q10 = taps[10], q11 = taps[11], q12 = taps[12], q13 = taps[13], q14 = taps[14], q15 = taps[15]
             // Explicit SIMD: with 16 input and 16 output streams the
@@ -166,56 +267,73 @@ func winogradInputTransform(
     }
 }
 
+/// taps[size i + j] = the pixel (y0 + i, x0 + j) of image n, or `zero` outside the image.
+@inline(__always)
+func winogradTaps(
+    _ taps: UnsafeMutablePointer<UnsafePointer<Float>>,  // [size * size] written
+    _ inp: UnsafePointer<Float>,                         // [N, H, W, C]
+    zero: UnsafeMutablePointer<Float>,                   // [C] zeros
+    size: Int, n: Int, y0: Int, x0: Int, H: Int, W: Int, C: Int
+) {
+    for i in 0..<size {
+        let y = y0 + i
+        for j in 0..<size {
+            let x = x0 + j
+            taps[i * size + j] = (y < 0 || y >= H || x < 0 || x >= W) ? UnsafePointer(zero) : inp + ((n * H + y) * W + x) * C
+        }
+    }
+}
+
 /// The weight gradient in the Winograd domain. Forward, P[k] = V[k] U[k] and
-/// y = A^T P A per tile, so dP = A dy A^T (the 2x2 output gradient lifted to
-/// 4x4: M below), dU[k] = sum over tiles V[k]^T M[k], and dw = G^T dU G:
-/// 16 * C * OC products per 2x2 output tile where im2col + GEMM takes 36.
+/// y = A^T P A per tile, so dP = A dy A^T (the output-gradient tile lifted
+/// to the transformed domain: M below), dU[k] = sum over tiles V[k]^T M[k],
+/// and dw = G^T dU G: (m+2)^2 * C * OC products per m x m output tile where
+/// im2col + GEMM takes 9 m^2.
 public func conv3x3WinogradWeightGradient(
     _ dweight: UnsafeMutablePointer<Float>,  // [9*C, OC], accumulated
     _ dout: UnsafePointer<Float>,            // [N, H, W, OC]
     _ inp: UnsafePointer<Float>,             // [N, H, W, C]
     N: Int, H: Int, W: Int, C: Int, OC: Int,
+    tile: WinogradTile,
     workspace ws: ConvWorkspace
 ) {
-    precondition(H % 2 == 0 && W % 2 == 0, "Winograd F(2x2,3x3) needs even H and W")
-    let TW = W / 2, tileRows = N * (H / 2), CO = C * OC
-    let R = max(1, min((1 << 20) / (16 * TW * max(C, OC)), (tileRows + ws.workers - 1) / ws.workers))
+    let m = tile.m, a = tile.points
+    precondition(H % m == 0 && W % m == 0, "Winograd F(\(m)x\(m),3x3) needs H and W divisible by \(m)")
+    let TW = W / m, tileRows = N * (H / m), CO = C * OC
+    let R = winogradChunkRows(tile, tileRows: tileRows, W: W, C: C, OC: OC, workers: ws.workers)
     let chunks = (tileRows + R - 1) / R
     let T = R * TW
-    ws.reserveColumns(2 * 16 * T * max(C, OC) + C)
-    ws.reserveWeights(16 * CO)
+    ws.reserveColumns(2 * a * T * max(C, OC) + C)
+    ws.reserveWeights(36 * CO)
     ws.parallel { worker in
-        let V = ws.cols[worker]                    // [16, T, C]
-        let M = V + 16 * T * max(C, OC)            // [16, T, OC]
-        let zero = M + 16 * T * max(C, OC)         // [C] of zeros: the padding
+        let V = ws.cols[worker]                    // [a, T, C]
+        let M = V + a * T * max(C, OC)             // [a, T, OC]
+        let zero = M + a * T * max(C, OC)          // [C] of zeros: the padding
         zero.update(repeating: 0, count: C)
-        let dU = ws.dws[worker]                    // [16, C, OC]: this worker's partial sum
-        dU.update(repeating: 0, count: 16 * CO)
-        let taps = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
-        defer { taps.deallocate() }
+        let dU = ws.dws[worker]                    // [a, C, OC]: this worker's partial sum
+        dU.update(repeating: 0, count: a * CO)
+        let scratch = WinogradScratch()
+        defer { scratch.deallocate() }
         for chunk in stride(from: worker, to: chunks, by: ws.workers) {
             let r0 = chunk * R, r1 = min(tileRows, r0 + R)
-            winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: taps)
-            winogradOutputGradientTransform(M, dout, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC)
-            for k in 0..<16 {
+            switch tile {
+            case .f2x2:
+                winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: scratch.taps)
+                winogradOutputGradientTransform(M, dout, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC)
+            case .f4x4:
+                winograd4InputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, scratch: scratch)
+                winograd4OutputGradientTransform(M, dout, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC, scratch: scratch)
+            }
+            for k in 0..<a {
                 gemm(transA: true, transB: false, m: C, n: OC, k: (r1 - r0) * TW,
                      V + k * T * C, lda: C, M + k * T * OC, ldb: OC, beta: 1, dU + k * CO, ldc: OC)
             }
         }
     }
-    // Partials in worker order (deterministic), then back to 3x3: dw = G^T dU G.
+    // Partials in worker order (deterministic), then back to 3x3.
     let dU = ws.dws[0]
-    for w in 1..<ws.workers { addInto(dU, ws.dws[w], 16 * CO) }
-    let G = winogradG
-    for ky in 0..<3 { for kx in 0..<3 {
-        let dst = dweight + (ky * 3 + kx) * CO
-        for i in 0..<4 { for j in 0..<4 {
-            let g = G[i][ky] * G[j][kx]
-            if g == 0 { continue }
-            let src = dU + (i * 4 + j) * CO
-            for e in 0..<CO { dst[e] += g * src[e] }
-        } }
-    } }
+    for w in 1..<ws.workers { addInto(dU, ws.dws[w], a * CO) }
+    winogradKernelGradient(dweight, dU, G: tile.G, C: C, OC: OC)
 }
 
 /// M[k, t, oc] = (A dy A^T)[k] for the 2x2 output-gradient tile dy of every

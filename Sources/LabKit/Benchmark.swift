@@ -46,7 +46,7 @@ public enum Benchmark {
 
         var r = BenchmarkResult()
         r.threads = threads; r.batch = batch; r.buildConfiguration = engineBuildConfiguration
-        r.convolution = winograd ? "Winograd F(2x2,3x3) where C >= 16, im2col elsewhere" : "im2col + GEMM only"
+        r.convolution = winograd ? "Winograd F(4x4,3x3) where C >= 16 (F(2x2) where H or W is not a multiple of 4), im2col elsewhere" : "im2col + GEMM only"
         r.blas = BLAS.config; r.kernels = BLASKernels.summary(); r.cpu = BLASKernels.cpuModel; r.parameters = model.parameterCount
         r.forwardGFLOPPerImage = config.forwardFLOPs(imageSize: imageSize) / 1e9
         training(model, x: x, batch: batch, steps: steps, rng: &rng, into: &r, progress: progress)

@@ -60,36 +60,84 @@ final class LayerGradientTests: XCTestCase {
         checkConv(N: 1, H: 1, W: 2, C: 3, OC: 2, bias: false, tileFloats: 1 << 20)  // W = 2, H = 1
     }
 
-    /// Winograd F(2x2,3x3) against the direct convolution, through the same
-    /// entry point the model uses (forward, accumulate, bias), over chunk splits.
+    /// Which convolutions take which path: the model's shapes at batch 64,
+    /// and the borders of each rule.
+    func testWinogradTileChoice() {
+        XCTAssertEqual(ConvWorkspace.winogradTile(N: 64, H: 64, W: 64, C: 32, OC: 32), .f4x4)
+        XCTAssertEqual(ConvWorkspace.winogradTile(N: 64, H: 16, W: 16, C: 128, OC: 128), .f4x4)
+        XCTAssertEqual(ConvWorkspace.winogradTile(N: 64, H: 6, W: 10, C: 16, OC: 16), .f2x2, "6 and 10: 2x2 tiles only")
+        XCTAssertNil(ConvWorkspace.winogradTile(N: 64, H: 64, W: 64, C: 3, OC: 32), "block1.conv1: 3 channels, im2col")
+        XCTAssertNil(ConvWorkspace.winogradTile(N: 1, H: 8, W: 8, C: 128, OC: 128), "too few outputs for the kernel transform")
+        XCTAssertEqual(ConvWorkspace.winogradWeightGradientTile(N: 64, H: 64, W: 64, C: 32, OC: 32), .f4x4)
+        XCTAssertNil(ConvWorkspace.winogradWeightGradientTile(N: 64, H: 6, W: 10, C: 32, OC: 32), "F(2x2) below 64 channels: im2col's")
+        XCTAssertEqual(ConvWorkspace.winogradWeightGradientTile(N: 64, H: 16, W: 16, C: 128, OC: 128), .f4x4)
+    }
+
+    /// The cached Winograd kernel is remade as soon as one weight changes:
+    /// a stale kernel would still give plausible outputs, so compare to direct.
+    func testWinogradKernelCacheFollowsTheWeights() {
+        XCTAssertEqual(ConvWorkspace.winogradTile(N: 1, H: 8, W: 8, C: 128, OC: 128, cached: true), .f4x4, "one image, cached kernel")
+        let (N, H, W, C, OC) = (1, 8, 8, 16, 24)
+        let ws = ConvWorkspace(workers: 2), cache = WinogradKernelCache()
+        let x = randomArray(N * H * W * C, seed: 91)
+        var w = randomArray(9 * C * OC, seed: 92, scale: 0.3)
+        func conv() -> [Float] {
+            var out = [Float](repeating: 0, count: N * H * W * OC)
+            conv3x3Forward(&out, x, w, nil, N: N, H: H, W: W, C: C, OC: OC, kernelCache: cache, workspace: ws)
+            return out
+        }
+        let first = conv()
+        XCTAssertLessThan(maxAbsDiff(first, directConv(x, w, nil, N: N, H: H, W: W, C: C, OC: OC)), 1e-4)
+        XCTAssertEqual(conv(), first, "same weights, same kernel")
+        w[9 * C * OC - 1] += 1   // the last tap of the last channel pair
+        let changed = conv()
+        XCTAssertLessThan(maxAbsDiff(changed, directConv(x, w, nil, N: N, H: H, W: W, C: C, OC: OC)), 1e-4, "a changed weight remakes the kernel")
+        XCTAssertGreaterThan(maxAbsDiff(changed, first), 0.1)
+    }
+
+    /// Both Winograd tiles against the direct convolution, over chunk splits
+    /// and workers: forward with bias, accumulate, the input gradient (the
+    /// forward of the rotated kernel) and the weight gradient (its own
+    /// transform, accumulated) against im2col's.
     func testWinogradMatchesDirectConvolution() {
-        XCTAssertFalse(ConvWorkspace.useWinogradWeightGradient(N: 64, H: 64, W: 64, C: 32, OC: 32), "block 1: im2col's weight gradient")
-        XCTAssertTrue(ConvWorkspace.useWinogradWeightGradient(N: 64, H: 16, W: 16, C: 128, OC: 128), "block 3: Winograd's")
-        for (N, H, W, C, OC, tile, workers) in [(8, 8, 8, 16, 16, 1 << 17, 1), (4, 16, 16, 24, 16, 1, 2), (6, 8, 12, 16, 16, 700, 2)] {
-            XCTAssertTrue(ConvWorkspace.useWinograd(N: N, H: H, W: W, C: C, OC: OC))
-            let ws = ConvWorkspace(tileFloats: tile, workers: workers)
+        // F(4x4)'s transforms carry constants up to 8 and 1/24: its float32
+        // error is about 20x F(2x2)'s (measured here, outputs up to |6|: max
+        // 1.6-2.5e-5 against 1e-6). 1e-4 holds both; a wrong tap or
+        // coefficient is off by about the size of an output.
+        let shapes: [(Int, Int, Int, Int, Int, Int, Int, WinogradTile)] = [
+            (8, 8, 8, 16, 16, 1 << 17, 1, .f2x2), (4, 16, 16, 24, 16, 1, 2, .f2x2), (6, 6, 10, 16, 16, 700, 2, .f2x2),
+            (8, 8, 8, 16, 16, 1 << 17, 1, .f4x4), (4, 16, 16, 24, 16, 1, 2, .f4x4), (6, 8, 12, 16, 24, 700, 3, .f4x4),
+            (2, 4, 4, 32, 16, 1 << 17, 2, .f4x4),
+        ]
+        for (N, H, W, C, OC, tileFloats, workers, tile) in shapes {
+            let tag = "F(\(tile.m)x\(tile.m)) \(N)x\(H)x\(W)x\(C)->\(OC), \(workers) workers"
+            let ws = ConvWorkspace(tileFloats: tileFloats, workers: workers)
             let x = randomArray(N * H * W * C, seed: 81), w = randomArray(9 * C * OC, seed: 82, scale: 0.3)
             let b = randomArray(OC, seed: 83), prior = randomArray(N * H * W * OC, seed: 84)
             let ref = directConv(x, w, b, N: N, H: H, W: W, C: C, OC: OC)
             var out = prior
-            conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, accumulate: true, workspace: ws)
-            XCTAssertLessThan(maxAbsDiff(out, zip(ref, prior).map { $0 + $1 }), 2e-4, "accumulate \(N)x\(H)x\(W)x\(C)->\(OC)")
-            conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
-            XCTAssertLessThan(maxAbsDiff(out, ref), 2e-4, "\(N)x\(H)x\(W)x\(C)->\(OC)")
-            // The input gradient goes through the same path (rotated kernel);
-            // the weight gradient through its own Winograd transform, accumulated.
-            let dwPrior = randomArray(w.count, seed: 86)
-            var dx = [Float](repeating: 0, count: x.count), dw = dwPrior
+            conv3x3WinogradForward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, tile: tile, accumulate: true, workspace: ws)
+            XCTAssertLessThan(maxAbsDiff(out, zip(ref, prior).map { $0 + $1 }), 1e-4, "accumulate \(tag)")
+            conv3x3WinogradForward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, tile: tile, workspace: ws)
+            XCTAssertLessThan(maxAbsDiff(out, ref), 1e-4, tag)
+
             let r = randomArray(N * H * W * OC, seed: 85)
-            conv3x3Backward(&dx, nil, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
-            conv3x3WinogradWeightGradient(&dw, r, x, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+            let wf = (0..<(9 * OC * C)).map { i -> Float in   // the rotated kernel, [(2-ky, 2-kx, oc), c]
+                let k = i / (OC * C), o = (i / C) % OC, c = i % C
+                return w[((8 - k) * C + c) * OC + o]
+            }
+            var dx = [Float](repeating: 0, count: x.count)
+            conv3x3WinogradForward(&dx, r, wf, nil, N: N, H: H, W: W, C: OC, OC: C, tile: tile, accumulate: true, workspace: ws)
+            let dwPrior = randomArray(w.count, seed: 86)
+            var dw = dwPrior
+            conv3x3WinogradWeightGradient(&dw, r, x, N: N, H: H, W: W, C: C, OC: OC, tile: tile, workspace: ws)
             var dxRef = [Float](repeating: 0, count: x.count), dwRef = dwPrior
             let im2col = ConvWorkspace(workers: 1); im2col.winograd = false
             conv3x3Backward(&dxRef, &dwRef, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: im2col)
-            XCTAssertLessThan(maxAbsDiff(dx, dxRef), 2e-4)
+            XCTAssertLessThan(maxAbsDiff(dx, dxRef), 1e-4, "dx \(tag)")
             // dw sums N*H*W products per entry: the tolerance scales with its size.
             let scale = dwRef.map(abs).max()!
-            XCTAssertLessThan(maxAbsDiff(dw, dwRef), 2e-5 * max(1, scale), "dw \(N)x\(H)x\(W)x\(C)->\(OC), max |dw| \(scale)")
+            XCTAssertLessThan(maxAbsDiff(dw, dwRef), 2e-5 * max(1, scale), "dw \(tag), max |dw| \(scale)")
         }
     }
 
