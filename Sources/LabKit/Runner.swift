@@ -132,7 +132,7 @@ public final class Runner {
                                           adam: adam, imbalance: imbalance, started: t0, lastBeat: &lastBeat)
                 try endEpoch(runID: runID, spec: spec, seed: seed, pass, data: data, model: model, adam: adam, started: t0, state: &state)
             }
-            try finish(runID: runID, spec: spec, data: data, state: state, options: options)
+            try finish(runID: runID, spec: spec, data: data, model: model, state: state, options: options)
             return runID
         } catch let e as Interrupted {
             try? registry.endRun(runID, .interrupted, error: "interrupted by \(Interrupt.requestedBy) after epoch \(state.epoch)")
@@ -222,10 +222,12 @@ public final class Runner {
     }
 
     /// The best epoch's weights decide every reported number: validation, the
-    /// spec's test look and explanations; then the run is completed.
-    func finish(runID: String, spec: ExperimentSpec, data: PreparedData, state: TrainerState, options: RunOptions) throws {
+    /// spec's test look and explanations; then the run is completed. They are
+    /// loaded into the training model, whose buffers are already there: a
+    /// second model would add its activations to the run's peak memory.
+    func finish(runID: String, spec: ExperimentSpec, data: PreparedData, model bestModel: Model, state: TrainerState, options: RunOptions) throws {
         guard let best = try registry.checkpoint(run: runID, kind: .best) else { throw Failure(.registry, "run \(runID) has no best checkpoint") }
-        let (bestModel, _) = try Model.load(checkpoint: [UInt8](best.data), threads: options.threads)
+        try bestModel.load(stateDict: Safetensors.decode([UInt8](best.data)).tensors)
         let val = evaluate(bestModel, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
         try record(runID: runID, split: "val", probs: val, indices: data.validation, data: data)
         if spec.evaluate.test {
