@@ -6,9 +6,15 @@ import PackageDescription
 // in hot loops. (-wmo would break the debug build, so it is not used.)
 // -target-cpu haswell: AVX2 and FMA for the engine's own loops (batch norm,
 // Winograd transforms, pooling, Adam), which otherwise compile for SSE2;
-// every x86-64 CPU since 2013-2015 (Haswell, Zen) has them. It changes no
-// result: Swift does not contract a * b + c into FMA on its own.
+// every x86-64 CPU since 2013-2015 (Haswell, Zen) has them; one without
+// AVX2 (QEMU's default CPU, some Celerons) would stop on an illegal
+// instruction. It changes no result: Swift does not contract a * b + c
+// into FMA on its own.
+#if arch(x86_64)
 let numeric: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+#else
+let numeric: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+#endif
 
 let package = Package(
     name: "lab",

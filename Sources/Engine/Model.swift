@@ -16,7 +16,8 @@ public final class ConvUnit {
     public var batchesTracked = 0
     /// True for the last conv of a block whose skip adds the block's first activation.
     public let addsResidual: Bool
-    /// The forward's Winograd kernel, reused while the weights stay the same.
+    /// The eval forward's Winograd kernel, reused while the weights stay the
+    /// same (training changes them every step: no cache there).
     let kernelCache = WinogradKernelCache()
 
     // Activations for the current batch capacity.
@@ -217,7 +218,8 @@ public final class Model {
                 let M = N * u.H * u.W
                 timed(u.name) {
                     conv3x3Forward(u.c.data, x, u.weight.value.data, u.bias?.value.data,
-                                   N: N, H: u.H, W: u.W, C: u.C, OC: u.OC, kernelCache: u.kernelCache, workspace: workspace)
+                                   N: N, H: u.H, W: u.W, C: u.C, OC: u.OC,
+                                   kernelCache: training ? nil : u.kernelCache, workspace: workspace)
                 }
                 let residual: UnsafePointer<Float>? = u.addsResidual ? UnsafePointer(units[0].a.data) : nil
                 timed(config.batchNorm ? u.bnName : u.name + ".relu") {

@@ -121,12 +121,12 @@ public final class WinogradKernelCache {
 }
 
 /// Tile rows per chunk: transformed input and products stay cache-sized
-/// (4 MiB per transformed buffer: larger chunks than im2col's, because the
-/// GEMMs per chunk have K = C only and need many rows to run well), and
-/// every worker gets a chunk.
-private func winogradChunkRows(_ tile: WinogradTile, tileRows: Int, W: Int, C: Int, OC: Int, workers: Int) -> Int {
+/// (8 im2col tiles, 4 MiB by default, per transformed buffer: larger chunks
+/// than im2col's, because the GEMMs per chunk have K = C only and need many
+/// rows to run well), and every worker gets a chunk.
+private func winogradChunkRows(_ tile: WinogradTile, tileRows: Int, W: Int, C: Int, OC: Int, workspace ws: ConvWorkspace) -> Int {
     let perRow = tile.points * (W / tile.m) * max(C, OC)
-    return max(1, min((1 << 20) / perRow, (tileRows + workers - 1) / workers))
+    return max(1, min(8 * ws.tileFloats / perRow, (tileRows + ws.workers - 1) / ws.workers))
 }
 
 public func conv3x3WinogradForward(
@@ -143,7 +143,7 @@ public func conv3x3WinogradForward(
     let m = tile.m, a = tile.points
     precondition(H % m == 0 && W % m == 0, "Winograd F(\(m)x\(m),3x3) needs H and W divisible by \(m)")
     let TW = W / m, tileRows = N * (H / m)
-    let R = winogradChunkRows(tile, tileRows: tileRows, W: W, C: C, OC: OC, workers: ws.workers)
+    let R = winogradChunkRows(tile, tileRows: tileRows, W: W, C: C, OC: OC, workspace: ws)
     let chunks = (tileRows + R - 1) / R
     let T = R * TW
     ws.reserveColumns(2 * a * T * max(C, OC) + C)
@@ -300,7 +300,7 @@ public func conv3x3WinogradWeightGradient(
     let m = tile.m, a = tile.points
     precondition(H % m == 0 && W % m == 0, "Winograd F(\(m)x\(m),3x3) needs H and W divisible by \(m)")
     let TW = W / m, tileRows = N * (H / m), CO = C * OC
-    let R = winogradChunkRows(tile, tileRows: tileRows, W: W, C: C, OC: OC, workers: ws.workers)
+    let R = winogradChunkRows(tile, tileRows: tileRows, W: W, C: C, OC: OC, workspace: ws)
     let chunks = (tileRows + R - 1) / R
     let T = R * TW
     ws.reserveColumns(2 * a * T * max(C, OC) + C)

@@ -93,6 +93,29 @@ final class LayerGradientTests: XCTestCase {
         let changed = conv()
         XCTAssertLessThan(maxAbsDiff(changed, directConv(x, w, nil, N: N, H: H, W: W, C: C, OC: OC)), 1e-4, "a changed weight remakes the kernel")
         XCTAssertGreaterThan(maxAbsDiff(changed, first), 0.1)
+        // Same weights, the other tile: its own kernel, not the cached one.
+        var f2 = [Float](repeating: 0, count: N * H * W * OC)
+        conv3x3WinogradForward(&f2, x, w, nil, N: N, H: H, W: W, C: C, OC: OC, tile: .f2x2, kernelCache: cache, workspace: ws)
+        XCTAssertLessThan(maxAbsDiff(f2, changed), 1e-4, "F(2x2) after F(4x4) on one cache")
+    }
+
+    /// conv3x3Backward as the model calls it (the rotated kernel, the tile
+    /// each shape dispatches to) against im2col's, for both tiles.
+    func testConvBackwardThroughWinogradMatchesIm2col() {
+        for (N, H, W, C, OC, tile) in [(8, 8, 8, 16, 16, WinogradTile.f4x4), (12, 6, 10, 16, 16, .f2x2), (64, 6, 6, 64, 64, .f2x2)] {
+            XCTAssertEqual(ConvWorkspace.winogradTile(N: N, H: H, W: W, C: OC, OC: C), tile)
+            let x = randomArray(N * H * W * C, seed: 71), w = randomArray(9 * C * OC, seed: 72, scale: 0.3)
+            let r = randomArray(N * H * W * OC, seed: 73)
+            func backward(_ ws: ConvWorkspace) -> (dx: [Float], dw: [Float]) {
+                var dx = randomArray(x.count, seed: 74), dw = randomArray(w.count, seed: 75)
+                conv3x3Backward(&dx, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+                return (dx, dw)
+            }
+            let im2col = ConvWorkspace(workers: 1); im2col.winograd = false
+            let ref = backward(im2col), got = backward(ConvWorkspace(workers: 2))
+            XCTAssertLessThan(maxAbsDiff(got.dx, ref.dx), 1e-4, "dx \(tile) \(N)x\(H)x\(W)x\(C)->\(OC)")
+            XCTAssertLessThan(maxAbsDiff(got.dw, ref.dw), 2e-5 * max(1, ref.dw.map(abs).max()!), "dw \(tile) \(N)x\(H)x\(W)x\(C)->\(OC)")
+        }
     }
 
     /// Both Winograd tiles against the direct convolution, over chunk splits
@@ -104,10 +127,12 @@ final class LayerGradientTests: XCTestCase {
         // error is about 20x F(2x2)'s (measured here, outputs up to |6|: max
         // 1.6-2.5e-5 against 1e-6). 1e-4 holds both; a wrong tap or
         // coefficient is off by about the size of an output.
+        // tileFloats sets the chunk size: 1300 gives chunks of 3 tile rows,
+        // several per worker and a short last one; N = 1 at 4x4 leaves a worker idle.
         let shapes: [(Int, Int, Int, Int, Int, Int, Int, WinogradTile)] = [
-            (8, 8, 8, 16, 16, 1 << 17, 1, .f2x2), (4, 16, 16, 24, 16, 1, 2, .f2x2), (6, 6, 10, 16, 16, 700, 2, .f2x2),
-            (8, 8, 8, 16, 16, 1 << 17, 1, .f4x4), (4, 16, 16, 24, 16, 1, 2, .f4x4), (6, 8, 12, 16, 24, 700, 3, .f4x4),
-            (2, 4, 4, 32, 16, 1 << 17, 2, .f4x4),
+            (8, 8, 8, 16, 16, 1 << 17, 1, .f2x2), (4, 16, 16, 24, 16, 1300, 2, .f2x2), (6, 6, 10, 16, 16, 700, 2, .f2x2),
+            (8, 8, 8, 16, 16, 1 << 17, 1, .f4x4), (4, 16, 16, 24, 16, 1300, 2, .f4x4), (6, 8, 12, 16, 24, 700, 3, .f4x4),
+            (1, 4, 4, 32, 16, 1 << 17, 2, .f4x4),
         ]
         for (N, H, W, C, OC, tileFloats, workers, tile) in shapes {
             let tag = "F(\(tile.m)x\(tile.m)) \(N)x\(H)x\(W)x\(C)->\(OC), \(workers) workers"
