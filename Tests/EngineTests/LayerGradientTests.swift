@@ -127,11 +127,11 @@ final class LayerGradientTests: XCTestCase {
         // error is about 20x F(2x2)'s (measured here, outputs up to |6|: max
         // 1.6-2.5e-5 against 1e-6). 1e-4 holds both; a wrong tap or
         // coefficient is off by about the size of an output.
-        // tileFloats sets the chunk size: 1300 gives chunks of 3 tile rows,
+        // tileFloats sets the chunk size: 5200 gives chunks of 3 tile rows,
         // several per worker and a short last one; N = 1 at 4x4 leaves a worker idle.
         let shapes: [(Int, Int, Int, Int, Int, Int, Int, WinogradTile)] = [
-            (8, 8, 8, 16, 16, 1 << 17, 1, .f2x2), (4, 16, 16, 24, 16, 1300, 2, .f2x2), (6, 6, 10, 16, 16, 700, 2, .f2x2),
-            (8, 8, 8, 16, 16, 1 << 17, 1, .f4x4), (4, 16, 16, 24, 16, 1300, 2, .f4x4), (6, 8, 12, 16, 24, 700, 3, .f4x4),
+            (8, 8, 8, 16, 16, 1 << 17, 1, .f2x2), (4, 16, 16, 24, 16, 5200, 2, .f2x2), (6, 6, 10, 16, 16, 700, 2, .f2x2),
+            (8, 8, 8, 16, 16, 1 << 17, 1, .f4x4), (4, 16, 16, 24, 16, 5200, 2, .f4x4), (6, 8, 12, 16, 24, 700, 3, .f4x4),
             (1, 4, 4, 32, 16, 1 << 17, 2, .f4x4),
         ]
         for (N, H, W, C, OC, tileFloats, workers, tile) in shapes {
