@@ -10,8 +10,9 @@
 //   U = G g G^T          (kernel g: 3x3)
 //   Y = A^T (U .* V) A   (output tile)
 //
-// Layouts: V [a, T, C], U [a, C, OC], products [a, T, OC]; a = (m+2)^2,
-// T = tiles in a chunk. Chunks of tile rows go round-robin to workers, as in im2col.
+// Layouts: V [T, a, C], U [a, C, OC], products [T, a, OC]; a = (m+2)^2,
+// T = tiles in a chunk. Tile-major, so a transform reads and writes one
+// contiguous run per tile; the GEMM of point k reads every a-th row (lda = a C). Chunks of tile rows go round-robin to workers, as in im2col.
 //
 // F(2x2): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 //         G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
@@ -158,8 +159,8 @@ public func conv3x3WinogradForward(
         U = UnsafePointer(ws.flipped2)
     }
     ws.parallel { worker in
-        let V = ws.cols[worker]                    // [a, T, C]
-        let P = V + a * T * max(C, OC)             // [a, T, OC]
+        let V = ws.cols[worker]                    // [T, a, C]
+        let P = V + a * T * max(C, OC)             // [T, a, OC]
         let zero = P + a * T * max(C, OC)          // [C] of zeros: the padding
         zero.update(repeating: 0, count: C)
         let scratch = WinogradScratch()
@@ -173,7 +174,7 @@ public func conv3x3WinogradForward(
             }
             for k in 0..<a {
                 gemm(transA: false, transB: false, m: tiles, n: OC, k: C,
-                     V + k * T * C, lda: C, U + k * C * OC, ldb: OC, beta: 0, P + k * T * OC, ldc: OC)
+                     V + k * C, lda: a * C, U + k * C * OC, ldb: OC, beta: 0, P + k * OC, ldc: a * OC)
             }
             switch tile {
             case .f2x2: winogradOutputTransform(out, P, bias, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC, accumulate: accumulate)
@@ -196,7 +197,7 @@ final class WinogradScratch {
 @inline(__always)
 func winogradOutputTransform(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
-    _ P: UnsafePointer<Float>,            // [16, T, OC]
+    _ P: UnsafePointer<Float>,            // [T, 16, OC]
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
     r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int, accumulate: Bool
 ) {
@@ -205,7 +206,7 @@ func winogradOutputTransform(
         let n = r / (H / 2), ty = r % (H / 2)
         for tx in 0..<TW {
             let t = (r - r0) * TW + tx
-            let p = P + t * OC, s = T * OC
+            let p = P + t * 16 * OC, s = OC
             let y00 = out + ((n * H + 2 * ty) * W + 2 * tx) * OC
             let y01 = y00 + OC, y10 = y00 + W * OC, y11 = y10 + OC
             var o = 0
@@ -228,12 +229,12 @@ func winogradOutputTransform(
     }
 }
 
-/// V[k, t, c] = (B^T d B)[k] for the 4x4 input tile d of every output tile
+/// V[t, k, c] = (B^T d B)[k] for the 4x4 input tile d of every output tile
 /// t in tile rows r0..<r1 (r = n * H/2 + ty), vectorized over channels.
 /// Out-of-image taps read `zero` (C zeros), so the inner loop has no branches.
 @inline(__always)
 func winogradInputTransform(
-    _ V: UnsafeMutablePointer<Float>,     // [16, T, C] written
+    _ V: UnsafeMutablePointer<Float>,     // [T, 16, C] written
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
     r0: Int, r1: Int, T: Int, H: Int, W: Int, C: Int,
     zero: UnsafeMutablePointer<Float>,    // [C] zeros
@@ -249,7 +250,7 @@ func winogradInputTransform(
             let q8 = taps[8], q9 = taps[9], q10 = taps[10], q11 = taps[11], q12 = taps[12], q13 = taps[13], q14 = taps[14], q15 = taps[15]
             // Explicit SIMD: with 16 input and 16 output streams the
             // auto-vectorizer gives up on the aliasing checks.
-            let o = V + t * C, st = T * C
+            let o = V + t * 16 * C, st = C
             var c = 0
             while c < C {
                 @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + c).loadUnaligned(as: SIMD8<Float>.self) }
@@ -308,8 +309,8 @@ public func conv3x3WinogradWeightGradient(
     ws.reserveColumns(2 * a * T * max(C, OC) + C)
     ws.reserveWeights(36 * CO)
     ws.parallel { worker in
-        let V = ws.cols[worker]                    // [a, T, C]
-        let M = V + a * T * max(C, OC)             // [a, T, OC]
+        let V = ws.cols[worker]                    // [T, a, C]
+        let M = V + a * T * max(C, OC)             // [T, a, OC]
         let zero = M + a * T * max(C, OC)          // [C] of zeros: the padding
         zero.update(repeating: 0, count: C)
         let dU = ws.dws[worker]                    // [a, C, OC]: this worker's partial sum
@@ -328,7 +329,7 @@ public func conv3x3WinogradWeightGradient(
             }
             for k in 0..<a {
                 gemm(transA: true, transB: false, m: C, n: OC, k: (r1 - r0) * TW,
-                     V + k * T * C, lda: C, M + k * T * OC, ldb: OC, beta: 1, dU + k * CO, ldc: OC)
+                     V + k * C, lda: a * C, M + k * OC, ldb: a * OC, beta: 1, dU + k * CO, ldc: OC)
             }
         }
     }
@@ -338,22 +339,22 @@ public func conv3x3WinogradWeightGradient(
     winogradKernelGradient(dweight, dU, G: tile.G, C: C, OC: OC)
 }
 
-/// M[k, t, oc] = (A dy A^T)[k] for the 2x2 output-gradient tile dy of every
+/// M[t, k, oc] = (A dy A^T)[k] for the 2x2 output-gradient tile dy of every
 /// tile t in tile rows r0..<r1; A = [1 0; 1 1; 1 -1; 0 -1] (A^T of the forward).
 @inline(__always)
 func winogradOutputGradientTransform(
-    _ M: UnsafeMutablePointer<Float>,     // [16, T, OC] written
+    _ M: UnsafeMutablePointer<Float>,     // [T, 16, OC] written
     _ dout: UnsafePointer<Float>,         // [N, H, W, OC]
     r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int
 ) {
-    let TW = W / 2, s = T * OC
+    let TW = W / 2, s = OC
     for r in r0..<r1 {
         let n = r / (H / 2), ty = r % (H / 2)
         for tx in 0..<TW {
             let t = (r - r0) * TW + tx
             let y00 = dout + ((n * H + 2 * ty) * W + 2 * tx) * OC
             let y01 = y00 + OC, y10 = y00 + W * OC, y11 = y10 + OC
-            let m = M + t * OC
+            let m = M + t * 16 * OC
             var o = 0
             while o < OC {
                 @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + o).loadUnaligned(as: SIMD8<Float>.self) }

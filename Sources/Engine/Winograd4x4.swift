@@ -55,23 +55,23 @@ private func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUna
 @inline(__always)
 private func store(_ p: UnsafeMutablePointer<Float>, _ v: V8) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self) }
 
-/// V[k, t, c] = (B^T d B)[k], k = 6 i + j, for the 6x6 input tile d of every
+/// V[t, k, c] = (B^T d B)[k], k = 6 i + j, for the 6x6 input tile d of every
 /// 4x4 output tile t in tile rows r0..<r1 (r = n * H/4 + ty). Out-of-image
 /// taps read `zero`, so the channel loop has no branches.
 func winograd4InputTransform(
-    _ V: UnsafeMutablePointer<Float>,     // [36, T, C] written
+    _ V: UnsafeMutablePointer<Float>,     // [T, 36, C] written
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
     r0: Int, r1: Int, T: Int, H: Int, W: Int, C: Int,
     zero: UnsafeMutablePointer<Float>,    // [C] zeros
     scratch: WinogradScratch
 ) {
-    let TW = W / 4, st = T * C, q = scratch.taps, z = scratch.z
+    let TW = W / 4, st = C, q = scratch.taps, z = scratch.z
     for r in r0..<r1 {
         let n = r / (H / 4), ty = r % (H / 4)
         for tx in 0..<TW {
             let t = (r - r0) * TW + tx
             winogradTaps(q, inp, zero: zero, size: 6, n: n, y0: 4 * ty - 1, x0: 4 * tx - 1, H: H, W: W, C: C)
-            let o = V + t * C
+            let o = V + t * 36 * C
             var c = 0
             while c < C {
                 for j in 0..<6 {
@@ -95,16 +95,16 @@ func winograd4InputTransform(
 /// added into out.
 func winograd4OutputTransform(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
-    _ P: UnsafePointer<Float>,            // [36, T, OC]
+    _ P: UnsafePointer<Float>,            // [T, 36, OC]
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
     r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int, accumulate: Bool,
     scratch: WinogradScratch
 ) {
-    let TW = W / 4, s = T * OC, z = scratch.z
+    let TW = W / 4, s = OC, z = scratch.z
     for r in r0..<r1 {
         let n = r / (H / 4), ty = r % (H / 4)
         for tx in 0..<TW {
-            let p = P + ((r - r0) * TW + tx) * OC
+            let p = P + ((r - r0) * TW + tx) * 36 * OC
             let y0 = out + ((n * H + 4 * ty) * W + 4 * tx) * OC
             var o = 0
             while o < OC {
@@ -128,19 +128,19 @@ func winograd4OutputTransform(
     }
 }
 
-/// M[k, t, oc] = (A dy A^T)[k] for the 4x4 output-gradient tile dy of every
+/// M[t, k, oc] = (A dy A^T)[k] for the 4x4 output-gradient tile dy of every
 /// tile t in tile rows r0..<r1.
 func winograd4OutputGradientTransform(
-    _ M: UnsafeMutablePointer<Float>,     // [36, T, OC] written
+    _ M: UnsafeMutablePointer<Float>,     // [T, 36, OC] written
     _ dout: UnsafePointer<Float>,         // [N, H, W, OC]
     r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int,
     scratch: WinogradScratch
 ) {
-    let TW = W / 4, s = T * OC, z = scratch.z
+    let TW = W / 4, s = OC, z = scratch.z
     for r in r0..<r1 {
         let n = r / (H / 4), ty = r % (H / 4)
         for tx in 0..<TW {
-            let m = M + ((r - r0) * TW + tx) * OC
+            let m = M + ((r - r0) * TW + tx) * 36 * OC
             let y0 = dout + ((n * H + 4 * ty) * W + 4 * tx) * OC
             let rs = W * OC
             var o = 0
