@@ -151,13 +151,10 @@ public func conv3x3WinogradForward(
     let T = R * TW
     ws.reserveColumns(2 * a * T * max(C, OC) + C)
     ws.reserveWeights(36 * C * OC)
-    let U: UnsafePointer<Float>
-    if let kernelCache {
-        U = kernelCache.kernel(weight, C: C, OC: OC, tile: tile)
-    } else {
+    let U = kernelCache?.kernel(weight, C: C, OC: OC, tile: tile) ?? {
         winogradKernel(ws.flipped2, weight, G: tile.G, C: C, OC: OC)
-        U = UnsafePointer(ws.flipped2)
-    }
+        return UnsafePointer(ws.flipped2)
+    }()
     ws.parallel { worker in
         let V = ws.cols[worker]                    // [T, a, C]
         let P = V + a * T * max(C, OC)             // [T, a, OC]
