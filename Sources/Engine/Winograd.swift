@@ -166,16 +166,16 @@ public func conv3x3WinogradForward(
             let r0 = chunk * R, r1 = min(tileRows, r0 + R)
             let tiles = (r1 - r0) * TW
             switch tile {
-            case .f2x2: winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: scratch.taps)
-            case .f4x4: winograd4InputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, scratch: scratch)
+            case .f2x2: winogradInputTransform(V, inp, r0: r0, r1: r1, H: H, W: W, C: C, zero: zero, taps: scratch.taps)
+            case .f4x4: winograd4InputTransform(V, inp, r0: r0, r1: r1, H: H, W: W, C: C, zero: zero, scratch: scratch)
             }
             for k in 0..<a {
                 gemm(transA: false, transB: false, m: tiles, n: OC, k: C,
                      V + k * C, lda: a * C, U + k * C * OC, ldb: OC, beta: 0, P + k * OC, ldc: a * OC)
             }
             switch tile {
-            case .f2x2: winogradOutputTransform(out, P, bias, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC, accumulate: accumulate)
-            case .f4x4: winograd4OutputTransform(out, P, bias, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC, accumulate: accumulate, scratch: scratch)
+            case .f2x2: winogradOutputTransform(out, P, bias, r0: r0, r1: r1, H: H, W: W, OC: OC, accumulate: accumulate)
+            case .f4x4: winograd4OutputTransform(out, P, bias, r0: r0, r1: r1, H: H, W: W, OC: OC, accumulate: accumulate, scratch: scratch)
             }
         }
     }
@@ -196,7 +196,7 @@ func winogradOutputTransform(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
     _ P: UnsafePointer<Float>,            // [T, 16, OC]
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
-    r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int, accumulate: Bool
+    r0: Int, r1: Int, H: Int, W: Int, OC: Int, accumulate: Bool
 ) {
     let TW = W / 2
     for r in r0..<r1 {
@@ -233,7 +233,7 @@ func winogradOutputTransform(
 func winogradInputTransform(
     _ V: UnsafeMutablePointer<Float>,     // [T, 16, C] written
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
-    r0: Int, r1: Int, T: Int, H: Int, W: Int, C: Int,
+    r0: Int, r1: Int, H: Int, W: Int, C: Int,
     zero: UnsafeMutablePointer<Float>,    // [C] zeros
     taps: UnsafeMutablePointer<UnsafePointer<Float>>  // [16] scratch
 ) {
@@ -318,11 +318,11 @@ public func conv3x3WinogradWeightGradient(
             let r0 = chunk * R, r1 = min(tileRows, r0 + R)
             switch tile {
             case .f2x2:
-                winogradInputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, taps: scratch.taps)
-                winogradOutputGradientTransform(M, dout, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC)
+                winogradInputTransform(V, inp, r0: r0, r1: r1, H: H, W: W, C: C, zero: zero, taps: scratch.taps)
+                winogradOutputGradientTransform(M, dout, r0: r0, r1: r1, H: H, W: W, OC: OC)
             case .f4x4:
-                winograd4InputTransform(V, inp, r0: r0, r1: r1, T: T, H: H, W: W, C: C, zero: zero, scratch: scratch)
-                winograd4OutputGradientTransform(M, dout, r0: r0, r1: r1, T: T, H: H, W: W, OC: OC, scratch: scratch)
+                winograd4InputTransform(V, inp, r0: r0, r1: r1, H: H, W: W, C: C, zero: zero, scratch: scratch)
+                winograd4OutputGradientTransform(M, dout, r0: r0, r1: r1, H: H, W: W, OC: OC, scratch: scratch)
             }
             for k in 0..<a {
                 gemm(transA: true, transB: false, m: C, n: OC, k: (r1 - r0) * TW,
@@ -342,7 +342,7 @@ public func conv3x3WinogradWeightGradient(
 func winogradOutputGradientTransform(
     _ M: UnsafeMutablePointer<Float>,     // [T, 16, OC] written
     _ dout: UnsafePointer<Float>,         // [N, H, W, OC]
-    r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int
+    r0: Int, r1: Int, H: Int, W: Int, OC: Int
 ) {
     let TW = W / 2, s = OC
     for r in r0..<r1 {

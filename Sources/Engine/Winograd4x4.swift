@@ -61,7 +61,7 @@ private func store(_ p: UnsafeMutablePointer<Float>, _ v: V8) { UnsafeMutableRaw
 func winograd4InputTransform(
     _ V: UnsafeMutablePointer<Float>,     // [T, 36, C] written
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
-    r0: Int, r1: Int, T: Int, H: Int, W: Int, C: Int,
+    r0: Int, r1: Int, H: Int, W: Int, C: Int,
     zero: UnsafeMutablePointer<Float>,    // [C] zeros
     scratch: WinogradScratch
 ) {
@@ -97,7 +97,7 @@ func winograd4OutputTransform(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
     _ P: UnsafePointer<Float>,            // [T, 36, OC]
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
-    r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int, accumulate: Bool,
+    r0: Int, r1: Int, H: Int, W: Int, OC: Int, accumulate: Bool,
     scratch: WinogradScratch
 ) {
     let TW = W / 4, s = OC, z = scratch.z
@@ -133,7 +133,7 @@ func winograd4OutputTransform(
 func winograd4OutputGradientTransform(
     _ M: UnsafeMutablePointer<Float>,     // [T, 36, OC] written
     _ dout: UnsafePointer<Float>,         // [N, H, W, OC]
-    r0: Int, r1: Int, T: Int, H: Int, W: Int, OC: Int,
+    r0: Int, r1: Int, H: Int, W: Int, OC: Int,
     scratch: WinogradScratch
 ) {
     let TW = W / 4, s = OC, z = scratch.z
