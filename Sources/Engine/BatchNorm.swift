@@ -108,13 +108,13 @@ public func batchNormReLUForward(
     }
 }
 
-/// Backward of batchNormReLUForward. Every gradient accumulates (the
-/// engine's one rule; Model.backward zeroes them once). In eval mode the
+/// Backward of batchNormReLUForward. Input and residual gradients are
+/// written, parameter gradients accumulate (Engine.swift). In eval mode the
 /// statistics are constants, so the input gradient is a per-channel scale
 /// (Grad-CAM backpropagates in eval mode).
 public func batchNormReLUBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // [M, C] accumulated
-    dresidual: UnsafeMutablePointer<Float>?, // [M, C] accumulated, or nil
+    _ dinp: UnsafeMutablePointer<Float>,     // [M, C] written
+    dresidual: UnsafeMutablePointer<Float>?, // [M, C] written, or nil
     dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>, // [C] accumulated
     _ dout: UnsafePointer<Float>,            // [M, C]
     out: UnsafePointer<Float>,               // [M, C] forward output (post-ReLU): the mask
@@ -147,7 +147,7 @@ public func batchNormReLUBackward(
                 }
                 if let dresidual {
                     let r = dresidual + m * C
-                    for c in 0..<C { let dv = d[c], ov = o[c]; r[c] += ov > 0 ? dv : 0 }
+                    for c in 0..<C { let dv = d[c], ov = o[c]; r[c] = ov > 0 ? dv : 0 }
                 }
             }
             for c in 0..<C { ds[c] += Double(bs[c]); dx[c] += Double(bx[c]) }
@@ -173,7 +173,7 @@ public func batchNormReLUBackward(
             for c in 0..<C {
                 let dv = d[c], ov = o[c]
                 let dz = ov > 0 ? dv : 0
-                di[c] += k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
+                di[c] = k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
             }
         }
     }
@@ -194,18 +194,14 @@ public func addReLUForward(
     }
 }
 
-/// Both gradients accumulate.
+/// Both gradients are written.
 public func addReLUBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // [M*C] accumulated
-    dresidual: UnsafeMutablePointer<Float>?, // [M*C] accumulated, or nil
+    _ dinp: UnsafeMutablePointer<Float>,     // [M*C] written
+    dresidual: UnsafeMutablePointer<Float>?, // [M*C] written, or nil
     _ dout: UnsafePointer<Float>,            // [M*C]
     out: UnsafePointer<Float>,               // [M*C] forward output: the mask
     count: Int
 ) {
-    // The masked gradient is recomputed for the residual: dinp may already
-    // hold other contributions, so it can no longer be read back.
-    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] += o > 0 ? d : 0 }
-    if let dresidual {
-        for i in 0..<count { let d = dout[i], o = out[i]; dresidual[i] += o > 0 ? d : 0 }
-    }
+    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] = o > 0 ? d : 0 }
+    if let dresidual { dresidual.update(from: dinp, count: count) }
 }

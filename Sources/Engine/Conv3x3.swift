@@ -166,14 +166,17 @@ func flipKernel(_ wf: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, C:
     }
 }
 
+/// dinp is written, or added to with `accumulate` (a block's first
+/// activation, whose skip wrote its share first); dweight and dbias accumulate.
 public func conv3x3Backward(
-    _ dinp: UnsafeMutablePointer<Float>?,  // [N, H, W, C], accumulated; nil for the network input
+    _ dinp: UnsafeMutablePointer<Float>?,  // [N, H, W, C]; nil for the network input
     _ dweight: UnsafeMutablePointer<Float>?, // [9*C, OC], accumulated; nil skips it
     _ dbias: UnsafeMutablePointer<Float>?,  // [OC], accumulated, or nil
     _ dout: UnsafePointer<Float>,           // [N, H, W, OC]
     _ inp: UnsafePointer<Float>,            // [N, H, W, C]
     _ weight: UnsafePointer<Float>,         // [9*C, OC]
     N: Int, H: Int, W: Int, C: Int, OC: Int,
+    accumulate: Bool = false,
     workspace ws: ConvWorkspace
 ) {
     let K = 9 * C
@@ -210,6 +213,6 @@ public func conv3x3Backward(
     }
     if let dinp {
         flipKernel(ws.flipped, weight, C: C, OC: OC)
-        conv3x3Forward(dinp, dout, ws.flipped, nil, N: N, H: H, W: W, C: OC, OC: C, accumulate: true, workspace: ws)
+        conv3x3Forward(dinp, dout, ws.flipped, nil, N: N, H: H, W: W, C: OC, OC: C, accumulate: accumulate, workspace: ws)
     }
 }

@@ -13,7 +13,7 @@ public func denseForward(
 }
 
 public func denseBackward(
-    _ dinp: UnsafeMutablePointer<Float>,   // [N, IN] accumulated
+    _ dinp: UnsafeMutablePointer<Float>,   // [N, IN] written
     _ dweight: UnsafeMutablePointer<Float>,// [OUT, IN] accumulated
     _ dbias: UnsafeMutablePointer<Float>,  // [OUT] accumulated
     _ dout: UnsafePointer<Float>,          // [N, OUT]
@@ -28,7 +28,7 @@ public func denseBackward(
         for o in 0..<OUT { dbias[o] += d[o] }
     }
     gemm(transA: false, transB: false, m: N, n: IN, k: OUT,
-         dout, lda: OUT, weight, ldb: IN, beta: 1, dinp, ldc: IN)
+         dout, lda: OUT, weight, ldb: IN, beta: 0, dinp, ldc: IN)
 }
 
 /// In the head: out = relu(inp). Backward masks by the output.
@@ -36,10 +36,10 @@ public func reluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer
     for i in 0..<count { out[i] = max(0, inp[i]) }
 }
 
-/// dinp accumulates.
+/// dinp is written.
 public func reluBackward(
     _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
     out: UnsafePointer<Float>, count: Int
 ) {
-    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] += o > 0 ? d : 0 }
+    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] = o > 0 ? d : 0 }
 }

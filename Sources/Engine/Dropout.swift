@@ -20,10 +20,10 @@ public func dropoutForward(
     }
 }
 
-/// dinp accumulates.
+/// dinp is written.
 public func dropoutBackward(
     _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
     mask: UnsafePointer<Float>, count: Int
 ) {
-    for i in 0..<count { dinp[i] += dout[i] * mask[i] }
+    for i in 0..<count { dinp[i] = dout[i] * mask[i] }
 }

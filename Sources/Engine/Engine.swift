@@ -8,9 +8,12 @@
 // Conventions (as in llm.c):
 // - Kernels are free functions over raw pointers with explicit sizes, each
 //   forward beside its backward in one file.
-// - Backward functions ACCUMULATE (+=) into input and parameter gradients;
-//   the model zeroes gradients once per step. A residual input therefore
-//   receives its two gradient contributions without extra buffers.
+// - Backward functions WRITE the gradient of their input and ACCUMULATE
+//   (+=) into parameter gradients, which the model zeroes once per step.
+//   Writing spares a memset of every activation gradient each step (~270 MB
+//   for the baseline at batch 64). The one activation with two consumers, a
+//   block's first (next conv and skip), gets the skip's share written first
+//   and the conv's input gradient added (conv3x3Backward's `accumulate`).
 // - The engine knows nothing of files, JSON or SQLite (DESIGN.md §3);
 //   safetensors encoding is bytes in, bytes out.
 

@@ -18,7 +18,7 @@ public func globalAvgPoolForward(
 }
 
 public func globalAvgPoolBackward(
-    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] accumulated
+    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] written
     _ dout: UnsafePointer<Float>,        // [N, C]
     N: Int, HW: Int, C: Int
 ) {
@@ -27,7 +27,7 @@ public func globalAvgPoolBackward(
         let d = dout + n * C
         for p in 0..<HW {
             let i = dinp + (n * HW + p) * C
-            for c in 0..<C { i[c] += d[c] * s }
+            for c in 0..<C { i[c] = d[c] * s }
         }
     }
 }

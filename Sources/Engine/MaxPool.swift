@@ -21,11 +21,10 @@ public func maxPool2x2Forward(
     }
 }
 
-/// dinp accumulates, like every backward in the engine (Model.backward
-/// zeroes it once); ties go to the first of (top-left, top-right,
-/// bottom-left, bottom-right), one gradient path, like PyTorch.
+/// dinp is written, zeros included; ties go to the first of (top-left,
+/// top-right, bottom-left, bottom-right), one gradient path, like PyTorch.
 public func maxPool2x2Backward(
-    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] accumulated
+    _ dinp: UnsafeMutablePointer<Float>, // [N, H, W, C] written
     _ dout: UnsafePointer<Float>,        // [N, H/2, W/2, C]
     inp: UnsafePointer<Float>,           // [N, H, W, C]
     out: UnsafePointer<Float>,           // [N, H/2, W/2, C]
@@ -48,10 +47,10 @@ public func maxPool2x2Backward(
                     let e1: Float = (v1 == m ? 1 : 0) * (1 - e0)
                     let e2: Float = (v2 == m ? 1 : 0) * (1 - e0 - e1)
                     let e3: Float = 1 - e0 - e1 - e2
-                    dinp[a + c] += g * e0
-                    dinp[a + C + c] += g * e1
-                    dinp[b + c] += g * e2
-                    dinp[b + C + c] += g * e3
+                    dinp[a + c] = g * e0
+                    dinp[a + C + c] = g * e1
+                    dinp[b + c] = g * e2
+                    dinp[b + C + c] = g * e3
                 }
             }
         }

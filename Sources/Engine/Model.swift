@@ -22,10 +22,7 @@ public final class ConvUnit {
 
     // Activations for the current batch capacity.
     var c = Tensor([0])            // [N, H, W, OC] conv output
-    // [N, H, W, OC] gradient of the conv output. One per unit, not one
-    // scratch shared by all units: a shared buffer would need zeroing before
-    // each reuse, and all gradients are zeroed once, at the start of backward.
-    var dc = Tensor([0])
+    var dc = Tensor([0])           // [N, H, W, OC] gradient of the conv output
     public internal(set) var a = Tensor([0])  // [N, H, W, OC] unit output (Grad-CAM reads it)
     public internal(set) var da = Tensor([0]) // [N, H, W, OC] gradient of the unit output
     let mean: Tensor, rstd: Tensor // [OC]
@@ -288,35 +285,16 @@ public final class Model {
         for p in parameters { p.grad.zero() }
     }
 
-    /// Zeroes every activation gradient for the first N items. Every layer's
-    /// backward accumulates (+=) into its gradient buffers, llm.c's rule, so
-    /// this is the only place they are cleared: a buffer with two consumers
-    /// (a block's first activation feeds the next conv and the skip) needs
-    /// no special case.
-    func zeroActivationGradients(N: Int) {
-        let h = config.hidden, cl = config.widths.last!
-        ddrop.data.update(repeating: 0, count: N * h)
-        da1.data.update(repeating: 0, count: N * h)
-        dz1.data.update(repeating: 0, count: N * h)
-        dgap.data.update(repeating: 0, count: N * cl)
-        for u in units {
-            u.da.data.update(repeating: 0, count: u.da.count(N: N))
-            u.dc.data.update(repeating: 0, count: u.dc.count(N: N))
-        }
-        for d in dpooled { d.data.update(repeating: 0, count: d.count(N: N)) }
-        dinput?.data.update(repeating: 0, count: N * imageSize * imageSize * 3)
-    }
-
     /// Backward from a given logit gradient (Grad-CAM seeds it with a one-hot).
-    /// Parameter and activation gradients are zeroed first, then every layer
-    /// accumulates into them. `training` must match the forward call.
+    /// Parameter gradients are zeroed first and accumulate; each activation
+    /// gradient is written by the layer that produces it (Engine.swift).
+    /// `training` must match the forward call.
     /// With `stopAt` (a unit name), stops once that unit's output gradient
     /// `da` is complete and skips parameter gradients: what Grad-CAM needs.
     public func backward(dlogits: UnsafePointer<Float>, N: Int, training: Bool, stopAt: String? = nil) {
         let parameterGradients = stopAt == nil
         zeroGradients()
         if computeInputGradient && dinput == nil { dinput = Tensor([capacity, imageSize, imageSize, 3]) }
-        zeroActivationGradients(N: N)
         let last = blocks.last!.last!
         let h = config.hidden, l = config.classes, cl = last.OC
         timed("head", backward: true) {
@@ -343,6 +321,8 @@ public final class Model {
                 let u = units[j]
                 if u.name == stopAt { return }
                 let M = N * u.H * u.W
+                // The skip's share of the block's first activation gradient, written
+                // here, before conv2's input gradient adds to it.
                 let dres: UnsafeMutablePointer<Float>? = u.addsResidual ? units[0].da.data : nil
                 timed(config.batchNorm ? u.bnName : u.name + ".relu", backward: true) {
                     if let g = u.gamma, let be = u.beta {
@@ -367,7 +347,8 @@ public final class Model {
                 timed(u.name, backward: true) {
                     conv3x3Backward(dinp, parameterGradients ? u.weight.grad.data : nil,
                                     parameterGradients ? u.bias?.grad.data : nil, u.dc.data, inp, u.weight.value.data,
-                                    N: N, H: u.H, W: u.W, C: u.C, OC: u.OC, workspace: workspace)
+                                    N: N, H: u.H, W: u.W, C: u.C, OC: u.OC,
+                                    accumulate: j == 1 && units.last!.addsResidual, workspace: workspace)
                 }
             }
         }

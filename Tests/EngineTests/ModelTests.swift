@@ -54,6 +54,9 @@ final class ModelTests: XCTestCase {
         var r = RNG(seed: 99)
         model.forward(x, N: N, training: training, rng: &r)
         _ = model.loss(targets: t, classWeights: nil, N: N)
+        // Twice: activation gradients are written, not zeroed and added to,
+        // so a stale first backward must not leak into the second.
+        model.backwardLoss(targets: t, classWeights: nil, N: N, training: training)
         model.backwardLoss(targets: t, classWeights: nil, N: N, training: training)
         let tag = "model(skip: \(skip), bn: \(batchNorm), training: \(training))"
         let dx = Array(UnsafeBufferPointer(start: model.dinput!.data, count: x.count))
