@@ -170,8 +170,7 @@ public func conv3x3WinogradForward(
             case .f4x4: winograd4InputTransform(V, inp, r0: r0, r1: r1, H: H, W: W, C: C, zero: zero, scratch: scratch)
             }
             for k in 0..<a {
-                gemm(transA: false, transB: false, m: tiles, n: OC, k: C,
-                     V + k * C, lda: a * C, U + k * C * OC, ldb: OC, beta: 0, P + k * OC, ldc: a * OC)
+                smallGemm(m: tiles, n: OC, k: C, V + k * C, lda: a * C, U + k * C * OC, ldb: OC, P + k * OC, ldc: a * OC)
             }
             switch tile {
             case .f2x2: winogradOutputTransform(out, P, bias, r0: r0, r1: r1, H: H, W: W, OC: OC, accumulate: accumulate)
