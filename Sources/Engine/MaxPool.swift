@@ -5,14 +5,14 @@
 public func maxPool2x2Forward(
     _ out: UnsafeMutablePointer<Float>,  // [N, H/2, W/2, C]
     _ inp: UnsafePointer<Float>,         // [N, H, W, C]
-    N: Int, H: Int, W: Int, C: Int
+    N: Int, H: Int, W: Int, C: Int, workers: Int = 1
 ) {
-    let OH = H / 2, OW = W / 2
-    for n in 0..<N {
-        for oy in 0..<OH {
-            let r0 = inp + ((n * H + 2 * oy) * W) * C
-            let r1 = r0 + W * C
-            let o = out + ((n * OH + oy) * OW) * C
+    let OW = W / 2
+    // Output rows (n, oy) are independent: contiguous runs of them per worker.
+    forRowChunks(N * (H / 2), workers: workers) { _, q0, q1 in
+        for q in q0..<q1 {
+            let r0 = inp + 2 * q * W * C, r1 = r0 + W * C
+            let o = out + q * OW * C
             for ox in 0..<OW {
                 let a = r0 + 2 * ox * C, b = r1 + 2 * ox * C, d = o + ox * C
                 for c in 0..<C { d[c] = max(max(a[c], a[c + C]), max(b[c], b[c + C])) }
@@ -28,14 +28,13 @@ public func maxPool2x2Backward(
     _ dout: UnsafePointer<Float>,        // [N, H/2, W/2, C]
     inp: UnsafePointer<Float>,           // [N, H, W, C]
     out: UnsafePointer<Float>,           // [N, H/2, W/2, C]
-    N: Int, H: Int, W: Int, C: Int
+    N: Int, H: Int, W: Int, C: Int, workers: Int = 1
 ) {
-    let OH = H / 2, OW = W / 2
-    for n in 0..<N {
-        for oy in 0..<OH {
-            let i0 = ((n * H + 2 * oy) * W) * C
-            let i1 = i0 + W * C
-            let ob = ((n * OH + oy) * OW) * C
+    let OW = W / 2
+    forRowChunks(N * (H / 2), workers: workers) { _, q0, q1 in
+        for q in q0..<q1 {
+            let i0 = 2 * q * W * C, i1 = i0 + W * C
+            let ob = q * OW * C
             for ox in 0..<OW {
                 let a = i0 + 2 * ox * C, b = i1 + 2 * ox * C, o = ob + ox * C
                 for c in 0..<C {

@@ -237,7 +237,7 @@ public final class Model {
             if b < blocks.count - 1 {
                 let u = units.last!
                 timed("pool\(b + 1)") {
-                    maxPool2x2Forward(pooled[b].data, x, N: N, H: u.H, W: u.W, C: u.OC)
+                    maxPool2x2Forward(pooled[b].data, x, N: N, H: u.H, W: u.W, C: u.OC, workers: threads)
                 }
                 x = UnsafePointer(pooled[b].data)
             }
@@ -314,7 +314,7 @@ public final class Model {
                 let u = units.last!
                 timed("pool\(b + 1)", backward: true) {
                     maxPool2x2Backward(u.da.data, dpooled[b].data, inp: u.a.data, out: pooled[b].data,
-                                       N: N, H: u.H, W: u.W, C: u.OC)
+                                       N: N, H: u.H, W: u.W, C: u.OC, workers: threads)
                 }
             }
             for j in stride(from: units.count - 1, through: 0, by: -1) {

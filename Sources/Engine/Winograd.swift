@@ -64,32 +64,39 @@ extension ConvWorkspace {
 let winogradG2: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
 
 /// U[k, c, oc] for k = a i + j (a = G's rows) from w[(ky, kx, c), oc].
-func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int) {
+/// Split over (c, oc) across workers: at 128 channels this is millions of
+/// multiply-adds, redone every training step.
+func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int, workers: Int = 1) {
     let a = G.count, CO = C * OC
-    u.update(repeating: 0, count: a * a * CO)
-    for i in 0..<a { for j in 0..<a {
-        let dst = u + (i * a + j) * CO
-        for ky in 0..<3 { for kx in 0..<3 {
-            let g = G[i][ky] * G[j][kx]
-            if g == 0 { continue }
-            let src = w + (ky * 3 + kx) * CO
-            for e in 0..<CO { dst[e] += g * src[e] }
+    forRowChunks(CO, workers: workers) { _, e0, e1 in
+        for i in 0..<a { for j in 0..<a {
+            let dst = u + (i * a + j) * CO
+            for e in e0..<e1 { dst[e] = 0 }
+            for ky in 0..<3 { for kx in 0..<3 {
+                let g = G[i][ky] * G[j][kx]
+                if g == 0 { continue }
+                let src = w + (ky * 3 + kx) * CO
+                for e in e0..<e1 { dst[e] += g * src[e] }
+            } }
         } }
-    } }
+    }
 }
 
 /// dw[(ky, kx, c), oc] += (G^T dU G)[ky, kx]: the kernel transform's adjoint.
-func winogradKernelGradient(_ dw: UnsafeMutablePointer<Float>, _ dU: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int) {
+func winogradKernelGradient(_ dw: UnsafeMutablePointer<Float>, _ dU: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int,
+                            workers: Int = 1) {
     let a = G.count, CO = C * OC
-    for ky in 0..<3 { for kx in 0..<3 {
-        let dst = dw + (ky * 3 + kx) * CO
-        for i in 0..<a { for j in 0..<a {
-            let g = G[i][ky] * G[j][kx]
-            if g == 0 { continue }
-            let src = dU + (i * a + j) * CO
-            for e in 0..<CO { dst[e] += g * src[e] }
+    forRowChunks(CO, workers: workers) { _, e0, e1 in
+        for ky in 0..<3 { for kx in 0..<3 {
+            let dst = dw + (ky * 3 + kx) * CO
+            for i in 0..<a { for j in 0..<a {
+                let g = G[i][ky] * G[j][kx]
+                if g == 0 { continue }
+                let src = dU + (i * a + j) * CO
+                for e in e0..<e1 { dst[e] += g * src[e] }
+            } }
         } }
-    } }
+    }
 }
 
 /// A layer's transformed kernel, kept while its weights stay the same
@@ -152,7 +159,7 @@ public func conv3x3WinogradForward(
     ws.reserveColumns(2 * a * T * max(C, OC) + C)
     ws.reserveWeights(36 * C * OC)
     let U = kernelCache?.kernel(weight, C: C, OC: OC, tile: tile) ?? {
-        winogradKernel(ws.flipped2, weight, G: tile.G, C: C, OC: OC)
+        winogradKernel(ws.flipped2, weight, G: tile.G, C: C, OC: OC, workers: ws.workers)
         return UnsafePointer(ws.flipped2)
     }()
     ws.parallel { worker in
@@ -331,8 +338,10 @@ public func conv3x3WinogradWeightGradient(
     }
     // Partials in worker order (deterministic), then back to 3x3.
     let dU = ws.dws[0]
-    for w in 1..<ws.workers { addInto(dU, ws.dws[w], a * CO) }
-    winogradKernelGradient(dweight, dU, G: tile.G, C: C, OC: OC)
+    forRowChunks(a * CO, workers: ws.workers) { _, e0, e1 in
+        for w in 1..<ws.workers { addInto(dU + e0, ws.dws[w] + e0, e1 - e0) }
+    }
+    winogradKernelGradient(dweight, dU, G: tile.G, C: C, OC: OC, workers: ws.workers)
 }
 
 /// M[t, k, oc] = (A dy A^T)[k] for the 2x2 output-gradient tile dy of every
