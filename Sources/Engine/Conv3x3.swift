@@ -140,6 +140,11 @@ public func conv3x3Forward(
             let M = (r1 - r0) * W
             let o = out + r0 * W * OC
             im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C)
+            if bias == nil && !accumulate && OC % 8 == 0 {
+                // block1.conv1: K = 27 is too short for OpenBLAS's packing to pay.
+                smallGemm(m: M, n: OC, k: K, col, lda: K, weight, ldb: OC, o, ldc: OC)
+                continue
+            }
             if let bias {
                 for m in 0..<M { let row = o + m * OC; for c in 0..<OC { row[c] = (accumulate ? row[c] : 0) + bias[c] } }
             }

@@ -9,7 +9,7 @@ public func maxPool2x2Forward(
 ) {
     let OW = W / 2
     // Output rows (n, oy) are independent: contiguous runs of them per worker.
-    forRowChunks(N * (H / 2), workers: workers) { _, q0, q1 in
+    forRowChunks(N * (H / 2), workers: rowWorkers(N * (H / 2), rowCost: 2 * W * C, workers: workers)) { _, q0, q1 in
         for q in q0..<q1 {
             let r0 = inp + 2 * q * W * C, r1 = r0 + W * C
             let o = out + q * OW * C
@@ -31,7 +31,7 @@ public func maxPool2x2Backward(
     N: Int, H: Int, W: Int, C: Int, workers: Int = 1
 ) {
     let OW = W / 2
-    forRowChunks(N * (H / 2), workers: workers) { _, q0, q1 in
+    forRowChunks(N * (H / 2), workers: rowWorkers(N * (H / 2), rowCost: 2 * W * C, workers: workers)) { _, q0, q1 in
         for q in q0..<q1 {
             let i0 = 2 * q * W * C, i1 = i0 + W * C
             let ob = q * OW * C

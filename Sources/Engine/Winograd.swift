@@ -68,7 +68,7 @@ let winogradG2: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0
 /// multiply-adds, redone every training step.
 func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int, workers: Int = 1) {
     let a = G.count, CO = C * OC
-    forRowChunks(CO, workers: workers) { _, e0, e1 in
+    forRowChunks(CO, workers: rowWorkers(CO, rowCost: a * a, workers: workers)) { _, e0, e1 in
         for i in 0..<a { for j in 0..<a {
             let dst = u + (i * a + j) * CO
             for e in e0..<e1 { dst[e] = 0 }
@@ -86,7 +86,7 @@ func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
 func winogradKernelGradient(_ dw: UnsafeMutablePointer<Float>, _ dU: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int,
                             workers: Int = 1) {
     let a = G.count, CO = C * OC
-    forRowChunks(CO, workers: workers) { _, e0, e1 in
+    forRowChunks(CO, workers: rowWorkers(CO, rowCost: a * a, workers: workers)) { _, e0, e1 in
         for ky in 0..<3 { for kx in 0..<3 {
             let dst = dw + (ky * 3 + kx) * CO
             for i in 0..<a { for j in 0..<a {
@@ -338,7 +338,7 @@ public func conv3x3WinogradWeightGradient(
     }
     // Partials in worker order (deterministic), then back to 3x3.
     let dU = ws.dws[0]
-    forRowChunks(a * CO, workers: ws.workers) { _, e0, e1 in
+    forRowChunks(a * CO, workers: rowWorkers(a * CO, rowCost: ws.workers, workers: ws.workers)) { _, e0, e1 in
         for w in 1..<ws.workers { addInto(dU + e0, ws.dws[w] + e0, e1 - e0) }
     }
     winogradKernelGradient(dweight, dU, G: tile.G, C: C, OC: OC, workers: ws.workers)

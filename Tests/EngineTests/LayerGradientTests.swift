@@ -416,6 +416,42 @@ final class LayerGradientTests: XCTestCase {
         // Minimizer q_k ∝ w_k t_k: fear 0.58 / 0.886, happiness 0.306 / 0.886.
         XCTAssertEqual(perClass[fear], 0.58 / 0.886, accuracy: 0.02)
     }
+
+    /// Batch norm and max-pool split across workers once the work pays for
+    /// a dispatch (rowWorkers): the same numbers as one worker, up to the
+    /// order of the statistics' partial sums.
+    func testBatchNormAndPoolSplitAcrossWorkers() {
+        XCTAssertEqual(rowWorkers(4096, rowCost: 32, workers: 2), 1, "one image's block1 batch norm stays on one worker")
+        XCTAssertEqual(rowWorkers(16384, rowCost: 32, workers: 3), 2)
+        let N = 3, H = 66, W = 64, C = 64  // 99 pooled rows: 3 workers, 33 rows each
+        XCTAssertEqual(rowWorkers(N * H / 2, rowCost: 2 * W * C, workers: 3), 3)
+        let x = randomArray(N * H * W * C, seed: 140), r = randomArray(N * H * W * C / 4, seed: 141)
+        func pool(_ workers: Int) -> ([Float], [Float]) {
+            var out = [Float](repeating: .nan, count: r.count), dx = [Float](repeating: .nan, count: x.count)
+            maxPool2x2Forward(&out, x, N: N, H: H, W: W, C: C, workers: workers)
+            maxPool2x2Backward(&dx, r, inp: x, out: out, N: N, H: H, W: W, C: C, workers: workers)
+            return (out, dx)
+        }
+        let one = pool(1), three = pool(3)
+        XCTAssertEqual(three.0, one.0); XCTAssertEqual(three.1, one.1)
+
+        let M = N * H * W, g = randomArray(C, seed: 142).map { 1 + 0.3 * $0 }, be = randomArray(C, seed: 143)
+        func bn(_ workers: Int) -> [[Float]] {
+            var mean = [Float](repeating: 0, count: C), rstd = mean, rm = mean, rv = [Float](repeating: 1, count: C)
+            batchNormStatistics(mean: &mean, rstd: &rstd, runningMean: &rm, runningVar: &rv, x, M: M, C: C,
+                                training: true, workers: workers)
+            var out = [Float](repeating: 0, count: M * C), dx = out, dres = out
+            var dg = [Float](repeating: 0, count: C), db = dg
+            batchNormReLUForward(&out, x, residual: x, gamma: g, beta: be, mean: mean, rstd: rstd, M: M, C: C, workers: workers)
+            batchNormReLUBackward(&dx, dresidual: &dres, dgamma: &dg, dbeta: &db, x, out: out, inp: x,
+                                  gamma: g, mean: mean, rstd: rstd, M: M, C: C, training: true, workers: workers)
+            return [mean, rstd, rm, rv, out, dx, dres, dg, db]
+        }
+        for (k, (a, b)) in zip(bn(1), bn(3)).enumerated() {
+            let scale = max(1, a.map(abs).max() ?? 0)
+            XCTAssertLessThanOrEqual(maxAbsDiff(a, b), 1e-5 * scale, "batch norm output \(k): 1 vs 3 workers")
+        }
+    }
 }
 
 extension Optional where Wrapped == [Float] {
@@ -425,4 +461,5 @@ extension Optional where Wrapped == [Float] {
         case .some(let a): return a.withUnsafeBufferPointer { body($0.baseAddress) }
         }
     }
+
 }
