@@ -113,25 +113,33 @@ func addInto(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ 
     for i in 0..<n { dst[i] += src[i] }
 }
 
+/// out = relu?(scale * conv(inp) + bias + residual), or out += conv(inp) (+ bias)
+/// with `accumulate` (the input-gradient pass). Eval passes batch norm as
+/// scale and bias, so one call writes a unit's activation.
 public func conv3x3Forward(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
     _ weight: UnsafePointer<Float>,       // [9*C, OC]
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
     N: Int, H: Int, W: Int, C: Int, OC: Int,
-    accumulate: Bool = false,             // out += conv (the input-gradient pass)
+    scale: UnsafePointer<Float>? = nil,     // [OC] or nil
+    residual: UnsafePointer<Float>? = nil,  // [N, H, W, OC] or nil
+    relu: Bool = false,
+    accumulate: Bool = false,
     kernelCache: WinogradKernelCache? = nil, // this layer's, for its Winograd kernel
     workspace ws: ConvWorkspace
 ) {
+    precondition(!accumulate || (scale == nil && residual == nil && !relu), "accumulate takes no epilogue")
     if ws.winograd, let tile = ConvWorkspace.winogradTile(N: N, H: H, W: W, C: C, OC: OC, cached: kernelCache != nil) {
-        conv3x3WinogradForward(out, inp, weight, bias, N: N, H: H, W: W, C: C, OC: OC, tile: tile,
-                               accumulate: accumulate, kernelCache: kernelCache, workspace: ws)
+        conv3x3WinogradForward(out, inp, weight, bias, N: N, H: H, W: W, C: C, OC: OC, tile: tile, scale: scale,
+                               residual: residual, relu: relu, accumulate: accumulate, kernelCache: kernelCache, workspace: ws)
         return
     }
     let K = 9 * C
     let rows = N * H
     let R = ws.rowsPerTile(rows: rows, W: W, K: K)
     let tiles = (rows + R - 1) / R
+    let epilogue = scale != nil || residual != nil || relu
     ws.reserveColumns(R * W * K)
     ws.parallel { worker in
         let col = ws.cols[worker]
@@ -140,18 +148,42 @@ public func conv3x3Forward(
             let M = (r1 - r0) * W
             let o = out + r0 * W * OC
             im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C)
-            if bias == nil && !accumulate && OC % 8 == 0 {
+            if (bias == nil || epilogue) && !accumulate && OC % 8 == 0 {
                 // block1.conv1: K = 27 is too short for OpenBLAS's packing to pay.
                 smallGemm(m: M, n: OC, k: K, col, lda: K, weight, ldb: OC, o, ldc: OC)
-                continue
+            } else {
+                if let bias, !epilogue {
+                    for m in 0..<M { let row = o + m * OC; for c in 0..<OC { row[c] = (accumulate ? row[c] : 0) + bias[c] } }
+                }
+                gemm(transA: false, transB: false, m: M, n: OC, k: K,
+                     col, lda: K, weight, ldb: OC, beta: (bias != nil && !epilogue) || accumulate ? 1 : 0, o, ldc: OC)
             }
-            if let bias {
-                for m in 0..<M { let row = o + m * OC; for c in 0..<OC { row[c] = (accumulate ? row[c] : 0) + bias[c] } }
+            if epilogue {
+                convEpilogue(o, scale: scale, bias: bias, residual: residual.map { $0 + r0 * W * OC }, relu: relu, M: M, OC: OC)
             }
-            gemm(transA: false, transB: false, m: M, n: OC, k: K,
-                 col, lda: K, weight, ldb: OC, beta: bias != nil || accumulate ? 1 : 0, o, ldc: OC)
         }
     }
+}
+
+/// out = relu?(scale * out + bias + residual) over M rows, in place: the
+/// im2col path's epilogue (Winograd's is in its output transforms).
+private func convEpilogue(_ out: UnsafeMutablePointer<Float>, scale: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                          residual: UnsafePointer<Float>?, relu: Bool, M: Int, OC: Int) {
+    // Identity scale and zero bias in place of nil: no optionals in the loops, which then vectorize.
+    let ones = [Float](repeating: 1, count: OC), zeros = [Float](repeating: 0, count: OC)
+    let floor: Float = relu ? 0 : -.infinity
+    ones.withUnsafeBufferPointer { one in zeros.withUnsafeBufferPointer { zero in
+        let sc = scale ?? one.baseAddress!, b = bias ?? zero.baseAddress!
+        for m in 0..<M {
+            let row = out + m * OC
+            if let residual {
+                let r = residual + m * OC
+                for c in 0..<OC { row[c] = max(floor, row[c] * sc[c] + b[c] + r[c]) }
+            } else {
+                for c in 0..<OC { row[c] = max(floor, row[c] * sc[c] + b[c]) }
+            }
+        }
+    } }
 }
 
 /// The input gradient of a 3x3 "same" convolution is itself a 3x3 "same"

@@ -26,6 +26,11 @@ public final class ConvUnit {
     public internal(set) var a = Tensor([0])  // [N, H, W, OC] unit output (Grad-CAM reads it)
     public internal(set) var da = Tensor([0]) // [N, H, W, OC] gradient of the unit output
     let mean: Tensor, rstd: Tensor // [OC]
+    let evalScale: Tensor, evalShift: Tensor // [OC] batch norm folded into the conv (eval)
+    /// False after an eval forward, which writes `a` straight from the
+    /// conv (batch norm folded in) and leaves `c` stale; a backward that
+    /// needs `c` recomputes it.
+    var cHoldsConv = false
 
     init(block: Int, index: Int, C: Int, OC: Int, H: Int, W: Int, batchNorm: Bool, addsResidual: Bool) {
         name = "block\(block).conv\(index)"
@@ -38,6 +43,7 @@ public final class ConvUnit {
         runningMean = Tensor([OC])
         runningVar = Tensor([OC])
         mean = Tensor([OC]); rstd = Tensor([OC])
+        evalScale = Tensor([OC]); evalShift = Tensor([OC])
         self.addsResidual = addsResidual
     }
 
@@ -212,25 +218,11 @@ public final class Model {
         var x = UnsafePointer(input.data)
         for (b, units) in blocks.enumerated() {
             for u in units {
-                let M = N * u.H * u.W
-                timed(u.name) {
-                    conv3x3Forward(u.c.data, x, u.weight.value.data, u.bias?.value.data,
-                                   N: N, H: u.H, W: u.W, C: u.C, OC: u.OC,
-                                   kernelCache: training ? nil : u.kernelCache, workspace: workspace)
-                }
                 let residual: UnsafePointer<Float>? = u.addsResidual ? UnsafePointer(units[0].a.data) : nil
-                timed(config.batchNorm ? u.bnName : u.name + ".relu") {
-                    if let g = u.gamma, let be = u.beta {
-                        batchNormStatistics(mean: u.mean.data, rstd: u.rstd.data,
-                                            runningMean: u.runningMean.data, runningVar: u.runningVar.data,
-                                            u.c.data, M: M, C: u.OC, training: training, workers: threads)
-                        if training { u.batchesTracked += 1 }
-                        batchNormReLUForward(u.a.data, u.c.data, residual: residual, gamma: g.value.data,
-                                             beta: be.value.data, mean: u.mean.data, rstd: u.rstd.data,
-                                             M: M, C: u.OC, workers: threads)
-                    } else {
-                        addReLUForward(u.a.data, u.c.data, residual: residual, count: M * u.OC)
-                    }
+                if training || u.gamma == nil {
+                    unitForward(u, x, residual: residual, N: N, training: training)
+                } else {
+                    unitEvalForward(u, x, residual: residual, N: N)
                 }
                 x = UnsafePointer(u.a.data)
             }
@@ -253,6 +245,49 @@ public final class Model {
             denseForward(logits.data, drop.data, fc2w.value.data, fc2b.value.data, N: N, IN: h, OUT: l)
         }
         return logits.data
+    }
+
+    /// conv, then batch norm (batch statistics in training) or bias, residual and ReLU.
+    private func unitForward(_ u: ConvUnit, _ x: UnsafePointer<Float>, residual: UnsafePointer<Float>?, N: Int, training: Bool) {
+        let M = N * u.H * u.W
+        timed(u.name) {
+            conv3x3Forward(u.c.data, x, u.weight.value.data, u.bias?.value.data,
+                           N: N, H: u.H, W: u.W, C: u.C, OC: u.OC,
+                           kernelCache: training ? nil : u.kernelCache, workspace: workspace)
+        }
+        u.cHoldsConv = true
+        timed(config.batchNorm ? u.bnName : u.name + ".relu") {
+            if let g = u.gamma, let be = u.beta {
+                batchNormStatistics(mean: u.mean.data, rstd: u.rstd.data,
+                                    runningMean: u.runningMean.data, runningVar: u.runningVar.data,
+                                    u.c.data, M: M, C: u.OC, training: training, workers: threads)
+                if training { u.batchesTracked += 1 }
+                batchNormReLUForward(u.a.data, u.c.data, residual: residual, gamma: g.value.data,
+                                     beta: be.value.data, mean: u.mean.data, rstd: u.rstd.data,
+                                     M: M, C: u.OC, workers: threads)
+            } else {
+                addReLUForward(u.a.data, u.c.data, residual: residual, count: M * u.OC)
+            }
+        }
+    }
+
+    /// Eval with batch norm: its running statistics are constants, so
+    /// a = relu(scale * conv(x) + shift [+ residual]) in one pass, the scale
+    /// folded into the (cached) Winograd kernel; c is not written.
+    private func unitEvalForward(_ u: ConvUnit, _ x: UnsafePointer<Float>, residual: UnsafePointer<Float>?, N: Int) {
+        let g = u.gamma!.value, be = u.beta!.value
+        batchNormStatistics(mean: u.mean.data, rstd: u.rstd.data, runningMean: u.runningMean.data,
+                            runningVar: u.runningVar.data, u.c.data, M: 0, C: u.OC, training: false)
+        for o in 0..<u.OC {
+            u.evalScale[o] = g[o] * u.rstd[o]
+            u.evalShift[o] = be[o] - u.mean[o] * u.evalScale[o]
+        }
+        timed(u.name) {
+            conv3x3Forward(u.a.data, x, u.weight.value.data, u.evalShift.data, N: N, H: u.H, W: u.W, C: u.C, OC: u.OC,
+                           scale: u.evalScale.data, residual: residual, relu: true,
+                           kernelCache: u.kernelCache, workspace: workspace)
+        }
+        u.cHoldsConv = false
     }
 
     /// Softmax cross-entropy of the last forward's logits; also fills probs
@@ -324,16 +359,6 @@ public final class Model {
                 // The skip's share of the block's first activation gradient, written
                 // here, before conv2's input gradient adds to it.
                 let dres: UnsafeMutablePointer<Float>? = u.addsResidual ? units[0].da.data : nil
-                timed(config.batchNorm ? u.bnName : u.name + ".relu", backward: true) {
-                    if let g = u.gamma, let be = u.beta {
-                        batchNormReLUBackward(u.dc.data, dresidual: dres, dgamma: g.grad.data, dbeta: be.grad.data,
-                                              u.da.data, out: u.a.data, inp: u.c.data, gamma: g.value.data,
-                                              mean: u.mean.data, rstd: u.rstd.data, M: M, C: u.OC,
-                                              training: training, workers: threads)
-                    } else {
-                        addReLUBackward(u.dc.data, dresidual: dres, u.da.data, out: u.a.data, count: M * u.OC)
-                    }
-                }
                 // Where this unit's input came from, and where its gradient goes.
                 let inp: UnsafePointer<Float>
                 let dinp: UnsafeMutablePointer<Float>?
@@ -343,6 +368,23 @@ public final class Model {
                     inp = UnsafePointer(pooled[b - 1].data); dinp = dpooled[b - 1].data
                 } else {
                     inp = UnsafePointer(input.data); dinp = computeInputGradient ? dinput?.data : nil
+                }
+                if config.batchNorm && !u.cHoldsConv {  // after an eval forward: batch norm's backward reads c
+                    timed(u.name, backward: true) {
+                        conv3x3Forward(u.c.data, inp, u.weight.value.data, nil, N: N, H: u.H, W: u.W, C: u.C, OC: u.OC,
+                                       workspace: workspace)
+                    }
+                    u.cHoldsConv = true
+                }
+                timed(config.batchNorm ? u.bnName : u.name + ".relu", backward: true) {
+                    if let g = u.gamma, let be = u.beta {
+                        batchNormReLUBackward(u.dc.data, dresidual: dres, dgamma: g.grad.data, dbeta: be.grad.data,
+                                              u.da.data, out: u.a.data, inp: u.c.data, gamma: g.value.data,
+                                              mean: u.mean.data, rstd: u.rstd.data, M: M, C: u.OC,
+                                              training: training, workers: threads)
+                    } else {
+                        addReLUBackward(u.dc.data, dresidual: dres, u.da.data, out: u.a.data, count: M * u.OC)
+                    }
                 }
                 timed(u.name, backward: true) {
                     conv3x3Backward(dinp, parameterGradients ? u.weight.grad.data : nil,

@@ -31,6 +31,17 @@ public enum WinogradTile: Sendable {
     var G: [[Float]] { self == .f2x2 ? winogradG2 : winogradG4 }
 }
 
+/// What an output transform does with each output Y = A^T P A:
+/// out = relu?(Y + bias + residual), or out += Y + bias when accumulating.
+/// Eval folds batch norm's scale into the kernel and its shift into the
+/// bias, so one pass writes the unit's activation.
+struct WinogradEpilogue {
+    var bias: UnsafePointer<Float>?       // [OC]
+    var residual: UnsafePointer<Float>?   // [N, H, W, OC], same layout as out
+    var relu = false
+    var accumulate = false
+}
+
 extension ConvWorkspace {
     /// Winograd pays off once the GEMMs, not the transforms, dominate: wide
     /// enough channels, and enough outputs to amortize the kernel transform
@@ -66,7 +77,10 @@ let winogradG2: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0
 /// U[k, c, oc] for k = a i + j (a = G's rows) from w[(ky, kx, c), oc].
 /// Split over (c, oc) across workers: at 128 channels this is millions of
 /// multiply-adds, redone every training step.
-func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int, workers: Int = 1) {
+/// With `scale`, output channel oc is multiplied by scale[oc] (the
+/// convolution is linear in its kernel: batch norm folded in, eval).
+func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, G: [[Float]], C: Int, OC: Int,
+                    scale: UnsafePointer<Float>? = nil, workers: Int = 1) {
     let a = G.count, CO = C * OC
     forRowChunks(CO, workers: rowWorkers(CO, rowCost: a * a, workers: workers)) { _, e0, e1 in
         for i in 0..<a { for j in 0..<a {
@@ -78,6 +92,7 @@ func winogradKernel(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
                 let src = w + (ky * 3 + kx) * CO
                 for e in e0..<e1 { dst[e] += g * src[e] }
             } }
+            if let scale { for e in e0..<e1 { dst[e] *= scale[e % OC] } }
         } }
     }
 }
@@ -106,25 +121,31 @@ func winogradKernelGradient(_ dw: UnsafeMutablePointer<Float>, _ dU: UnsafePoint
 /// bump would be a silently stale kernel, the comparison costs one read of
 /// 9 C OC floats against the transform's 36 C OC writes.
 public final class WinogradKernelCache {
-    private var source = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // [9*C, OC] the weights U was made from
+    private var source = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // [9*C + OC] the weights and scale U was made from
     private var U = UnsafeMutablePointer<Float>.allocate(capacity: 1)       // [a, C, OC]
     private var count = 0, tile: WinogradTile?
 
     public init() {}
     deinit { source.deallocate(); U.deallocate() }
 
-    func kernel(_ weight: UnsafePointer<Float>, C: Int, OC: Int, tile: WinogradTile) -> UnsafePointer<Float> {
-        let n = 9 * C * OC
-        if tile == self.tile && n == count && memcmp(source, weight, n * MemoryLayout<Float>.size) == 0 { return UnsafePointer(U) }
-        if n != count {
-            source.deallocate(); U.deallocate()
-            source = .allocate(capacity: n); U = .allocate(capacity: 4 * n)  // 36 / 9
-            count = n
+    func kernel(_ weight: UnsafePointer<Float>, scale: UnsafePointer<Float>?, C: Int, OC: Int, tile: WinogradTile) -> UnsafePointer<Float> {
+        let n = 9 * C * OC, bytes = MemoryLayout<Float>.size
+        var ones = [Float](repeating: 1, count: OC)
+        return ones.withUnsafeMutableBufferPointer { one in
+            let sc = scale ?? UnsafePointer(one.baseAddress!)
+            if tile == self.tile && n == count && memcmp(source, weight, n * bytes) == 0
+                && memcmp(source + n, sc, OC * bytes) == 0 { return UnsafePointer(U) }
+            if n != count {
+                source.deallocate(); U.deallocate()
+                source = .allocate(capacity: n + OC); U = .allocate(capacity: 4 * n)  // 36 / 9
+                count = n
+            }
+            source.update(from: weight, count: n)
+            (source + n).update(from: sc, count: OC)
+            winogradKernel(U, weight, G: tile.G, C: C, OC: OC, scale: scale)
+            self.tile = tile
+            return UnsafePointer(U)
         }
-        source.update(from: weight, count: n)
-        winogradKernel(U, weight, G: tile.G, C: C, OC: OC)
-        self.tile = tile
-        return UnsafePointer(U)
     }
 }
 
@@ -146,11 +167,15 @@ public func conv3x3WinogradForward(
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
     N: Int, H: Int, W: Int, C: Int, OC: Int,
     tile: WinogradTile,
+    scale: UnsafePointer<Float>? = nil,     // [OC]: out = relu?(scale * conv + bias + residual)
+    residual: UnsafePointer<Float>? = nil,  // [N, H, W, OC]
+    relu: Bool = false,
     accumulate: Bool = false,
     kernelCache: WinogradKernelCache? = nil,
     workspace ws: ConvWorkspace
 ) {
     let m = tile.m, a = tile.points
+    let epilogue = WinogradEpilogue(bias: bias, residual: residual, relu: relu, accumulate: accumulate)
     precondition(H % m == 0 && W % m == 0, "Winograd F(\(m)x\(m),3x3) needs H and W divisible by \(m)")
     let TW = W / m, tileRows = N * (H / m)
     let R = winogradChunkRows(tile, tileRows: tileRows, W: W, C: C, OC: OC, workspace: ws)
@@ -158,8 +183,8 @@ public func conv3x3WinogradForward(
     let T = R * TW
     ws.reserveColumns(2 * a * T * max(C, OC) + C)
     ws.reserveWeights(36 * C * OC)
-    let U = kernelCache?.kernel(weight, C: C, OC: OC, tile: tile) ?? {
-        winogradKernel(ws.flipped2, weight, G: tile.G, C: C, OC: OC, workers: ws.workers)
+    let U = kernelCache?.kernel(weight, scale: scale, C: C, OC: OC, tile: tile) ?? {
+        winogradKernel(ws.flipped2, weight, G: tile.G, C: C, OC: OC, scale: scale, workers: ws.workers)
         return UnsafePointer(ws.flipped2)
     }()
     ws.parallel { worker in
@@ -180,8 +205,8 @@ public func conv3x3WinogradForward(
                 smallGemm(m: tiles, n: OC, k: C, V + k * C, lda: a * C, U + k * C * OC, ldb: OC, P + k * OC, ldc: a * OC)
             }
             switch tile {
-            case .f2x2: winogradOutputTransform(out, P, bias, r0: r0, r1: r1, H: H, W: W, OC: OC, accumulate: accumulate)
-            case .f4x4: winograd4OutputTransform(out, P, bias, r0: r0, r1: r1, H: H, W: W, OC: OC, accumulate: accumulate, scratch: scratch)
+            case .f2x2: winogradOutputTransform(out, P, epilogue, r0: r0, r1: r1, H: H, W: W, OC: OC)
+            case .f4x4: winograd4OutputTransform(out, P, epilogue, r0: r0, r1: r1, H: H, W: W, OC: OC, scratch: scratch)
             }
         }
     }
@@ -195,14 +220,14 @@ final class WinogradScratch {
     func deallocate() { taps.deallocate(); z.deallocate() }
 }
 
-/// Y = A^T P A + bias for every 2x2 tile in tile rows r0..<r1, written or
-/// added into out; vectorized over output channels.
+/// Y = A^T P A for every 2x2 tile in tile rows r0..<r1, through the
+/// epilogue into out; vectorized over output channels.
 @inline(__always)
 func winogradOutputTransform(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
     _ P: UnsafePointer<Float>,            // [T, 16, OC]
-    _ bias: UnsafePointer<Float>?,        // [OC] or nil
-    r0: Int, r1: Int, H: Int, W: Int, OC: Int, accumulate: Bool
+    _ epilogue: WinogradEpilogue,
+    r0: Int, r1: Int, H: Int, W: Int, OC: Int
 ) {
     let TW = W / 2
     for r in r0..<r1 {
@@ -215,17 +240,22 @@ func winogradOutputTransform(
             var o = 0
             while o < OC {
                 @inline(__always) func ld(_ k: Int) -> SIMD8<Float> { UnsafeRawPointer(p + k * s + o).loadUnaligned(as: SIMD8<Float>.self) }
+                // The epilogue here, not in a shared function: a debug build compiles
+                // file by file, and a call into another file is not inlined.
+                let bias = epilogue.bias.map { UnsafeRawPointer($0 + o).loadUnaligned(as: SIMD8<Float>.self) } ?? SIMD8<Float>()
                 @inline(__always) func put(_ y: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
                     let dst = UnsafeMutableRawPointer(y + o)
-                    dst.storeBytes(of: accumulate ? dst.loadUnaligned(as: SIMD8<Float>.self) + v : v, as: SIMD8<Float>.self)
+                    var r = v + bias
+                    if epilogue.accumulate { r += dst.loadUnaligned(as: SIMD8<Float>.self) }
+                    if let res = epilogue.residual { r += UnsafeRawPointer(res + (y + o - out)).loadUnaligned(as: SIMD8<Float>.self) }
+                    dst.storeBytes(of: epilogue.relu ? r.replacing(with: 0, where: r .< 0) : r, as: SIMD8<Float>.self)
                 }
                 let m4 = ld(4), m5 = ld(5), m6 = ld(6), m7 = ld(7), m8 = ld(8), m9 = ld(9), m10 = ld(10), m11 = ld(11)
                 // A^T m over rows, then over columns.
                 let a0 = ld(0) + m4 + m8, a1 = ld(1) + m5 + m9, a2 = ld(2) + m6 + m10, a3 = ld(3) + m7 + m11
                 let b0 = m4 - m8 - ld(12), b1 = m5 - m9 - ld(13), b2 = m6 - m10 - ld(14), b3 = m7 - m11 - ld(15)
-                let bo = bias.map { UnsafeRawPointer($0 + o).loadUnaligned(as: SIMD8<Float>.self) } ?? SIMD8<Float>(repeating: 0)
-                put(y00, a0 + a1 + a2 + bo); put(y01, a1 - a2 - a3 + bo)
-                put(y10, b0 + b1 + b2 + bo); put(y11, b1 - b2 - b3 + bo)
+                put(y00, a0 + a1 + a2); put(y01, a1 - a2 - a3)
+                put(y10, b0 + b1 + b2); put(y11, b1 - b2 - b3)
                 o += 8
             }
         }

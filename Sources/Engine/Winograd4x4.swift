@@ -91,13 +91,13 @@ func winograd4InputTransform(
     }
 }
 
-/// Y = A^T P A + bias for every 4x4 tile in tile rows r0..<r1, written or
-/// added into out.
+/// Y = A^T P A for every 4x4 tile in tile rows r0..<r1, through the
+/// epilogue into out.
 func winograd4OutputTransform(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
     _ P: UnsafePointer<Float>,            // [T, 36, OC]
-    _ bias: UnsafePointer<Float>?,        // [OC] or nil
-    r0: Int, r1: Int, H: Int, W: Int, OC: Int, accumulate: Bool,
+    _ epilogue: WinogradEpilogue,
+    r0: Int, r1: Int, H: Int, W: Int, OC: Int,
     scratch: WinogradScratch
 ) {
     let TW = W / 4, s = OC, z = scratch.z
@@ -113,12 +113,15 @@ func winograd4OutputTransform(
                                 load(p + (18 + j) * s + o), load(p + (24 + j) * s + o), load(p + (30 + j) * s + o))
                     z[j] = v.0; z[6 + j] = v.1; z[12 + j] = v.2; z[18 + j] = v.3
                 }
-                let b = bias.map { load($0 + o) } ?? V8(repeating: 0)
+                let b = epilogue.bias.map { load($0 + o) } ?? V8(repeating: 0)
                 for i in 0..<4 {
                     let v = at6(z[6 * i], z[6 * i + 1], z[6 * i + 2], z[6 * i + 3], z[6 * i + 4], z[6 * i + 5])
                     let row = y0 + i * W * OC + o
                     @inline(__always) func put(_ dst: UnsafeMutablePointer<Float>, _ v: V8) {
-                        store(dst, (accumulate ? load(dst) : V8(repeating: 0)) + v + b)
+                        var y = v + b
+                        if epilogue.accumulate { y += load(dst) }
+                        if let res = epilogue.residual { y += load(res + (dst - out)) }
+                        store(dst, epilogue.relu ? y.replacing(with: 0, where: y .< 0) : y)
                     }
                     put(row, v.0); put(row + OC, v.1); put(row + 2 * OC, v.2); put(row + 3 * OC, v.3)
                 }

@@ -73,6 +73,35 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(ConvWorkspace.winogradWeightGradientTile(N: 64, H: 16, W: 16, C: 128, OC: 128), .f4x4)
     }
 
+    /// Eval's fused unit, out = relu(scale * conv + bias + residual), on every
+    /// path (F(4x4), F(2x2), im2col; cached and not) against the direct
+    /// convolution followed by the same arithmetic; and the cache is remade
+    /// when only the scale (batch norm's running statistics) changes.
+    func testConvEpilogueMatchesDirect() {
+        for (H, W, C, tile) in [(8, 8, 16, WinogradTile?.some(.f4x4)), (6, 10, 16, .f2x2), (8, 8, 3, nil)] {
+            let (N, OC) = (2, 16)
+            let ws = ConvWorkspace(workers: 2), cache = WinogradKernelCache()
+            XCTAssertEqual(ConvWorkspace.winogradTile(N: N, H: H, W: W, C: C, OC: OC, cached: true), tile)
+            let x = randomArray(N * H * W * C, seed: 150), w = randomArray(9 * C * OC, seed: 151, scale: 0.3)
+            let b = randomArray(OC, seed: 152), res = randomArray(N * H * W * OC, seed: 153)
+            var scale = randomArray(OC, seed: 154).map { 1 + 0.5 * $0 }
+            let direct = directConv(x, w, nil, N: N, H: H, W: W, C: C, OC: OC)
+            func expected() -> [Float] { direct.indices.map { i in max(0, direct[i] * scale[i % OC] + b[i % OC] + res[i]) } }
+            for cached in [false, true] {
+                var out = [Float](repeating: .nan, count: direct.count)
+                conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, scale: scale, residual: res, relu: true,
+                               kernelCache: cached ? cache : nil, workspace: ws)
+                XCTAssertLessThan(maxAbsDiff(out, expected()), 1e-4, "\(H)x\(W)x\(C) cached: \(cached)")
+                XCTAssertTrue(out.contains(0) && out.contains { $0 > 0 }, "the ReLU had something to clip")
+            }
+            scale[OC - 1] += 1
+            var out = [Float](repeating: .nan, count: direct.count)
+            conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, scale: scale, residual: res, relu: true,
+                           kernelCache: cache, workspace: ws)
+            XCTAssertLessThan(maxAbsDiff(out, expected()), 1e-4, "\(H)x\(W)x\(C): a changed scale remakes the kernel")
+        }
+    }
+
     /// The cached Winograd kernel is remade as soon as one weight changes:
     /// a stale kernel would still give plausible outputs, so compare to direct.
     func testWinogradKernelCacheFollowsTheWeights() {

@@ -75,6 +75,39 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// Eval folds batch norm into the convolution and leaves c stale. With
+    /// 16 channels that runs through the cached, scaled Winograd kernel; the
+    /// logits, a block's activation and a full backward after it (which
+    /// recomputes c) must match the im2col model (the PyTorch fixtures check
+    /// that one in eval).
+    func testEvalFusedForwardMatchesUnfused() {
+        let cfg = ModelConfig(widths: [16, 16], convsPerBlock: [2, 2], skip: true, batchNorm: true, hidden: 8, dropout: 0)
+        func run(winograd: Bool) -> (logits: [Float], a: [Float], grads: [[Float]]) {
+            let model = Model(config: cfg, imageSize: 16, threads: 2)
+            model.winograd = winograd
+            var rng = RNG(seed: 3)
+            model.initialize(rng: &rng)
+            for u in model.units {
+                for i in 0..<u.OC {
+                    u.gamma!.value[i] = 1 + 0.3 * rng.uniform(-1, 1); u.beta!.value[i] = 0.2 * rng.uniform(-1, 1)
+                    u.runningMean[i] = 0.1 * rng.uniform(-1, 1); u.runningVar[i] = 1 + 0.5 * rng.uniform(-1, 1)
+                }
+            }
+            let N = 4, x = randomArray(N * 16 * 16 * 3, seed: 4), t = softTargets(N: N, L: 6, seed: 5)
+            model.forward(x, N: N, training: false, rng: &rng)
+            let logits = Array(UnsafeBufferPointer(start: model.logits.data, count: N * 6))
+            _ = model.loss(targets: t, classWeights: nil, N: N)
+            model.backwardLoss(targets: t, classWeights: nil, N: N, training: false)
+            return (logits, Array(model.unit(named: "block1.conv2")!.a.array.prefix(N * 256 * 16)), model.parameters.map(\.grad.array))
+        }
+        let fused = run(winograd: true), plain = run(winograd: false)
+        XCTAssertLessThan(maxAbsDiff(fused.logits, plain.logits), 1e-4)
+        XCTAssertLessThan(maxAbsDiff(fused.a, plain.a), 1e-4)
+        for (g, h) in zip(fused.grads, plain.grads) {
+            XCTAssertLessThan(maxAbsDiff(g, h), 1e-3 * max(1, h.map(abs).max() ?? 0))
+        }
+    }
+
     func testModelGradientsAllConfigurations() {
         for skip in [true, false] { for bn in [true, false] {
             checkModelGradients(skip: skip, batchNorm: bn, training: true)
