@@ -26,22 +26,95 @@ func forRowChunks(_ M: Int, workers: Int, _ body: (Int, Int, Int) -> Void) {
     DispatchQueue.concurrentPerform(iterations: w) { k in body(k, min(M, k * per), min(M, (k + 1) * per)) }
 }
 
+@inline(__always) private func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
+
+/// Adds the lanes of 4 vectors into d[0..<32] (doubles).
+@inline(__always)
+private func addLanes(_ d: UnsafeMutablePointer<Double>, _ v0: V8, _ v1: V8, _ v2: V8, _ v3: V8) {
+    for l in 0..<8 {
+        d[l] += Double(v0[l]); d[8 + l] += Double(v1[l]); d[16 + l] += Double(v2[l]); d[24 + l] += Double(v3[l])
+    }
+}
+
 /// Sums of v and v*v per channel over rows [m0, m1), in float blocks of 256
 /// rows folded into doubles (M reaches 262,144 in block 1 at batch 64).
+/// Channels go 32 at a time with their sums in registers (sums kept in
+/// memory, updated every row, ran at half the memory bandwidth); channels
+/// past a multiple of 32 one at a time.
 @inline(__always)
 private func channelSums(_ inp: UnsafePointer<Float>, _ m0: Int, _ m1: Int, C: Int,
-                         _ s: UnsafeMutablePointer<Double>, _ q: UnsafeMutablePointer<Double>,
-                         _ ps: UnsafeMutablePointer<Float>, _ pq: UnsafeMutablePointer<Float>) {
+                         _ s: UnsafeMutablePointer<Double>, _ q: UnsafeMutablePointer<Double>) {
     for c in 0..<C { s[c] = 0; q[c] = 0 }
     var b0 = m0
     while b0 < m1 {
         let b1 = min(m1, b0 + 256)
-        for c in 0..<C { ps[c] = 0; pq[c] = 0 }
-        for m in b0..<b1 {
-            let row = inp + m * C
-            for c in 0..<C { let v = row[c]; ps[c] += v; pq[c] += v * v }
+        var c0 = 0
+        while c0 + 32 <= C {
+            var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), q0 = V8(), q1 = V8(), q2 = V8(), q3 = V8()
+            for m in b0..<b1 {
+                let p = inp + m * C + c0
+                let v0 = load(p), v1 = load(p + 8), v2 = load(p + 16), v3 = load(p + 24)
+                s0 += v0; s1 += v1; s2 += v2; s3 += v3
+                q0 = q0.addingProduct(v0, v0); q1 = q1.addingProduct(v1, v1)
+                q2 = q2.addingProduct(v2, v2); q3 = q3.addingProduct(v3, v3)
+            }
+            addLanes(s + c0, s0, s1, s2, s3); addLanes(q + c0, q0, q1, q2, q3)
+            c0 += 32
         }
-        for c in 0..<C { s[c] += Double(ps[c]); q[c] += Double(pq[c]) }
+        for c in c0..<C {
+            var ps: Float = 0, pq: Float = 0
+            for m in b0..<b1 { let v = inp[m * C + c]; ps += v; pq += v * v }
+            s[c] += Double(ps); q[c] += Double(pq)
+        }
+        b0 = b1
+    }
+}
+
+/// Pass 1 of batchNormReLUBackward over rows [m0, m1): the masked gradient
+/// dz = dout where out > 0 (written to dresidual when there is one), and per
+/// channel sum(dz) and sum(dz * (x - mean)); blocked like channelSums.
+@inline(__always)
+private func maskedGradientSums(
+    _ ds: UnsafeMutablePointer<Double>, _ dx: UnsafeMutablePointer<Double>, // [C] written
+    dresidual: UnsafeMutablePointer<Float>?,
+    _ dout: UnsafePointer<Float>, out: UnsafePointer<Float>, inp: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+    _ m0: Int, _ m1: Int, C: Int
+) {
+    for c in 0..<C { ds[c] = 0; dx[c] = 0 }
+    var b0 = m0
+    while b0 < m1 {
+        let b1 = min(m1, b0 + 256)
+        var c0 = 0
+        while c0 + 32 <= C {
+            var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), x0 = V8(), x1 = V8(), x2 = V8(), x3 = V8()
+            let mu0 = load(mean + c0), mu1 = load(mean + c0 + 8), mu2 = load(mean + c0 + 16), mu3 = load(mean + c0 + 24)
+            for m in b0..<b1 {
+                let i = m * C + c0
+                // Loads before the select: no conditional loads, no branches.
+                @inline(__always) func dz(_ k: Int) -> V8 { load(dout + i + k).replacing(with: 0, where: load(out + i + k) .<= 0) }
+                let z0 = dz(0), z1 = dz(8), z2 = dz(16), z3 = dz(24)
+                s0 += z0; s1 += z1; s2 += z2; s3 += z3
+                x0 = x0.addingProduct(z0, load(inp + i) - mu0); x1 = x1.addingProduct(z1, load(inp + i + 8) - mu1)
+                x2 = x2.addingProduct(z2, load(inp + i + 16) - mu2); x3 = x3.addingProduct(z3, load(inp + i + 24) - mu3)
+                if let dresidual {
+                    let r = UnsafeMutableRawPointer(dresidual + i)
+                    r.storeBytes(of: z0, as: V8.self); r.storeBytes(of: z1, toByteOffset: 32, as: V8.self)
+                    r.storeBytes(of: z2, toByteOffset: 64, as: V8.self); r.storeBytes(of: z3, toByteOffset: 96, as: V8.self)
+                }
+            }
+            addLanes(ds + c0, s0, s1, s2, s3); addLanes(dx + c0, x0, x1, x2, x3)
+            c0 += 32
+        }
+        for c in c0..<C {
+            var bs: Float = 0, bx: Float = 0
+            for m in b0..<b1 {
+                let i = m * C + c, dv = dout[i], ov = out[i]
+                let dz = ov > 0 ? dv : 0
+                bs += dz; bx += dz * (inp[i] - mean[c])
+                dresidual?[i] = dz
+            }
+            ds[c] += Double(bs); dx[c] += Double(bx)
+        }
         b0 = b1
     }
 }
@@ -66,10 +139,9 @@ public func batchNormStatistics(
     }
     let w = rowWorkers(M, rowCost: C, workers: workers)
     let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * w * C)
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * w * C)
-    defer { sums.deallocate(); scratch.deallocate() }
+    defer { sums.deallocate() }
     forRowChunks(M, workers: w) { k, m0, m1 in
-        channelSums(inp, m0, m1, C: C, sums + 2 * k * C, sums + (2 * k + 1) * C, scratch + 2 * k * C, scratch + (2 * k + 1) * C)
+        channelSums(inp, m0, m1, C: C, sums + 2 * k * C, sums + (2 * k + 1) * C)
     }
     let inv = 1 / Double(M)
     let unbias = M > 1 ? Double(M) / Double(M - 1) : 1
@@ -132,38 +204,16 @@ public func batchNormReLUBackward(
 ) {
     let w = rowWorkers(M, rowCost: C, workers: workers)
     let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * w * C)
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * w * C + 3 * C)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 3 * C)
     defer { sums.deallocate(); scratch.deallocate() }
     // Pass 1: masked gradient dz, the residual's share of it, and per channel
-    // sum(dz) and sum(dz * (x - mean)). Loads come before the select: a
-    // conditional load blocks vectorization.
+    // sum(dz) and sum(dz * (x - mean)).
     forRowChunks(M, workers: w) { k, m0, m1 in
-        let ds = sums + 2 * k * C, dx = sums + (2 * k + 1) * C
-        let bs = scratch + 2 * k * C, bx = scratch + (2 * k + 1) * C
-        for c in 0..<C { ds[c] = 0; dx[c] = 0 }
-        var b0 = m0
-        while b0 < m1 {
-            let b1 = min(m1, b0 + 256)
-            for c in 0..<C { bs[c] = 0; bx[c] = 0 }
-            for m in b0..<b1 {
-                let d = dout + m * C, o = out + m * C, x = inp + m * C
-                for c in 0..<C {
-                    let dv = d[c], ov = o[c], xv = x[c]
-                    let dz = ov > 0 ? dv : 0
-                    bs[c] += dz
-                    bx[c] += dz * (xv - mean[c])
-                }
-                if let dresidual {
-                    let r = dresidual + m * C
-                    for c in 0..<C { let dv = d[c], ov = o[c]; r[c] = ov > 0 ? dv : 0 }
-                }
-            }
-            for c in 0..<C { ds[c] += Double(bs[c]); dx[c] += Double(bx[c]) }
-            b0 = b1
-        }
+        maskedGradientSums(sums + 2 * k * C, sums + (2 * k + 1) * C, dresidual: dresidual, dout, out: out, inp: inp,
+                           mean: mean, m0, m1, C: C)
     }
     // dinp = gamma*rstd * (dz - mean(dz) - xhat * mean(dz*xhat)).
-    let k = scratch + 2 * w * C, a = k + C, b = a + C
+    let k = scratch, a = k + C, b = a + C
     let invM = 1 / Float(M)
     for c in 0..<C {
         var s = 0.0, x = 0.0
