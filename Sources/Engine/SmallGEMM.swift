@@ -29,18 +29,26 @@ func smallGemm(
     precondition(n % 8 == 0, "smallGemm needs n divisible by 8")
     var i = 0
     while i < m {
-        // A block of fewer than 6 rows repeats its last row (valid memory,
-        // same work as a full block) and stores only the rows it has: the
-        // inner loop stays one straight-line kernel.
-        let rows = min(6, m - i)
+        // A block of fewer rows than its kernel's repeats its last row (valid
+        // memory, the work of a full block) and stores only the rows it has:
+        // the inner loops stay straight-line. 4-row blocks take the ends a
+        // 6-row block would mostly waste: 8 rows as 4 + 4, not 6 + 2 (one
+        // image's block 3 gives each worker 8 tiles).
+        let left = m - i
+        let four = left <= 4 || left == 7 || left == 8
+        let rows = min(four ? 4 : 6, left)
         let r = Rows(rows, lda)
         var j = 0
         while j + 16 <= n {
-            kernel6x16(k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows)
+            if four {
+                kernel4x16(k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows)
+            } else {
+                kernel6x16(k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows)
+            }
             j += 16
         }
         if j < n { kernel6x8(k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows) }
-        i += 6
+        i += rows
     }
 }
 
@@ -74,6 +82,27 @@ private func kernel6x16(k: Int, _ a: UnsafePointer<Float>, _ r: Rows, _ b: Unsaf
         if q < rows { store(c + q * ldc, v0); store(c + q * ldc + 8, v1) }
     }
     put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31); put(4, c40, c41); put(5, c50, c51)
+}
+
+/// kernel6x16 for blocks of at most 4 rows.
+@inline(__always)
+private func kernel4x16(k: Int, _ a: UnsafePointer<Float>, _ r: Rows, _ b: UnsafePointer<Float>, _ ldb: Int,
+                        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int) {
+    let r1 = r.r1, r2 = r.r2, r3 = r.r3
+    var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8(), c30 = V8(), c31 = V8()
+    var ap = a, bp = b
+    for _ in 0..<k {
+        let b0 = load(bp), b1 = load(bp + 8)
+        var x = V8(repeating: ap[0]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+        x = V8(repeating: ap[r1]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+        x = V8(repeating: ap[r2]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+        x = V8(repeating: ap[r3]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+        ap += 1; bp += ldb
+    }
+    @inline(__always) func put(_ q: Int, _ v0: V8, _ v1: V8) {
+        if q < rows { store(c + q * ldc, v0); store(c + q * ldc + 8, v1) }
+    }
+    put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31)
 }
 
 /// The last 8 columns when n is not a multiple of 16.
