@@ -41,9 +41,9 @@ func smallGemm(
         var j = 0
         while j + 16 <= n {
             if four {
-                kernel4x16(k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows)
+                kernel16(six: false, k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows)
             } else {
-                kernel6x16(k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows)
+                kernel16(six: true, k: k, a + i * lda, r, b + j, ldb, c + i * ldc + j, ldc, rows)
             }
             j += 16
         }
@@ -61,9 +61,11 @@ private struct Rows {
     }
 }
 
+/// One block of 6 rows (`six`) or 4 by 16 columns. Always inlined with a
+/// constant `six`, so each caller gets a straight-line loop.
 @inline(__always)
-private func kernel6x16(k: Int, _ a: UnsafePointer<Float>, _ r: Rows, _ b: UnsafePointer<Float>, _ ldb: Int,
-                        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int) {
+private func kernel16(six: Bool, k: Int, _ a: UnsafePointer<Float>, _ r: Rows, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int) {
     let r1 = r.r1, r2 = r.r2, r3 = r.r3, r4 = r.r4, r5 = r.r5
     var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
     var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
@@ -74,35 +76,17 @@ private func kernel6x16(k: Int, _ a: UnsafePointer<Float>, _ r: Rows, _ b: Unsaf
         x = V8(repeating: ap[r1]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
         x = V8(repeating: ap[r2]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
         x = V8(repeating: ap[r3]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-        x = V8(repeating: ap[r4]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-        x = V8(repeating: ap[r5]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-        ap += 1; bp += ldb
-    }
-    @inline(__always) func put(_ q: Int, _ v0: V8, _ v1: V8) {
-        if q < rows { store(c + q * ldc, v0); store(c + q * ldc + 8, v1) }
-    }
-    put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31); put(4, c40, c41); put(5, c50, c51)
-}
-
-/// kernel6x16 for blocks of at most 4 rows.
-@inline(__always)
-private func kernel4x16(k: Int, _ a: UnsafePointer<Float>, _ r: Rows, _ b: UnsafePointer<Float>, _ ldb: Int,
-                        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int) {
-    let r1 = r.r1, r2 = r.r2, r3 = r.r3
-    var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8(), c30 = V8(), c31 = V8()
-    var ap = a, bp = b
-    for _ in 0..<k {
-        let b0 = load(bp), b1 = load(bp + 8)
-        var x = V8(repeating: ap[0]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-        x = V8(repeating: ap[r1]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-        x = V8(repeating: ap[r2]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-        x = V8(repeating: ap[r3]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+        if six {
+            x = V8(repeating: ap[r4]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V8(repeating: ap[r5]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+        }
         ap += 1; bp += ldb
     }
     @inline(__always) func put(_ q: Int, _ v0: V8, _ v1: V8) {
         if q < rows { store(c + q * ldc, v0); store(c + q * ldc + 8, v1) }
     }
     put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31)
+    if six { put(4, c40, c41); put(5, c50, c51) }
 }
 
 /// The last 8 columns when n is not a multiple of 16.
