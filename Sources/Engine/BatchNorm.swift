@@ -28,51 +28,74 @@ func forRowChunks(_ M: Int, workers: Int, _ body: (Int, Int, Int) -> Void) {
 
 @inline(__always) private func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
 
-/// Adds the lanes of 4 vectors into d[0..<32] (doubles).
+/// The vector loops below read 32 floats (a slab) at a time: 32 channels of
+/// one row when C >= 32, or whole rows when C is 8 or 16 (32/C rows per
+/// slab; the quickstart's first block has 16 channels). Channels past a
+/// multiple of 32, other channel counts and rows left over go one channel
+/// at a time.
+private struct Slabs {
+    let span: Int   // channels one slab covers
+    let rows: Int   // rows one slab covers
+    let vector: Bool
+    init(C: Int) {
+        let packed = C < 32 && 32 % C == 0 && C % 8 == 0
+        span = packed ? C : 32; rows = packed ? 32 / C : 1
+        vector = packed || C >= 32
+    }
+}
+
+/// d[(8 k + l) mod span] += lane l of vector k (doubles).
 @inline(__always)
-private func addLanes(_ d: UnsafeMutablePointer<Double>, _ v0: V8, _ v1: V8, _ v2: V8, _ v3: V8) {
+private func addLanes(_ d: UnsafeMutablePointer<Double>, span: Int, _ v0: V8, _ v1: V8, _ v2: V8, _ v3: V8) {
     for l in 0..<8 {
-        d[l] += Double(v0[l]); d[8 + l] += Double(v1[l]); d[16 + l] += Double(v2[l]); d[24 + l] += Double(v3[l])
+        d[l % span] += Double(v0[l]); d[(8 + l) % span] += Double(v1[l])
+        d[(16 + l) % span] += Double(v2[l]); d[(24 + l) % span] += Double(v3[l])
     }
 }
 
 /// Sums of v and v*v per channel over rows [m0, m1), in float blocks of 256
 /// rows folded into doubles (M reaches 262,144 in block 1 at batch 64).
-/// Channels go 32 at a time with their sums in registers (sums kept in
-/// memory, updated every row, ran at half the memory bandwidth); channels
-/// past a multiple of 32 one at a time.
+/// Slab by slab with the sums in registers (sums kept in memory, updated
+/// every row, ran at half the memory bandwidth).
 @inline(__always)
 private func channelSums(_ inp: UnsafePointer<Float>, _ m0: Int, _ m1: Int, C: Int,
                          _ s: UnsafeMutablePointer<Double>, _ q: UnsafeMutablePointer<Double>) {
     for c in 0..<C { s[c] = 0; q[c] = 0 }
+    let slab = Slabs(C: C)
+    @inline(__always) func scalar(_ c0: Int, _ c1: Int, _ r0: Int, _ r1: Int) {
+        for c in c0..<c1 {
+            var ps: Float = 0, pq: Float = 0
+            for m in r0..<r1 { let v = inp[m * C + c]; ps += v; pq += v * v }
+            s[c] += Double(ps); q[c] += Double(pq)
+        }
+    }
     var b0 = m0
     while b0 < m1 {
         let b1 = min(m1, b0 + 256)
         var c0 = 0
-        while c0 + 32 <= C {
+        while slab.vector && c0 + slab.span <= C {
             var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), q0 = V8(), q1 = V8(), q2 = V8(), q3 = V8()
-            for m in b0..<b1 {
+            var m = b0
+            while m + slab.rows <= b1 {
                 let p = inp + m * C + c0
                 let v0 = load(p), v1 = load(p + 8), v2 = load(p + 16), v3 = load(p + 24)
                 s0 += v0; s1 += v1; s2 += v2; s3 += v3
                 q0 = q0.addingProduct(v0, v0); q1 = q1.addingProduct(v1, v1)
                 q2 = q2.addingProduct(v2, v2); q3 = q3.addingProduct(v3, v3)
+                m += slab.rows
             }
-            addLanes(s + c0, s0, s1, s2, s3); addLanes(q + c0, q0, q1, q2, q3)
-            c0 += 32
+            addLanes(s + c0, span: slab.span, s0, s1, s2, s3); addLanes(q + c0, span: slab.span, q0, q1, q2, q3)
+            scalar(c0, c0 + slab.span, m, b1)
+            c0 += slab.span
         }
-        for c in c0..<C {
-            var ps: Float = 0, pq: Float = 0
-            for m in b0..<b1 { let v = inp[m * C + c]; ps += v; pq += v * v }
-            s[c] += Double(ps); q[c] += Double(pq)
-        }
+        scalar(c0, C, b0, b1)
         b0 = b1
     }
 }
 
 /// Pass 1 of batchNormReLUBackward over rows [m0, m1): the masked gradient
 /// dz = dout where out > 0 (written to dresidual when there is one), and per
-/// channel sum(dz) and sum(dz * (x - mean)); blocked like channelSums.
+/// channel sum(dz) and sum(dz * (x - mean)); slab by slab like channelSums.
 @inline(__always)
 private func maskedGradientSums(
     _ ds: UnsafeMutablePointer<Double>, _ dx: UnsafeMutablePointer<Double>, // [C] written
@@ -81,14 +104,29 @@ private func maskedGradientSums(
     _ m0: Int, _ m1: Int, C: Int
 ) {
     for c in 0..<C { ds[c] = 0; dx[c] = 0 }
+    let slab = Slabs(C: C)
+    @inline(__always) func scalar(_ c0: Int, _ c1: Int, _ r0: Int, _ r1: Int) {
+        for c in c0..<c1 {
+            var bs: Float = 0, bx: Float = 0
+            for m in r0..<r1 {
+                let i = m * C + c, dv = dout[i], ov = out[i]
+                let dz = ov > 0 ? dv : 0
+                bs += dz; bx += dz * (inp[i] - mean[c])
+                dresidual?[i] = dz
+            }
+            ds[c] += Double(bs); dx[c] += Double(bx)
+        }
+    }
     var b0 = m0
     while b0 < m1 {
         let b1 = min(m1, b0 + 256)
         var c0 = 0
-        while c0 + 32 <= C {
+        while slab.vector && c0 + slab.span <= C {
             var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), x0 = V8(), x1 = V8(), x2 = V8(), x3 = V8()
-            let mu0 = load(mean + c0), mu1 = load(mean + c0 + 8), mu2 = load(mean + c0 + 16), mu3 = load(mean + c0 + 24)
-            for m in b0..<b1 {
+            @inline(__always) func mu(_ k: Int) -> V8 { load(mean + c0 + (8 * k) % slab.span) }
+            let mu0 = mu(0), mu1 = mu(1), mu2 = mu(2), mu3 = mu(3)
+            var m = b0
+            while m + slab.rows <= b1 {
                 let i = m * C + c0
                 // Loads before the select: no conditional loads, no branches.
                 @inline(__always) func dz(_ k: Int) -> V8 { load(dout + i + k).replacing(with: 0, where: load(out + i + k) .<= 0) }
@@ -101,20 +139,13 @@ private func maskedGradientSums(
                     r.storeBytes(of: z0, as: V8.self); r.storeBytes(of: z1, toByteOffset: 32, as: V8.self)
                     r.storeBytes(of: z2, toByteOffset: 64, as: V8.self); r.storeBytes(of: z3, toByteOffset: 96, as: V8.self)
                 }
+                m += slab.rows
             }
-            addLanes(ds + c0, s0, s1, s2, s3); addLanes(dx + c0, x0, x1, x2, x3)
-            c0 += 32
+            addLanes(ds + c0, span: slab.span, s0, s1, s2, s3); addLanes(dx + c0, span: slab.span, x0, x1, x2, x3)
+            scalar(c0, c0 + slab.span, m, b1)
+            c0 += slab.span
         }
-        for c in c0..<C {
-            var bs: Float = 0, bx: Float = 0
-            for m in b0..<b1 {
-                let i = m * C + c, dv = dout[i], ov = out[i]
-                let dz = ov > 0 ? dv : 0
-                bs += dz; bx += dz * (inp[i] - mean[c])
-                dresidual?[i] = dz
-            }
-            ds[c] += Double(bs); dx[c] += Double(bx)
-        }
+        scalar(c0, C, b0, b1)
         b0 = b1
     }
 }
