@@ -163,8 +163,9 @@ public func conv3x3Forward(
             let M = (r1 - r0) * W
             let o = out + r0 * W * OC
             im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C)
-            if (bias == nil || epilogue) && !accumulate && OC % 8 == 0 {
-                // block1.conv1: K = 27 is too short for OpenBLAS's packing to pay.
+            if (bias == nil || epilogue) && !accumulate && OC % 8 == 0 && K <= 256 {
+                // block1.conv1: K = 27 is too short for OpenBLAS's packing to pay. Long
+                // K (wide layers at small N) stays in OpenBLAS, which blocks over K.
                 smallGemm(m: M, n: OC, k: K, col, lda: K, weight, ldb: OC, o, ldc: OC)
             } else {
                 if let bias, !epilogue {

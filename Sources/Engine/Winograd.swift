@@ -123,7 +123,7 @@ func winogradKernelGradient(_ dw: UnsafeMutablePointer<Float>, _ dU: UnsafePoint
 public final class WinogradKernelCache {
     private var source = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // [9*C + OC] the weights and scale U was made from
     private var U = UnsafeMutablePointer<Float>.allocate(capacity: 1)       // [a, C, OC]
-    private var count = 0, tile: WinogradTile?
+    private var shape = (C: 0, OC: 0), tile: WinogradTile?
 
     public init() {}
     deinit { source.deallocate(); U.deallocate() }
@@ -133,12 +133,12 @@ public final class WinogradKernelCache {
         var ones = [Float](repeating: 1, count: OC)
         return ones.withUnsafeMutableBufferPointer { one in
             let sc = scale ?? UnsafePointer(one.baseAddress!)
-            if tile == self.tile && n == count && memcmp(source, weight, n * bytes) == 0
+            if tile == self.tile && shape == (C, OC) && memcmp(source, weight, n * bytes) == 0
                 && memcmp(source + n, sc, OC * bytes) == 0 { return UnsafePointer(U) }
-            if n != count {
+            if shape != (C, OC) {
                 source.deallocate(); U.deallocate()
                 source = .allocate(capacity: n + OC); U = .allocate(capacity: 4 * n)  // 36 / 9
-                count = n
+                shape = (C, OC)
             }
             source.update(from: weight, count: n)
             (source + n).update(from: sc, count: OC)

@@ -80,7 +80,7 @@ final class ModelTests: XCTestCase {
     /// logits, a block's activation and a full backward after it (which
     /// recomputes c) must match the im2col model (the PyTorch fixtures check
     /// that one in eval).
-    func testEvalFusedForwardMatchesUnfused() {
+    func testEvalFusedWinogradModelMatchesIm2colModel() {
         let cfg = ModelConfig(widths: [16, 16], convsPerBlock: [2, 2], skip: true, batchNorm: true, hidden: 8, dropout: 0)
         func run(winograd: Bool) -> (logits: [Float], a: [Float], grads: [[Float]]) {
             let model = Model(config: cfg, imageSize: 16, threads: 2)

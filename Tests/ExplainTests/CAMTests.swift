@@ -91,6 +91,13 @@ final class CAMTests: XCTestCase {
         model.backward(dlogits: seed, N: 1, training: false)
         let full = model.unit(named: "block1.conv2")!.da.array.prefix(16 * 16 * 4)
         XCTAssertEqual(Array(stopped), Array(full))
+        // A skip block's first unit: its gradient has two producers (conv2 and the skip).
+        let first = model.unit(named: "block1.conv1")!, n1 = first.H * first.W * first.OC
+        model.backward(dlogits: seed, N: 1, training: false, stopAt: "block1.conv1")
+        let stopped1 = Array(first.da.array.prefix(n1))
+        model.backward(dlogits: seed, N: 1, training: false)
+        XCTAssertEqual(stopped1, Array(first.da.array.prefix(n1)))
+        XCTAssertTrue(model.blocks[0].last!.addsResidual, "block 1 has a skip: both producers ran")
         XCTAssertThrowsError(try Explainer(model: model, layer: "block9.conv1"))
     }
 }
