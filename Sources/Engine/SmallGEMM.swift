@@ -1,6 +1,7 @@
-// The Winograd forward's GEMMs: 16 or 36 per chunk of tiles, each
-// small ([tiles, C] x [C, OC] with C, OC = 16..128) and strided (one
-// transformed point of every tile). OpenBLAS packs both operands on every
+// The Winograd forward's GEMMs (so also the input gradient's): 16 or 36 per
+// chunk of tiles, each small ([tiles, C] x [C, OC] with C, OC = 16..128) and
+// strided (one transformed point of every tile); and im2col's for short K
+// (block1.conv1, K = 27). OpenBLAS packs both operands on every
 // call, which at these sizes costs as much as the arithmetic: measured on
 // one core (Haswell kernels), [240, 32] x [32, 32] ran at 54 GFLOP/s in
 // OpenBLAS and 87 here, [8, 128] x [128, 128] (one image, block 3) at 35
@@ -9,8 +10,9 @@
 // so nothing is packed: a 6 x 16 block of C lives in 12 vector registers
 // while p runs over K, the register blocking of OpenBLAS's own kernels.
 // The weight gradient's GEMMs (A transposed, K = tiles) stay in OpenBLAS:
-// there its packing pays (lab bench, 2 threads: training 219 img/s with
-// this kernel there too, 224 without).
+// there its packing pays (lab bench, 2 threads: training 219 img/s with a
+// transposed variant of this kernel there, 224 without; 241-245 against 247
+// with point-major buffers, which make both operands contiguous).
 
 // Private: a debug build compiles file by file, and a helper in another
 // file would be a call in the innermost loop.
