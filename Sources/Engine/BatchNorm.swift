@@ -53,6 +53,28 @@ private func addLanes(_ d: UnsafeMutablePointer<Double>, span: Int, _ v0: V8, _ 
     }
 }
 
+/// The traversal both sum kernels share: rows [m0, m1) in blocks of 256
+/// (float partial sums, folded into doubles by the caller per block), each
+/// block slab by slab. `vector(c0, b0, b1)` sums channels c0..<c0+span over
+/// whole slabs from row b0 and returns the first row it left; `scalar(c0,
+/// c1, r0, r1)` does channels c0..<c1 over rows r0..<r1 one at a time.
+@inline(__always)
+private func forEachSlab(_ m0: Int, _ m1: Int, C: Int, _ slab: Slabs,
+                         vector: (_ c0: Int, _ b0: Int, _ b1: Int) -> Int,
+                         scalar: (_ c0: Int, _ c1: Int, _ r0: Int, _ r1: Int) -> Void) {
+    var b0 = m0
+    while b0 < m1 {
+        let b1 = min(m1, b0 + 256)
+        var c0 = 0
+        while slab.vector && c0 + slab.span <= C {
+            scalar(c0, c0 + slab.span, vector(c0, b0, b1), b1)
+            c0 += slab.span
+        }
+        scalar(c0, C, b0, b1)
+        b0 = b1
+    }
+}
+
 /// Sums of v and v*v per channel over rows [m0, m1), in float blocks of 256
 /// rows folded into doubles (M reaches 262,144 in block 1 at batch 64).
 /// Slab by slab with the sums in registers (sums kept in memory, updated
@@ -69,28 +91,20 @@ private func channelSums(_ inp: UnsafePointer<Float>, _ m0: Int, _ m1: Int, C: I
             s[c] += Double(ps); q[c] += Double(pq)
         }
     }
-    var b0 = m0
-    while b0 < m1 {
-        let b1 = min(m1, b0 + 256)
-        var c0 = 0
-        while slab.vector && c0 + slab.span <= C {
-            var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), q0 = V8(), q1 = V8(), q2 = V8(), q3 = V8()
-            var m = b0
-            while m + slab.rows <= b1 {
-                let p = inp + m * C + c0
-                let v0 = load(p), v1 = load(p + 8), v2 = load(p + 16), v3 = load(p + 24)
-                s0 += v0; s1 += v1; s2 += v2; s3 += v3
-                q0 = q0.addingProduct(v0, v0); q1 = q1.addingProduct(v1, v1)
-                q2 = q2.addingProduct(v2, v2); q3 = q3.addingProduct(v3, v3)
-                m += slab.rows
-            }
-            addLanes(s + c0, span: slab.span, s0, s1, s2, s3); addLanes(q + c0, span: slab.span, q0, q1, q2, q3)
-            scalar(c0, c0 + slab.span, m, b1)
-            c0 += slab.span
+    forEachSlab(m0, m1, C: C, slab, vector: { c0, b0, b1 in
+        var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), q0 = V8(), q1 = V8(), q2 = V8(), q3 = V8()
+        var m = b0
+        while m + slab.rows <= b1 {
+            let p = inp + m * C + c0
+            let v0 = load(p), v1 = load(p + 8), v2 = load(p + 16), v3 = load(p + 24)
+            s0 += v0; s1 += v1; s2 += v2; s3 += v3
+            q0 = q0.addingProduct(v0, v0); q1 = q1.addingProduct(v1, v1)
+            q2 = q2.addingProduct(v2, v2); q3 = q3.addingProduct(v3, v3)
+            m += slab.rows
         }
-        scalar(c0, C, b0, b1)
-        b0 = b1
-    }
+        addLanes(s + c0, span: slab.span, s0, s1, s2, s3); addLanes(q + c0, span: slab.span, q0, q1, q2, q3)
+        return m
+    }, scalar: scalar)
 }
 
 /// Pass 1 of batchNormReLUBackward over rows [m0, m1): the masked gradient
@@ -117,37 +131,29 @@ private func maskedGradientSums(
             ds[c] += Double(bs); dx[c] += Double(bx)
         }
     }
-    var b0 = m0
-    while b0 < m1 {
-        let b1 = min(m1, b0 + 256)
-        var c0 = 0
-        while slab.vector && c0 + slab.span <= C {
-            var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), x0 = V8(), x1 = V8(), x2 = V8(), x3 = V8()
-            @inline(__always) func mu(_ k: Int) -> V8 { load(mean + c0 + (8 * k) % slab.span) }
-            let mu0 = mu(0), mu1 = mu(1), mu2 = mu(2), mu3 = mu(3)
-            var m = b0
-            while m + slab.rows <= b1 {
-                let i = m * C + c0
-                // Loads before the select: no conditional loads, no branches.
-                @inline(__always) func dz(_ k: Int) -> V8 { load(dout + i + k).replacing(with: 0, where: load(out + i + k) .<= 0) }
-                let z0 = dz(0), z1 = dz(8), z2 = dz(16), z3 = dz(24)
-                s0 += z0; s1 += z1; s2 += z2; s3 += z3
-                x0 = x0.addingProduct(z0, load(inp + i) - mu0); x1 = x1.addingProduct(z1, load(inp + i + 8) - mu1)
-                x2 = x2.addingProduct(z2, load(inp + i + 16) - mu2); x3 = x3.addingProduct(z3, load(inp + i + 24) - mu3)
-                if let dresidual {
-                    let r = UnsafeMutableRawPointer(dresidual + i)
-                    r.storeBytes(of: z0, as: V8.self); r.storeBytes(of: z1, toByteOffset: 32, as: V8.self)
-                    r.storeBytes(of: z2, toByteOffset: 64, as: V8.self); r.storeBytes(of: z3, toByteOffset: 96, as: V8.self)
-                }
-                m += slab.rows
+    forEachSlab(m0, m1, C: C, slab, vector: { c0, b0, b1 in
+        var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), x0 = V8(), x1 = V8(), x2 = V8(), x3 = V8()
+        @inline(__always) func mu(_ k: Int) -> V8 { load(mean + c0 + (8 * k) % slab.span) }
+        let mu0 = mu(0), mu1 = mu(1), mu2 = mu(2), mu3 = mu(3)
+        var m = b0
+        while m + slab.rows <= b1 {
+            let i = m * C + c0
+            // Loads before the select: no conditional loads, no branches.
+            @inline(__always) func dz(_ k: Int) -> V8 { load(dout + i + k).replacing(with: 0, where: load(out + i + k) .<= 0) }
+            let z0 = dz(0), z1 = dz(8), z2 = dz(16), z3 = dz(24)
+            s0 += z0; s1 += z1; s2 += z2; s3 += z3
+            x0 = x0.addingProduct(z0, load(inp + i) - mu0); x1 = x1.addingProduct(z1, load(inp + i + 8) - mu1)
+            x2 = x2.addingProduct(z2, load(inp + i + 16) - mu2); x3 = x3.addingProduct(z3, load(inp + i + 24) - mu3)
+            if let dresidual {
+                let r = UnsafeMutableRawPointer(dresidual + i)
+                r.storeBytes(of: z0, as: V8.self); r.storeBytes(of: z1, toByteOffset: 32, as: V8.self)
+                r.storeBytes(of: z2, toByteOffset: 64, as: V8.self); r.storeBytes(of: z3, toByteOffset: 96, as: V8.self)
             }
-            addLanes(ds + c0, span: slab.span, s0, s1, s2, s3); addLanes(dx + c0, span: slab.span, x0, x1, x2, x3)
-            scalar(c0, c0 + slab.span, m, b1)
-            c0 += slab.span
+            m += slab.rows
         }
-        scalar(c0, C, b0, b1)
-        b0 = b1
-    }
+        addLanes(ds + c0, span: slab.span, s0, s1, s2, s3); addLanes(dx + c0, span: slab.span, x0, x1, x2, x3)
+        return m
+    }, scalar: scalar)
 }
 
 /// Per-channel statistics for this batch. Training: batch mean and biased
