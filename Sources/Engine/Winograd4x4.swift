@@ -55,6 +55,18 @@ private func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUna
 @inline(__always)
 private func store(_ p: UnsafeMutablePointer<Float>, _ v: V8) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self) }
 
+/// body(t, n, y, x) for every 4x4 output tile in tile rows r0..<r1
+/// (r = n * H/4 + ty): t its index in the chunk, (y, x) its top-left pixel
+/// in image n.
+@inline(__always)
+private func forEachTile(_ r0: Int, _ r1: Int, H: Int, W: Int, _ body: (_ t: Int, _ n: Int, _ y: Int, _ x: Int) -> Void) {
+    let TW = W / 4
+    for r in r0..<r1 {
+        let n = r / (H / 4), ty = r % (H / 4)
+        for tx in 0..<TW { body((r - r0) * TW + tx, n, 4 * ty, 4 * tx) }
+    }
+}
+
 /// V[t, k, c] = (B^T d B)[k], k = 6 i + j, for the 6x6 input tile d of every
 /// 4x4 output tile t in tile rows r0..<r1 (r = n * H/4 + ty). Out-of-image
 /// taps read `zero`, so the channel loop has no branches.
@@ -65,28 +77,24 @@ func winograd4InputTransform(
     zero: UnsafeMutablePointer<Float>,    // [C] zeros
     scratch: WinogradScratch
 ) {
-    let TW = W / 4, st = C, q = scratch.taps, z = scratch.z
-    for r in r0..<r1 {
-        let n = r / (H / 4), ty = r % (H / 4)
-        for tx in 0..<TW {
-            let t = (r - r0) * TW + tx
-            winogradTaps(q, inp, zero: zero, size: 6, n: n, y0: 4 * ty - 1, x0: 4 * tx - 1, H: H, W: W, C: C)
-            let o = V + t * 36 * C
-            var c = 0
-            while c < C {
-                for j in 0..<6 {
-                    let v = bt6(load(q[j] + c), load(q[6 + j] + c), load(q[12 + j] + c),
-                                load(q[18 + j] + c), load(q[24 + j] + c), load(q[30 + j] + c))
-                    z[j] = v.0; z[6 + j] = v.1; z[12 + j] = v.2; z[18 + j] = v.3; z[24 + j] = v.4; z[30 + j] = v.5
-                }
-                for i in 0..<6 {
-                    let v = bt6(z[6 * i], z[6 * i + 1], z[6 * i + 2], z[6 * i + 3], z[6 * i + 4], z[6 * i + 5])
-                    let row = o + 6 * i * st + c
-                    store(row, v.0); store(row + st, v.1); store(row + 2 * st, v.2)
-                    store(row + 3 * st, v.3); store(row + 4 * st, v.4); store(row + 5 * st, v.5)
-                }
-                c += 8
+    let st = C, q = scratch.taps, z = scratch.z
+    forEachTile(r0, r1, H: H, W: W) { t, n, y, x in
+        winogradTaps(q, inp, zero: zero, size: 6, n: n, y0: y - 1, x0: x - 1, H: H, W: W, C: C)
+        let o = V + t * 36 * C
+        var c = 0
+        while c < C {
+            for j in 0..<6 {
+                let v = bt6(load(q[j] + c), load(q[6 + j] + c), load(q[12 + j] + c),
+                            load(q[18 + j] + c), load(q[24 + j] + c), load(q[30 + j] + c))
+                z[j] = v.0; z[6 + j] = v.1; z[12 + j] = v.2; z[18 + j] = v.3; z[24 + j] = v.4; z[30 + j] = v.5
             }
+            for i in 0..<6 {
+                let v = bt6(z[6 * i], z[6 * i + 1], z[6 * i + 2], z[6 * i + 3], z[6 * i + 4], z[6 * i + 5])
+                let row = o + 6 * i * st + c
+                store(row, v.0); store(row + st, v.1); store(row + 2 * st, v.2)
+                store(row + 3 * st, v.3); store(row + 4 * st, v.4); store(row + 5 * st, v.5)
+            }
+            c += 8
         }
     }
 }
@@ -100,33 +108,30 @@ func winograd4OutputTransform(
     r0: Int, r1: Int, H: Int, W: Int, OC: Int,
     scratch: WinogradScratch
 ) {
-    let TW = W / 4, s = OC, z = scratch.z
-    for r in r0..<r1 {
-        let n = r / (H / 4), ty = r % (H / 4)
-        for tx in 0..<TW {
-            let p = P + ((r - r0) * TW + tx) * 36 * OC
-            let y0 = out + ((n * H + 4 * ty) * W + 4 * tx) * OC
-            var o = 0
-            while o < OC {
-                for j in 0..<6 {
-                    let v = at6(load(p + j * s + o), load(p + (6 + j) * s + o), load(p + (12 + j) * s + o),
-                                load(p + (18 + j) * s + o), load(p + (24 + j) * s + o), load(p + (30 + j) * s + o))
-                    z[j] = v.0; z[6 + j] = v.1; z[12 + j] = v.2; z[18 + j] = v.3
-                }
-                let b = epilogue.bias.map { load($0 + o) } ?? V8(repeating: 0)
-                for i in 0..<4 {
-                    let v = at6(z[6 * i], z[6 * i + 1], z[6 * i + 2], z[6 * i + 3], z[6 * i + 4], z[6 * i + 5])
-                    let row = y0 + i * W * OC + o
-                    @inline(__always) func put(_ dst: UnsafeMutablePointer<Float>, _ v: V8) {
-                        var y = v + b
-                        if epilogue.accumulate { y += load(dst) }
-                        if let res = epilogue.residual { y += load(res + (dst - out)) }
-                        store(dst, epilogue.relu ? y.replacing(with: 0, where: y .< 0) : y)
-                    }
-                    put(row, v.0); put(row + OC, v.1); put(row + 2 * OC, v.2); put(row + 3 * OC, v.3)
-                }
-                o += 8
+    let s = OC, z = scratch.z
+    forEachTile(r0, r1, H: H, W: W) { t, n, y, x in
+        let p = P + t * 36 * OC
+        let y0 = out + ((n * H + y) * W + x) * OC
+        var o = 0
+        while o < OC {
+            for j in 0..<6 {
+                let v = at6(load(p + j * s + o), load(p + (6 + j) * s + o), load(p + (12 + j) * s + o),
+                            load(p + (18 + j) * s + o), load(p + (24 + j) * s + o), load(p + (30 + j) * s + o))
+                z[j] = v.0; z[6 + j] = v.1; z[12 + j] = v.2; z[18 + j] = v.3
             }
+            let b = epilogue.bias.map { load($0 + o) } ?? V8(repeating: 0)
+            for i in 0..<4 {
+                let v = at6(z[6 * i], z[6 * i + 1], z[6 * i + 2], z[6 * i + 3], z[6 * i + 4], z[6 * i + 5])
+                let row = y0 + i * W * OC + o
+                @inline(__always) func put(_ dst: UnsafeMutablePointer<Float>, _ v: V8) {
+                    var y = v + b
+                    if epilogue.accumulate { y += load(dst) }
+                    if let res = epilogue.residual { y += load(res + (dst - out)) }
+                    store(dst, epilogue.relu ? y.replacing(with: 0, where: y .< 0) : y)
+                }
+                put(row, v.0); put(row + OC, v.1); put(row + 2 * OC, v.2); put(row + 3 * OC, v.3)
+            }
+            o += 8
         }
     }
 }
@@ -139,29 +144,26 @@ func winograd4OutputGradientTransform(
     r0: Int, r1: Int, H: Int, W: Int, OC: Int,
     scratch: WinogradScratch
 ) {
-    let TW = W / 4, s = OC, z = scratch.z
-    for r in r0..<r1 {
-        let n = r / (H / 4), ty = r % (H / 4)
-        for tx in 0..<TW {
-            let m = M + ((r - r0) * TW + tx) * 36 * OC
-            let y0 = dout + ((n * H + 4 * ty) * W + 4 * tx) * OC
-            let rs = W * OC
-            var o = 0
-            while o < OC {
-                // Columns: Z = A dy (6x4); then rows: M = Z A^T (6x6).
-                for x in 0..<4 {
-                    let col = y0 + x * OC + o
-                    let v = a6(load(col), load(col + rs), load(col + 2 * rs), load(col + 3 * rs))
-                    z[x] = v.0; z[4 + x] = v.1; z[8 + x] = v.2; z[12 + x] = v.3; z[16 + x] = v.4; z[20 + x] = v.5
-                }
-                for i in 0..<6 {
-                    let v = a6(z[4 * i], z[4 * i + 1], z[4 * i + 2], z[4 * i + 3])
-                    let row = m + 6 * i * s + o
-                    store(row, v.0); store(row + s, v.1); store(row + 2 * s, v.2)
-                    store(row + 3 * s, v.3); store(row + 4 * s, v.4); store(row + 5 * s, v.5)
-                }
-                o += 8
+    let s = OC, z = scratch.z
+    forEachTile(r0, r1, H: H, W: W) { t, n, y, x in
+        let m = M + t * 36 * OC
+        let y0 = dout + ((n * H + y) * W + x) * OC
+        let rs = W * OC
+        var o = 0
+        while o < OC {
+            // Columns: Z = A dy (6x4); then rows: M = Z A^T (6x6).
+            for j in 0..<4 {
+                let col = y0 + j * OC + o
+                let v = a6(load(col), load(col + rs), load(col + 2 * rs), load(col + 3 * rs))
+                z[j] = v.0; z[4 + j] = v.1; z[8 + j] = v.2; z[12 + j] = v.3; z[16 + j] = v.4; z[20 + j] = v.5
             }
+            for i in 0..<6 {
+                let v = a6(z[4 * i], z[4 * i + 1], z[4 * i + 2], z[4 * i + 3])
+                let row = m + 6 * i * s + o
+                store(row, v.0); store(row + s, v.1); store(row + 2 * s, v.2)
+                store(row + 3 * s, v.3); store(row + 4 * s, v.4); store(row + 5 * s, v.5)
+            }
+            o += 8
         }
     }
 }
