@@ -9,6 +9,7 @@ public enum Compare {
     public struct RunData {
         public var id: String, experiment: String, parent: String?, seed: Int, fingerprint: String
         public var specJSON: String, params: Int, bestEpoch: Int, trainSeconds: Double
+        public var flops: Double                  // forward FLOPs per image of the run's model
         public var correct: [String: Bool]        // image -> prediction right
         public var confusion: [[Int]]
         public var accuracy: Double { correct.isEmpty ? .nan : Double(correct.values.filter { $0 }.count) / Double(correct.count) }
@@ -20,14 +21,23 @@ public enum Compare {
     public struct Row {
         public var experiment: String, baseline: String?
         public var runs: Int, accMean: Double, accStd: Double
+        /// Δ accuracy against the baseline, its 95% interval and the two-sided p of
+        /// the seed-aware test (ProcedureComparison): nil with a one-run arm.
         public var delta: Double?, ciLow: Double?, ciHigh: Double?, pValue: Double?
         public var macroF1: Double, recall: [Double?], params: Int, bestEpoch: Double, trainSeconds: Double
+        public var flops: Double = .nan            // forward, per image
         public var balancedAccuracy: Double = .nan // mean per-class recall, averaged over the runs
         public var confusion: [[Int]] = []         // summed over the runs: where the errors go
         public var changes: [String]
         public var note: String?
-        /// McNemar p Holm-adjusted over the comparisons shown with this one.
+        /// The seed-aware p Holm-adjusted over the comparisons shown with this one.
         public var holmP: Double? = nil
+        /// P(a run of this experiment beats a run of the baseline), with its 95% interval.
+        public var pImprove: Double? = nil, pImproveLow: Double? = nil, pImproveHigh: Double? = nil
+        /// The smallest Δ this comparison detects with 80% power (5%, two-sided).
+        public var minDetectable: Double? = nil
+        /// Exact McNemar between two trained models, only where an arm has one run.
+        public var mcnemarP: Double? = nil
     }
 
     /// Runs with predictions on `split`, by experiment name.
@@ -47,9 +57,36 @@ public enum Compare {
             out[l.experiment.name, default: []].append(RunData(
                 id: r.id, experiment: l.experiment.name, parent: l.experiment.parent, seed: r.seed, fingerprint: r.datasetFingerprint ?? "",
                 specJSON: l.experiment.specJson, params: r.params ?? 0, bestEpoch: r.bestEpoch ?? 0,
-                trainSeconds: r.trainSeconds ?? 0, correct: correct, confusion: conf))
+                trainSeconds: r.trainSeconds ?? 0, flops: forwardFLOPs(l.experiment.specJson), correct: correct, confusion: conf))
         }
         return out
+    }
+
+    /// Forward FLOPs per image of a stored spec's model (NaN if it no longer resolves).
+    static func forwardFLOPs(_ specJSON: String) -> Double {
+        guard let stored = try? JSONValue(parsing: Data(specJSON.utf8)),
+              let spec = try? SpecLoader.resolve(RunRow.asTrained(stored), file: "stored spec") else { return .nan }
+        return spec.model.config.forwardFLOPs(imageSize: spec.dataset.imageSize)
+    }
+
+    /// An experiment's runs of its latest spec (run ids sort by time).
+    public static func latestRuns(of name: String, in all: [String: [RunData]]) throws -> [RunData] {
+        guard let runs = all[name], let latest = runs.last?.specJSON else {
+            throw Failure(.registry, "no completed runs of experiment \(name) with predictions on this split")
+        }
+        return runs.filter { $0.specJSON == latest }
+    }
+
+    /// Per-run correctness in one image order, [runs][images]; the runs must
+    /// have been scored on the same images of the same data.
+    public static func correctness(_ runs: [RunData]) throws -> [[Bool]] {
+        guard let first = runs.first else { return [] }
+        let images = first.correct.keys.sorted()
+        let mismatch = Failure(.registry, "the runs of \(first.experiment) were not all scored on the same images of the same data")
+        return try runs.map { r in
+            guard r.fingerprint == first.fingerprint, r.correct.count == images.count else { throw mismatch }
+            return try images.map { guard let c = r.correct[$0] else { throw mismatch }; return c }
+        }
     }
 
     /// One row per experiment (optionally only `only`), each against its
@@ -95,14 +132,16 @@ public enum Compare {
                       params: runs.first!.params, bestEpoch: Statistics.mean(runs.map { Double($0.bestEpoch) }),
                       trainSeconds: Statistics.mean(runs.map(\.trainSeconds)), changes: [], note: nil)
         row.balancedAccuracy = Statistics.mean(runs.map(\.balancedAccuracy))
+        row.flops = runs.last!.flops
         row.confusion = runs.map(\.confusion).reduce(into: [[Int]]()) { sum, c in
             sum = sum.isEmpty ? c : zip(sum, c).map { zip($0, $1).map(+) }
         }
         return row
     }
 
-    /// Δ accuracy against the baseline's runs, with a bootstrap interval over
-    /// images and McNemar on seed-matched pairs, when both saw the same images.
+    /// Δ accuracy against the baseline's runs and, when both saw the same
+    /// images and have two or more runs each, the seed-aware interval, test,
+    /// P(A > B) and smallest detectable difference (ProcedureComparison).
     static func paired(_ row: inout Row, _ runs: [RunData], against base: [RunData], named baseName: String) {
         row.baseline = baseName
         let a = (try? JSONValue(parsing: Data(base.first!.specJSON.utf8))) ?? .object([:])
@@ -117,21 +156,36 @@ public enum Compare {
             return
         }
         let imgs = images.sorted()
-        func share(_ rs: [RunData], _ img: String) -> Double { Double(rs.filter { $0.correct[img]! }.count) / Double(rs.count) }
-        let ci = Statistics.bootstrapCI(imgs.map { share(runs, $0) - share(base, $0) })
-        row.ciLow = ci.low; row.ciHigh = ci.high
-        // McNemar on seed-matched pairs (by order when seeds differ), discordant counts pooled.
-        var bCount = 0, cCount = 0
-        let bySeed = Dictionary(base.map { ($0.seed, $0) }, uniquingKeysWith: { x, _ in x })
-        let matched = runs.compactMap { r in bySeed[r.seed].map { (r, $0) } }
-        for (e, bl) in matched.isEmpty ? Array(zip(runs, base)) : matched {
-            for img in imgs {
-                let ec = e.correct[img]!, bc = bl.correct[img]!
-                if bc && !ec { bCount += 1 }
-                if !bc && ec { cCount += 1 }
-            }
+        func table(_ rs: [RunData]) -> [[Bool]] { rs.map { r in imgs.map { r.correct[$0]! } } }
+        guard runs.count >= 2, base.count >= 2 else {
+            modelLevel(&row, runs, against: base, images: imgs)
+            return
         }
-        row.pValue = Statistics.mcnemarExact(b: bCount, c: cCount)
+        guard let c = ProcedureComparison(a: table(runs), b: table(base)) else {
+            row.note = "every run scored alike: no spread between runs to test against"
+            return
+        }
+        row.ciLow = c.ciLow; row.ciHigh = c.ciHigh; row.pValue = c.p
+        row.pImprove = c.pImprove; row.pImproveLow = c.pImproveLow; row.pImproveHigh = c.pImproveHigh
+        row.minDetectable = c.minDetectable
+    }
+
+    /// One run in an arm: its seed and the change cannot be told apart, so the
+    /// only test left compares two trained models on these images (McNemar),
+    /// the same-seed run of the other arm where there is one.
+    static func modelLevel(_ row: inout Row, _ runs: [RunData], against base: [RunData], images: [String]) {
+        let bySeed = Dictionary(base.map { ($0.seed, $0) }, uniquingKeysWith: { x, _ in x })
+        let pair = runs.lazy.compactMap { r in bySeed[r.seed].map { (r, $0) } }.first ?? (runs[0], base[0])
+        var onlyBase = 0, onlyThis = 0
+        for img in images {
+            let e = pair.0.correct[img]!, bl = pair.1.correct[img]!
+            if bl && !e { onlyBase += 1 }
+            if !bl && e { onlyThis += 1 }
+        }
+        let p = Statistics.mcnemarExact(b: onlyBase, c: onlyThis)
+        row.mcnemarP = p
+        row.note = "one run in an arm: the change and the seed cannot be told apart; McNemar p = \(pString(p)) compares "
+            + "two trained models (seeds \(pair.0.seed) and \(pair.1.seed)) on these images, not the two procedures"
     }
 
     /// One table is one family of tests: each ablation against its baseline,
@@ -156,7 +210,7 @@ public enum Compare {
         let tested = rows.filter { $0.holmP != nil }
         guard !tested.isEmpty else { return nil }
         let kept = tested.filter { $0.holmP! < familyWiseAlpha }.map { "\($0.experiment) vs \($0.baseline ?? "-")" }
-        return "\(marker) significant at 5% family-wise (Holm over the \(tested.count) McNemar test\(tested.count == 1 ? "" : "s") shown): "
+        return "\(marker) significant at 5% family-wise (Holm over the \(tested.count) seed-aware test\(tested.count == 1 ? "" : "s") shown): "
             + (kept.isEmpty ? "none" : kept.joined(separator: ", "))
     }
 
@@ -182,19 +236,64 @@ public enum Compare {
 
     public static let shortClass = ["hap", "sur", "sad", "ang", "dis", "fea"]
 
+    /// How the table's statistics are made, for the lines above every rendering of it.
+    public static let method = [
+        "Δ: the difference of the runs' mean accuracy, with a 95% interval and p from a t-test whose variance counts the runs (seeds) of each arm "
+            + "and the images (paired across arms), Welch-Satterthwaite df; Holm adjusts p over the rows shown.",
+        "P(A>B): the chance that a run of the experiment beats a run of its baseline (95% interval: bootstrap over runs). "
+            + "MDE: the smallest Δ this comparison detects with 80% power at 5%.",
+    ]
+
+    public static func deltaString(_ r: Row) -> String {
+        r.delta.map { d in r.ciLow.map { "\(signedPct(d)) [\(signedPct($0)), \(signedPct(r.ciHigh))]" } ?? signedPct(d) } ?? "-"
+    }
+
+    public static func improveString(_ r: Row) -> String {
+        guard let p = r.pImprove else { return "-" }
+        return "\(f(p)) [\(f(r.pImproveLow)), \(f(r.pImproveHigh))]"
+    }
+
+    /// Δ in accuracy points, unsigned: the MDE is a size.
+    public static func mdeString(_ r: Row) -> String { r.minDetectable.map { String(format: "%.1f", $0 * 100) } ?? "-" }
+
+    /// "385M", "1.2G": forward FLOPs at a glance.
+    public static func flopsString(_ v: Double) -> String {
+        guard v.isFinite else { return "-" }
+        return v >= 1e9 ? String(format: "%.2fG", v / 1e9) : String(format: "%.0fM", v / 1e6)
+    }
+
+    /// Prose lines broken at spaces to fit a terminal.
+    static func wrapped(_ paragraphs: [String], width: Int) -> [String] {
+        paragraphs.flatMap { p -> [String] in
+            var lines = [String](), line = ""
+            for word in p.split(separator: " ") {
+                if !line.isEmpty && line.count + 1 + word.count > width { lines.append(line); line = "" }
+                line += (line.isEmpty ? "" : " ") + word
+            }
+            return lines + [line]
+        }
+    }
+
     /// Terminal text: the main table, per-class recall, and what each experiment changes.
     public static func text(_ rows: [Row], split: String) -> String {
         var out = ["split: \(split == "test" ? "test" : "validation (best epoch)")",
-                   "accuracy and balanced accuracy (mean per-class recall) in %; Δ acc vs baseline with a 95% bootstrap CI over images;",
-                   "McNemar exact p on paired predictions", ""]
+                   "accuracy and balanced accuracy (mean per-class recall) in %; forward FLOPs per image", ""]
         out.append(TextTable.render(
-            ["experiment", "vs", "runs", "acc mean±std", "bal acc", "macro-F1", "Δ acc [95% CI]", "McNemar p", "Holm p", "params", "best ep", "train"],
+            ["experiment", "runs", "acc mean±std", "bal acc", "macro-F1", "params", "FLOPs", "best ep", "train"],
             rows.map { r in
-                [r.experiment, r.baseline ?? "-", "\(r.runs)", accuracy(r, separator: "±"), pct(r.balancedAccuracy), f(r.macroF1, 3),
-                 r.delta.map { d in r.ciLow.map { "\(signedPct(d)) [\(signedPct($0)), \(signedPct(r.ciHigh))]" } ?? signedPct(d) } ?? "-",
-                 pString(r.pValue), holmString(r, marker: "*", pad: true), "\(r.params)", epoch(r.bestEpoch), Runner.duration(r.trainSeconds)]
-            }, rightAligned: Set(2...11)))
-        if let note = holmFootnote(rows, marker: "*") { out.append(note) }
+                [r.experiment, "\(r.runs)", accuracy(r, separator: "±"), pct(r.balancedAccuracy), f(r.macroF1, 3),
+                 "\(r.params)", flopsString(r.flops), epoch(r.bestEpoch), Runner.duration(r.trainSeconds)]
+            }, rightAligned: Set(1...8)))
+        let compared = rows.filter { $0.baseline != nil }
+        if !compared.isEmpty {
+            out += ["", "against the baseline (Δ and MDE in accuracy points):"] + wrapped(method, width: 118) + [""]
+            out.append(TextTable.render(
+                ["experiment", "vs", "Δ acc [95% CI]", "p", "Holm p", "P(A>B) [95% CI]", "MDE"],
+                compared.map { r in
+                    [r.experiment, r.baseline ?? "-", deltaString(r), pString(r.pValue), holmString(r, marker: "*", pad: true), improveString(r), mdeString(r)]
+                }, rightAligned: Set(2...6)))
+            if let note = holmFootnote(rows, marker: "*") { out.append(note) }
+        }
         out.append("")
         out.append("per-class recall (%):")
         out.append(TextTable.render(["experiment"] + Emotion.allCases.map(\.name),
@@ -219,15 +318,18 @@ public enum Compare {
     }
 
     public static let csvHeader = ["experiment", "baseline", "split", "runs", "accuracy_mean", "accuracy_std", "delta_accuracy", "ci_low", "ci_high",
-                                   "mcnemar_p", "holm_p", "macro_f1", "balanced_accuracy"] + Emotion.allCases.map { "recall_\($0.name)" }
-        + ["params", "best_epoch", "train_seconds", "most_confused", "changes", "note"]
+                                   "p_value", "holm_p", "p_improve", "p_improve_low", "p_improve_high", "min_detectable", "mcnemar_p",
+                                   "macro_f1", "balanced_accuracy"] + Emotion.allCases.map { "recall_\($0.name)" }
+        + ["params", "flops", "best_epoch", "train_seconds", "most_confused", "changes", "note"]
 
     public static func csv(_ rows: [Row], split: String) -> String {
+        func p6(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "" }
         var lines = [csvHeader.joined(separator: ",")]
         for r in rows {
             let cells: [String] = [r.experiment, r.baseline ?? "", split, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4), f(r.delta, 4), f(r.ciLow, 4),
-                                   f(r.ciHigh, 4), r.pValue.map { String(format: "%.6f", $0) } ?? "", r.holmP.map { String(format: "%.6f", $0) } ?? ""]
-                + [f(r.macroF1, 4), f(r.balancedAccuracy, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.bestEpoch, 1), f(r.trainSeconds, 1),
+                                   f(r.ciHigh, 4), p6(r.pValue), p6(r.holmP), f(r.pImprove, 4), f(r.pImproveLow, 4), f(r.pImproveHigh, 4),
+                                   f(r.minDetectable, 4), p6(r.mcnemarP)]
+                + [f(r.macroF1, 4), f(r.balancedAccuracy, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.flops, 0), f(r.bestEpoch, 1), f(r.trainSeconds, 1),
                                                                   confusedSummary(r.confusion), r.changes.joined(separator: "; "), r.note ?? ""]
             lines.append(cells.map(CSV.escape).joined(separator: ","))
         }

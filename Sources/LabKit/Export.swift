@@ -23,6 +23,13 @@ public enum Export {
             try Data(text.utf8).write(to: url)
             out.append(url)
         }
+        for split in EvalSplit.allCases {
+            let all = try Compare.load(reg, split: split.rawValue)
+            guard !all.isEmpty else { continue }
+            let url = dir.appendingPathComponent("comparison_\(split.rawValue).csv")
+            try Data(Compare.csv(try Compare.rows(all), split: split.rawValue).utf8).write(to: url)
+            out.append(url)
+        }
         let nb = dir.appendingPathComponent("analysis.ipynb")
         try notebook().write(to: nb)
         out.append(nb)
@@ -32,8 +39,9 @@ public enum Export {
 
             Written by `lab export` from `\(reg.path)`: one CSV per registry table (tidy: one row per
             observation; `predictions.probabilities` is a JSON array in class order happiness, surprise,
-            sadness, anger, disgust, fear) and `analysis.ipynb`, which loads them with pandas and draws
-            learning curves and confusion matrices.
+            sadness, anger, disgust, fear), `comparison_val.csv` (and `comparison_test.csv` when runs were
+            evaluated on test: `lab compare --csv`), and `analysis.ipynb`, which loads them with pandas and
+            draws learning curves, the comparison and confusion matrices.
 
             Open it with:
 

@@ -100,13 +100,15 @@ public enum Report {
             if all.isEmpty { continue }
             let rows = try Compare.rows(all)
             md += ["## Comparison (\(split == "val" ? "validation" : "test"))", "",
-                   "Accuracy in %; Δ against the experiment each one extends, with a 95% bootstrap interval over images; McNemar exact p on paired per-image predictions.", "",
-                   "| experiment | vs | runs | accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | McNemar p | Holm p | " + Compare.shortClass.map { "recall \($0)" }.joined(separator: " | ") + " | most confused | params | best epoch | changes |",
-                   "|---|---|---:|---:|---:|---:|---:|---:|---:|" + String(repeating: "---:|", count: 6) + "---|---:|---:|---|"]
+                   "Accuracy in %, Δ and MDE in points, against the experiment each one extends. " + Compare.method.joined(separator: " "), "",
+                   "| experiment | vs | runs | accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | p | Holm p | P(A>B) [95% CI] | MDE | "
+                       + Compare.shortClass.map { "recall \($0)" }.joined(separator: " | ") + " | most confused | params | FLOPs | best epoch | changes |",
+                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + String(repeating: "---:|", count: 6) + "---|---:|---:|---:|---|"]
             for r in rows {
-                let delta = r.delta.map { d in r.ciLow.map { "\(Compare.signedPct(d)) [\(Compare.signedPct($0)), \(Compare.signedPct(r.ciHigh))]" } ?? Compare.signedPct(d) } ?? "-"
-                md.append("| \(r.experiment) | \(r.baseline ?? "-") | \(r.runs) | \(Compare.accuracy(r)) | \(Compare.pct(r.balancedAccuracy)) | \(f(r.macroF1)) | \(delta) | \(Compare.pString(r.pValue)) | \(Compare.holmString(r, marker: "\\*")) | "
-                          + r.recall.map { Compare.pct($0) }.joined(separator: " | ") + " | \(Compare.confusedSummary(r.confusion)) | \(r.params) | \(Compare.epoch(r.bestEpoch)) | \(r.changes.joined(separator: ", "))\(r.note.map { " **\($0)**" } ?? "") |")
+                md.append("| \(r.experiment) | \(r.baseline ?? "-") | \(r.runs) | \(Compare.accuracy(r)) | \(Compare.pct(r.balancedAccuracy)) | \(f(r.macroF1)) | "
+                          + "\(Compare.deltaString(r)) | \(Compare.pString(r.pValue)) | \(Compare.holmString(r, marker: "\\*")) | "
+                          + "\(Compare.improveString(r)) | \(Compare.mdeString(r)) | "
+                          + r.recall.map { Compare.pct($0) }.joined(separator: " | ") + " | \(Compare.confusedSummary(r.confusion)) | \(r.params) | \(Compare.flopsString(r.flops)) | \(Compare.epoch(r.bestEpoch)) | \(r.changes.joined(separator: ", "))\(r.note.map { " **\($0)**" } ?? "") |")
             }
             if let note = Compare.holmFootnote(rows, marker: "\\*") { md += ["", note] }
             md.append("")

@@ -4,11 +4,26 @@ import LabRandom
 public enum Statistics {
     public static func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
 
-    /// Sample standard deviation (n - 1); 0 for a single value.
-    public static func std(_ v: [Double]) -> Double {
+    /// Sample variance (n - 1); 0 for a single value.
+    public static func variance(_ v: [Double]) -> Double {
         guard v.count > 1 else { return 0 }
         let m = mean(v)
-        return (v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count - 1)).squareRoot()
+        return v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count - 1)
+    }
+
+    /// Sample standard deviation (n - 1); 0 for a single value.
+    public static func std(_ v: [Double]) -> Double { variance(v).squareRoot() }
+
+    /// The smallest value whose cumulative weight reaches q (weights summing
+    /// to 1; the 1e-12 absorbs the rounding of that sum).
+    public static func weightedQuantile(_ draws: [(value: Double, weight: Double)], _ q: Double) -> Double {
+        let sorted = draws.sorted { $0.value < $1.value }
+        var cumulative = 0.0
+        for d in sorted {
+            cumulative += d.weight
+            if cumulative >= q - 1e-12 { return d.value }
+        }
+        return sorted.last?.value ?? .nan
     }
 
     /// Exact two-sided McNemar test: b = pairs only the first got right,
@@ -78,24 +93,6 @@ public enum Statistics {
     }
 
     static func logChoose(_ n: Int, _ k: Int) -> Double { lgamma(Double(n + 1)) - lgamma(Double(k + 1)) - lgamma(Double(n - k + 1)) }
-
-    /// Percentile bootstrap 95% interval of mean(diffs), resampling items
-    /// (images) with replacement; seeded, so reports are reproducible.
-    public static func bootstrapCI(_ diffs: [Double], resamples: Int = 2000, seed: UInt64 = 12345) -> (low: Double, high: Double) {
-        guard !diffs.isEmpty else { return (.nan, .nan) }
-        var rng = RNG(seed: seed)
-        let n = diffs.count
-        var means = [Double]()
-        means.reserveCapacity(resamples)
-        for _ in 0..<resamples {
-            var s = 0.0
-            for _ in 0..<n { s += diffs[Int(rng.next() % UInt64(n))] }
-            means.append(s / Double(n))
-        }
-        means.sort()
-        let lo = means[Int(0.025 * Double(resamples))], hi = means[min(resamples - 1, Int(0.975 * Double(resamples)))]
-        return (lo, hi)
-    }
 }
 
 extension Sequence where Element: Hashable {

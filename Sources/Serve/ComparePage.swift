@@ -11,7 +11,8 @@ enum ComparePage {
         guard !all.isEmpty else { return HTML.page(title: "Compare", body: body + "<p>No completed runs with validation predictions yet.</p>") }
         let rows: [Compare.Row]
         do { rows = try Compare.rows(all, only: chosen.uniqued()) } catch let e as Failure where e.kind == .registry { throw NotFound(e.description) }
-        body += "<p class=\"summary\">Validation split at each run's best epoch. Accuracy in %; Δ against the experiment each one extends, with a 95% bootstrap interval over images; McNemar exact p on paired per-image predictions, Holm-adjusted over the rows shown.</p>"
+        body += "<p class=\"summary\">Validation split at each run's best epoch. Accuracy in %, Δ and MDE in points, against the experiment each one extends. "
+            + HTML.esc(Compare.method.joined(separator: " ")) + "</p>"
         body += table(rows)
         if let note = Compare.holmFootnote(rows, marker: "*") { body += "<p class=\"summary\">\(HTML.esc(note))</p>" }
         body += try curves(site, rows.map(\.experiment), all)
@@ -28,17 +29,16 @@ enum ComparePage {
     }
 
     static func table(_ rows: [Compare.Row]) -> String {
-        let header = ["experiment", "vs", "runs", "accuracy", "balanced accuracy", "macro-F1", "Δ [95% CI]", "McNemar p", "Holm p"]
-            + Compare.shortClass.map { "recall \($0)" } + ["params", "best epoch", "changes"]
+        let header = ["experiment", "vs", "runs", "accuracy", "balanced accuracy", "macro-F1", "Δ [95% CI]", "p", "Holm p", "P(A>B) [95% CI]", "MDE"]
+            + Compare.shortClass.map { "recall \($0)" } + ["params", "FLOPs", "best epoch", "changes"]
         let cells: [[String]] = rows.map { r in
-            let delta = r.delta.map { d in r.ciLow.map { "\(Compare.signedPct(d)) [\(Compare.signedPct($0)), \(Compare.signedPct(r.ciHigh))]" } ?? Compare.signedPct(d) } ?? "-"
             let changes = (r.changes.isEmpty ? (r.baseline == nil ? "" : "same spec") : r.changes.joined(separator: ", ")) + (r.note.map { " [\($0)]" } ?? "")
             // What imbalance hides leads, as in `lab compare`: balanced accuracy and macro-F1 beside accuracy.
             return ([r.experiment, r.baseline ?? "-", "\(r.runs)", Compare.accuracy(r), Compare.pct(r.balancedAccuracy), Compare.f(r.macroF1, 3),
-                     delta, Compare.pString(r.pValue), Compare.holmString(r, marker: "*")] + r.recall.map { Compare.pct($0) }
-                    + ["\(r.params)", Compare.epoch(r.bestEpoch), changes]).map(HTML.esc)
+                     Compare.deltaString(r), Compare.pString(r.pValue), Compare.holmString(r, marker: "*"), Compare.improveString(r), Compare.mdeString(r)]
+                    + r.recall.map { Compare.pct($0) } + ["\(r.params)", Compare.flopsString(r.flops), Compare.epoch(r.bestEpoch), changes]).map(HTML.esc)
         }
-        return HTML.table(header, cells, id: "compare", numeric: Set(2...16), sortable: true)
+        return HTML.table(header, cells, id: "compare", numeric: Set(2...19), sortable: true)
     }
 
     /// Every run of the chosen experiments, one line each, drawn by the report's chart code.

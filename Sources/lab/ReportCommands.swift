@@ -41,6 +41,39 @@ extension Lab {
         }
     }
 
+    struct CalibrateCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "calibrate",
+            abstract: "A/A check of lab compare: split one experiment's runs into two arms many times and count how often it calls them different.",
+            discussion: "Every split compares a spec with itself, so a sound 5% test rejects in about 5% of them. "
+                + "Also prints the run-to-run spread and how many runs per arm a 1-point difference needs.")
+
+        @Argument(help: "An experiment with at least twice --arm completed runs.")
+        var experiment: String
+
+        @Option(help: "Runs per arm.")
+        var arm = 3
+
+        @Option(help: "Random splits (fewer when the runs allow fewer distinct ones).")
+        var splits = 200
+
+        @Option(help: "The split whose predictions are compared.")
+        var split = EvalSplit.val
+
+        @OptionGroup var registry: RegistryOptions
+
+        func validate() throws {
+            guard arm >= 2 else { throw ValidationError("--arm must be at least 2: a one-run arm cannot separate a change from its seed") }
+            guard splits >= 1 else { throw ValidationError("--splits must be at least 1") }
+        }
+
+        func run() throws {
+            let reg = try registry.open()
+            let runs = try Compare.latestRuns(of: experiment, in: Compare.load(reg, split: split.rawValue))
+            print(try Calibration(experiment: experiment, correct: Compare.correctness(runs), arm: arm, splits: splits).text)
+        }
+    }
+
     struct ReportCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "report",

@@ -39,20 +39,10 @@ final class ReportTests: XCTestCase {
         }
         XCTAssertEqual(abl.accMean, Statistics.mean(sqlAcc), accuracy: 1e-12)
         XCTAssertEqual(abl.accStd, Statistics.std(sqlAcc), accuracy: 1e-12)
-        // McNemar discordant counts over seed-matched pairs, independently in SQL.
-        let (b, c) = try reg.read { db -> (Int, Int) in
-            let sql = """
-                SELECT SUM(pb.true_class = pb.predicted_class AND pa.true_class != pa.predicted_class),
-                       SUM(pb.true_class != pb.predicted_class AND pa.true_class = pa.predicted_class)
-                FROM predictions pa JOIN runs ra ON ra.id = pa.run_id JOIN experiments ea ON ea.id = ra.experiment_id
-                JOIN runs rb ON rb.seed = ra.seed JOIN experiments eb ON eb.id = rb.experiment_id
-                JOIN predictions pb ON pb.run_id = rb.id AND pb.image = pa.image AND pb.split = pa.split
-                WHERE ea.name = 'abl' AND eb.name = 'base' AND pa.split = 'val'
-                """
-            let r = try GRDB.Row.fetchOne(db, sql: sql)!
-            return (r[0] ?? 0, r[1] ?? 0)
-        }
-        XCTAssertEqual(abl.pValue!, Statistics.mcnemarExact(b: b, c: c), accuracy: 1e-12)
+        // The seed-aware test on per-run, per-image correctness read independently in SQL.
+        XCTAssertEqual(try XCTUnwrap(abl.pValue), try comparison(reg, "abl", against: "base").p, accuracy: 1e-12)
+        XCTAssertNotNil(abl.pImprove); XCTAssertNotNil(abl.minDetectable)
+        XCTAssertNil(abl.mcnemarP, "two runs a side: the procedures are compared, not two models")
         XCTAssertEqual(abl.holmP, abl.pValue, "a family of one test is not adjusted")
         XCTAssertNil(rows[0].holmP, "the baseline is not tested")
         XCTAssertNotNil(abl.ciLow); XCTAssertLessThanOrEqual(abl.ciLow!, abl.ciHigh!)
@@ -80,8 +70,78 @@ final class ReportTests: XCTestCase {
         let board = try reg.read { try Double.fetchOne($0, sql: "SELECT mean_val_balanced_accuracy FROM leaderboard WHERE experiment = 'abl'") }
         XCTAssertEqual(try XCTUnwrap(board), Statistics.mean(sqlBalanced), accuracy: 1e-4)
         XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 120 }, text)
-        XCTAssertTrue(text.contains("\n* significant at 5% family-wise (Holm over the 1 McNemar test shown): "
+        XCTAssertTrue(text.contains("\n* significant at 5% family-wise (Holm over the 1 seed-aware test shown): "
                                     + (abl.pValue! < 0.05 ? "abl vs base" : "none") + "\n"), text)
+    }
+
+    /// Per-run correctness of an experiment's validation predictions, straight from SQL, image order by name.
+    func correctness(_ reg: Registry, _ experiment: String) throws -> [[Bool]] {
+        let rows = try reg.read { db in
+            try GRDB.Row.fetchAll(db, sql: """
+                SELECT p.run_id, p.true_class = p.predicted_class AS ok FROM predictions p JOIN runs r ON r.id = p.run_id
+                JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ? AND p.split = 'val' ORDER BY p.run_id, p.image
+                """, arguments: [experiment])
+        }
+        var runs = [String: [Bool]](), order = [String]()
+        for r in rows {
+            let id: String = r["run_id"]
+            if runs[id] == nil { order.append(id) }
+            runs[id, default: []].append(r["ok"])
+        }
+        return order.map { runs[$0]! }
+    }
+
+    func comparison(_ reg: Registry, _ a: String, against b: String) throws -> ProcedureComparison {
+        try XCTUnwrap(ProcedureComparison(a: try correctness(reg, a), b: try correctness(reg, b)))
+    }
+
+    /// Arms of 3 and 5 runs compare; an arm of one run gets the model-level
+    /// McNemar (on the same-seed pair, counted in SQL) and says what it is.
+    func testUnequalArmsAndAOneRunArm() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let runner = Runner(registry: reg, reporter: .silent)
+        let base = try SpecLoader.load(ws.spec("base", epochs: 2))
+        for seed in 1...5 { try runner.run(base, seed: seed, options: RunOptions(threads: 1)) }
+        for (name, seeds) in [("three", [1, 2, 3]), ("one", [2])] {
+            let path = ws.dir.appendingPathComponent("\(name).json").path
+            _ = FileManager.default.createFile(atPath: path, contents: Data(#"{"name": "\#(name)", "extends": "base.json", "model": {"skip": false}}"#.utf8))
+            for seed in seeds { try runner.run(try SpecLoader.load(path), seed: seed, options: RunOptions(threads: 1)) }
+        }
+        let rows = try Compare.rows(try Compare.load(reg, split: "val"))
+        XCTAssertEqual(rows.map(\.experiment), ["base", "one", "three"])
+        let three = rows[2], one = rows[1]
+        XCTAssertEqual(three.runs, 3)
+        let expected = try comparison(reg, "three", against: "base")
+        XCTAssertEqual(try XCTUnwrap(three.pValue), expected.p, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(three.ciLow), expected.ciLow, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(three.pImprove), expected.pImprove, accuracy: 1e-12)
+        XCTAssertEqual(three.holmP, three.pValue, "one seed-aware test in the table: nothing to adjust")
+        XCTAssertNil(one.pValue); XCTAssertNil(one.ciLow); XCTAssertNil(one.holmP); XCTAssertNil(one.pImprove)
+        let (b, c) = try reg.read { db -> (Int, Int) in
+            let r = try GRDB.Row.fetchOne(db, sql: """
+                SELECT SUM(pb.true_class = pb.predicted_class AND pa.true_class != pa.predicted_class),
+                       SUM(pb.true_class != pb.predicted_class AND pa.true_class = pa.predicted_class)
+                FROM predictions pa JOIN runs ra ON ra.id = pa.run_id JOIN experiments ea ON ea.id = ra.experiment_id
+                JOIN runs rb ON rb.seed = ra.seed JOIN experiments eb ON eb.id = rb.experiment_id
+                JOIN predictions pb ON pb.run_id = rb.id AND pb.image = pa.image AND pb.split = pa.split
+                WHERE ea.name = 'one' AND eb.name = 'base' AND pa.split = 'val'
+                """)!
+            return (r[0] ?? 0, r[1] ?? 0)
+        }
+        XCTAssertEqual(try XCTUnwrap(one.mcnemarP), Statistics.mcnemarExact(b: b, c: c), accuracy: 1e-12)
+        XCTAssertEqual(one.note, "one run in an arm: the change and the seed cannot be told apart; McNemar p = \(Compare.pString(one.mcnemarP)) "
+                       + "compares two trained models (seeds 2 and 2) on these images, not the two procedures")
+        let text = Compare.text(rows, split: "val")
+        XCTAssertTrue(text.contains("one vs base: model.skip=false  [one run in an arm:"), text)
+        let csv = Compare.csv(rows, split: "val").split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let column = { (name: String) in csv[0].firstIndex(of: Substring(name))! }
+        XCTAssertEqual(csv[1][column("mcnemar_p")], "", "the baseline row")
+        XCTAssertEqual(Double(csv[2][column("mcnemar_p")])!, one.mcnemarP!, accuracy: 1e-6)
+        XCTAssertEqual(csv[2][column("p_value")], "")
+        XCTAssertEqual(Double(csv[3][column("p_value")])!, expected.p, accuracy: 1e-6)
+        XCTAssertEqual(Double(csv[3][column("min_detectable")])!, expected.minDetectable, accuracy: 1e-4)
+        XCTAssertEqual(csv[3][column("mcnemar_p")], "")
     }
 
     /// Four ablations and a baseline, p-values by hand: Holm over the four shown.
@@ -94,13 +154,14 @@ final class ReportTests: XCTestCase {
         let rows = Compare.withHolm([row("base", nil), row("a", 0.01), row("b", 0.04), row("c", 0.03), row("d", 0.005)])
         XCTAssertNil(rows[0].holmP)
         for (r, e) in zip(rows.dropFirst(), [0.03, 0.06, 0.06, 0.02]) { XCTAssertEqual(r.holmP!, e, accuracy: 1e-12, r.experiment) }
-        XCTAssertEqual(Compare.holmFootnote(rows, marker: "*"), "* significant at 5% family-wise (Holm over the 4 McNemar tests shown): a vs base, d vs base")
+        XCTAssertEqual(Compare.holmFootnote(rows, marker: "*"), "* significant at 5% family-wise (Holm over the 4 seed-aware tests shown): a vs base, d vs base")
         XCTAssertNil(Compare.holmFootnote([rows[0]], marker: "*"), "no tests, no footnote")
-        let lines = Compare.text(rows, split: "val").split(separator: "\n")
+        let text = Compare.text(rows, split: "val")
+        let lines = text[text.range(of: "against the baseline")!.lowerBound...].split(separator: "\n")
         let b = lines.first { $0.hasPrefix("b ") }!, d = lines.first { $0.hasPrefix("d ") }!
         XCTAssertTrue(b.contains("0.040  0.060 "), String(b)); XCTAssertTrue(d.contains("0.005  0.020*"), String(d))
         let csv = Compare.csv(rows, split: "val").split(separator: "\n")
-        XCTAssertTrue(csv[0].contains(",mcnemar_p,holm_p,macro_f1,"))
+        XCTAssertTrue(csv[0].contains(",delta_accuracy,ci_low,ci_high,p_value,holm_p,p_improve,p_improve_low,p_improve_high,min_detectable,mcnemar_p,macro_f1,"))
         XCTAssertTrue(csv[3].contains(",0.040000,0.060000,"), String(csv[3]))
     }
 
@@ -134,8 +195,8 @@ final class ReportTests: XCTestCase {
         let text = try String(contentsOf: md, encoding: .utf8)
         XCTAssertTrue(text.contains("## Comparison (validation)"))
         XCTAssertTrue(text.contains("| abl | base | 2 |"))
-        XCTAssertTrue(text.contains("| accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | McNemar p | Holm p |"), text)
-        XCTAssertTrue(text.contains("\n\n\\* significant at 5% family-wise (Holm over the 1 McNemar test shown): "), text)
+        XCTAssertTrue(text.contains("| accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | p | Holm p | P(A>B) [95% CI] | MDE |"), text)
+        XCTAssertTrue(text.contains("\n\n\\* significant at 5% family-wise (Holm over the 1 seed-aware test shown): "), text)
         for f in ["base_loss.svg", "base_accuracy.svg", "abl_confusion.svg", "abl_confusion_normalized.svg"] {
             let svg = try String(contentsOf: ws.dir.appendingPathComponent("r/figures/\(f)"), encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""), f)
@@ -146,7 +207,9 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: md), try Data(contentsOf: again))
 
         let files = try Export.write(reg, to: ws.dir.appendingPathComponent("nb"))
-        XCTAssertEqual(Set(files.map(\.lastPathComponent)), ["runs.csv", "epochs.csv", "confusion.csv", "predictions.csv", "explanations.csv", "test_evaluations.csv", "analysis.ipynb", "README.md"])
+        XCTAssertEqual(Set(files.map(\.lastPathComponent)), ["runs.csv", "epochs.csv", "confusion.csv", "predictions.csv", "explanations.csv", "test_evaluations.csv", "comparison_val.csv", "analysis.ipynb", "README.md"])
+        let comparison = try String(contentsOf: ws.dir.appendingPathComponent("nb/comparison_val.csv"), encoding: .utf8)
+        XCTAssertEqual(comparison, Compare.csv(try Compare.rows(try Compare.load(reg, split: "val")), split: "val"), "lab compare --csv")
         let epochs = try String(contentsOf: ws.dir.appendingPathComponent("nb/epochs.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(epochs.count, 1 + 4 * 2)
         let nb = try JSONSerialization.jsonObject(with: Data(contentsOf: ws.dir.appendingPathComponent("nb/analysis.ipynb"))) as! [String: Any]

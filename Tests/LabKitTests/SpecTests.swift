@@ -121,7 +121,7 @@ final class SpecTests: XCTestCase {
         let path = write("base.json", #"{"name": "base"}"#)
         func run(_ id: String, _ spec: ExperimentSpec) -> Compare.RunData {
             .init(id: id, experiment: spec.name, parent: nil, seed: 1, fingerprint: "f", specJSON: spec.resolvedJSON, params: 1,
-                  bestEpoch: 1, trainSeconds: 1, correct: ["a": true],
+                  bestEpoch: 1, trainSeconds: 1, flops: 1e6, correct: ["a": true],
                   confusion: (0..<6).map { i in (0..<6).map { $0 == i ? 1 : 0 } })
         }
         let runs = [run("01A", try SpecLoader.load(path)), run("01B", try SpecLoader.load(path, overrides: set("train.lr=0.001")))]
