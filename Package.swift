@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .testTarget(
             name: "LabKitTests",
-            dependencies: ["LabKit", "Registry", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["LabKit", "Registry", "Engine", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")],
             exclude: ["Fixtures"]    // read by path: specs that extend each other by relative path
         ),
         .testTarget(

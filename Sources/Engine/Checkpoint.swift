@@ -74,8 +74,9 @@ extension Model {
 extension Adam {
     /// Moments in PyTorch's optimizer naming (exp_avg / exp_avg_sq), the
     /// step count and an opaque caller string (e.g. RNG state) in metadata.
-    public func state(metadata: [String: String] = [:]) -> [UInt8] {
-        var d = [String: SafeTensor]()
+    /// `extra` tensors travel in the same container (a weight average's other half).
+    public func state(metadata: [String: String] = [:], extra: [String: SafeTensor] = [:]) -> [UInt8] {
+        var d = extra
         for (i, p) in params.enumerated() {
             d["exp_avg.\(p.name)"] = SafeTensor(shape: p.value.shape, floats: m[i].array)
             d["exp_avg_sq.\(p.name)"] = SafeTensor(shape: p.value.shape, floats: v[i].array)

@@ -54,6 +54,7 @@ public final class Runner {
         let data = try DataSource.prepare(spec: spec, source: options.source, data: options.data, threads: options.threads,
                                           log: reporter.log, status: reporter.status)
         let (model, adam) = freshModel(spec, seed: seed, threads: options.threads)
+        let average = weightAverage(spec, model)
         let expID = try registry.experiment(name: spec.name, parent: spec.parent, specJSON: spec.resolvedJSON, description: spec.description)
         var run = Run(experimentId: expID, seed: seed)
         run.gitCommit = Provenance.gitCommit; run.gitDirty = Provenance.gitDirty.map { $0 != 0 }; run.host = Provenance.host
@@ -66,7 +67,8 @@ public final class Runner {
         let runID = try registry.startRun(run)
         reporter.log("run \(runID): \(spec.name), seed \(seed), \(data.source) data (\(data.train.count) train / \(data.validation.count) val, \(data.labelMode.name) labels), \(model.parameterCount) parameters, \(options.threads) threads")
         if let note = Imbalance.stackedRemedies(spec) { reporter.log(note) }
-        return try train(runID: runID, spec: spec, seed: seed, data: data, model: model, adam: adam, state: .start, options: options)
+        return try train(runID: runID, spec: spec, seed: seed, data: data, model: model, adam: adam, average: average,
+                         state: .start, options: options)
     }
 
     /// Continues a run from its last checkpoint; the result equals an uninterrupted run's.
@@ -93,14 +95,23 @@ public final class Runner {
             let (model, adam) = freshModel(spec, seed: row.seed, threads: threads)
             try claim(row)
             return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam,
-                             state: .start, options: opts)
+                             average: weightAverage(spec, model), state: .start, options: opts)
         }
         let (model, _) = try Model.load(checkpoint: [UInt8](last.data), threads: opts.threads)
         let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: Float(spec.train.lr), weightDecay: Float(spec.train.weightDecay)))
-        try adam.load(state: [UInt8](opt))
+        let meta = try adam.load(state: [UInt8](opt))
+        // With a weight average the checkpoint holds the average; the weights training continues from are in the optimizer state.
+        let average = weightAverage(spec, model)
+        if let average {
+            let tensors = try Safetensors.decode([UInt8](opt)).tensors
+            let held = Dictionary(uniqueKeysWithValues: average.names.compactMap { n in tensors["weights.\(n)"].map { (n, $0) } })
+            try average.restore(held: held, updates: Int(meta["ema_updates"] ?? "") ?? 0, swapped: true)
+            average.swap()
+        }
         try claim(row)
         reporter.log("resuming run \(runID) (\(spec.name), seed \(row.seed)) after epoch \(state.epoch)")
-        return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam, state: state, options: opts)
+        return try train(runID: runID, spec: spec, seed: row.seed, data: data, model: model, adam: adam, average: average,
+                         state: state, options: opts)
     }
 
     /// Records this process (pid and host) as the run's owner, unless another
@@ -120,7 +131,12 @@ public final class Runner {
         return (model, Adam(parameters: model.parameters, config: AdamConfig(lr: Float(spec.train.lr), weightDecay: Float(spec.train.weightDecay))))
     }
 
-    func train(runID: String, spec: ExperimentSpec, seed: Int, data: PreparedData, model: Model, adam: Adam,
+    /// The weight average a spec asks for (train.ema_decay), started at the model's weights.
+    func weightAverage(_ spec: ExperimentSpec, _ model: Model) -> WeightAverage? {
+        spec.train.emaDecay > 0 ? WeightAverage(model: model, decay: Float(spec.train.emaDecay)) : nil
+    }
+
+    func train(runID: String, spec: ExperimentSpec, seed: Int, data: PreparedData, model: Model, adam: Adam, average: WeightAverage?,
                state initial: TrainerState, options: RunOptions) throws -> String {
         var state = initial
         do {
@@ -129,8 +145,9 @@ public final class Runner {
             while !state.stopped && state.epoch < spec.train.maxEpochs {
                 let t0 = Date()
                 let pass = try trainEpoch(runID: runID, spec: spec, seed: seed, epoch: state.epoch + 1, data: data, model: model,
-                                          adam: adam, imbalance: imbalance, started: t0, lastBeat: &lastBeat)
-                try endEpoch(runID: runID, spec: spec, seed: seed, pass, data: data, model: model, adam: adam, started: t0, state: &state)
+                                          adam: adam, average: average, imbalance: imbalance, started: t0, lastBeat: &lastBeat)
+                try endEpoch(runID: runID, spec: spec, seed: seed, pass, data: data, model: model, adam: adam, average: average,
+                             started: t0, state: &state)
             }
             try finish(runID: runID, spec: spec, data: data, model: model, state: state, options: options)
             return runID
@@ -153,7 +170,7 @@ public final class Runner {
     }
 
     func trainEpoch(runID: String, spec: ExperimentSpec, seed: Int, epoch: Int, data: PreparedData, model: Model, adam: Adam,
-                    imbalance all: Imbalance, started t0: Date, lastBeat: inout Date) throws -> EpochPass {
+                    average: WeightAverage?, imbalance all: Imbalance, started t0: Date, lastBeat: inout Date) throws -> EpochPass {
         let L = Emotion.count, seed64 = UInt64(seed), imbalance = all.at(epoch: epoch)
         let order = imbalance.epochOrder(data.train, classes: data.set.classes, seed: seed64, epoch: epoch)
         var dropout = RNG(seed: RNG.mix(seed64, UInt64(epoch), 3))
@@ -175,6 +192,7 @@ public final class Runner {
             imbalance.backward(model, targets: batch.targets, faceWeights: faceWeights, N: n)
             adam.config.lr = spec.train.lrSchedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
             adam.update()
+            average?.update()
             for k in 0..<n {
                 if argmax(model.probs.data + k * L, count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] { p.correct += 1 }
             }
@@ -192,8 +210,12 @@ public final class Runner {
     }
 
     /// Validation, early stopping, and the epoch's row and checkpoints in one transaction.
+    /// With a weight average, the average is what is validated and saved; the
+    /// live weights ride along in the optimizer state, for resuming.
     func endEpoch(runID: String, spec: ExperimentSpec, seed: Int, _ p: EpochPass, data: PreparedData, model: Model, adam: Adam,
-                  started t0: Date, state: inout TrainerState) throws {
+                  average: WeightAverage?, started t0: Date, state: inout TrainerState) throws {
+        average?.swap()
+        defer { average?.swap() }
         let val = evaluate(model, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
         let valMetrics = Metrics(probs: val, truth: data.validation.map { data.set.classes[$0] }, classes: Emotion.count)
         let raw = Runner.score(spec.train.earlyStopping.monitor, valMetrics)
@@ -213,12 +235,21 @@ public final class Runner {
                   valLoss: valMetrics.nll, valAccuracy: valMetrics.accuracy, valMacroF1: valMetrics.macroF1,
                   lr: Double(adam.config.lr), seconds: Date().timeIntervalSince(t0), imagesPerSecond: Double(p.seen) / p.trainSeconds),
             progress: progress,
-            last: Checkpoint(runId: runID, kind: .last, epoch: epoch, isBest: improved, data: ckpt, optimizer: adam.state(), stateJson: stateJSON),
+            last: Checkpoint(runId: runID, kind: .last, epoch: epoch, isBest: improved, data: ckpt, optimizer: optimizerState(adam, average),
+                             stateJson: stateJSON),
             best: improved ? Checkpoint(runId: runID, kind: .best, epoch: epoch, isBest: true, data: ckpt) : nil)
         reporter.log(String(format: "%@ seed %d epoch %3d  train loss %.4f acc %.3f | val loss %.4f acc %.3f macro-F1 %.3f | %.0f img/s %@",
                             spec.name, seed, epoch, p.trainLoss, p.trainAccuracy,
                             valMetrics.nll, valMetrics.accuracy, valMetrics.macroF1, Double(p.seen) / p.trainSeconds,
                             improved ? "*" : (state.stopped ? "(early stop)" : "")))
+    }
+
+    /// Adam's moments, and while a weight average is swapped in, the live weights it holds.
+    func optimizerState(_ adam: Adam, _ average: WeightAverage?) -> [UInt8] {
+        guard let average else { return adam.state() }
+        let held = average.heldState()
+        return adam.state(metadata: ["ema_updates": String(held.updates)],
+                          extra: Dictionary(uniqueKeysWithValues: held.tensors.map { ("weights.\($0.key)", $0.value) }))
     }
 
     /// The best epoch's weights decide every reported number: validation, the

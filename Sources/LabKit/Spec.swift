@@ -132,6 +132,9 @@ public struct TrainSpec: Codable, Equatable, Sendable {
     /// Cao et al. 2019): the epochs before train on the plain loss, so that
     /// features form where the common classes carry the signal.
     public var reweightFromEpoch = 1
+    /// Decay of the exponential moving average of the weights that is
+    /// validated and checkpointed instead of the raw weights; 0 = off.
+    public var emaDecay = 0.0
     public var earlyStopping = EarlyStopping()
     public var seed = 1
     /// Absent in a file means [seed]; always present once resolved.
@@ -140,7 +143,7 @@ public struct TrainSpec: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case optimizer, lr, weightDecay = "weight_decay", batchSize = "batch_size", maxEpochs = "max_epochs", schedule
         case warmupEpochs = "warmup_epochs", classWeights = "class_weights", sampling, logitAdjustment = "logit_adjustment"
-        case reweightFromEpoch = "reweight_from_epoch"
+        case reweightFromEpoch = "reweight_from_epoch", emaDecay = "ema_decay"
         case earlyStopping = "early_stopping", seed, seeds
     }
 

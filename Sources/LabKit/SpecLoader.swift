@@ -22,6 +22,7 @@ public enum SpecLoader {
     static let addedLater: [(section: String, key: String, value: JSONValue)] = [
         ("train", "schedule", .string("constant")), ("train", "warmup_epochs", .number(0)), ("report", "markdown", .bool(false)),
         ("train", "sampling", .string("shuffle")), ("train", "logit_adjustment", .number(0)), ("train", "reweight_from_epoch", .number(1)),
+        ("train", "ema_decay", .number(0)),
     ]
 
     static func droppingLaterDefaults(_ full: JSONValue) -> JSONValue {

@@ -54,6 +54,7 @@ enum SpecSchema {
             "reweight_from_epoch": .int(1...10000),
             "sampling": .string(TrainSpec.Sampling.names),
             "logit_adjustment": .number(0...10),
+            "ema_decay": .number(0...0.99999),
             "early_stopping": .object([
                 "monitor": .string(EarlyStopping.Monitor.names),
                 "patience": .int(1...10000),

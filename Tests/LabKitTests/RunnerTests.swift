@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import GRDB
 import XCTest
@@ -56,10 +57,30 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(try TestCommand.targets(reg, "tiny").map(\.id), [run])
     }
 
-    func testInterruptedRunResumesToTheUninterruptedResult() throws {
-        let ws = try Workspace(); defer { ws.remove() }
+    func testInterruptedRunResumesToTheUninterruptedResult() throws { try interruptThenResume(extra: "").2.remove() }
+
+    /// With a weight average the checkpoint holds the average and the optimizer
+    /// state the live weights and the update count: resuming restores all three.
+    func testInterruptedRunWithWeightAverageResumesToTheUninterruptedResult() throws {
+        let (reg, run, ws) = try interruptThenResume(extra: #", "ema_decay": 0.9"#)
+        defer { ws.remove() }
+        // The average is what was validated and kept: not the weights of a run without it.
+        let plain = try Runner(registry: reg, reporter: .silent).run(try SpecLoader.load(ws.spec("plain", epochs: 4)), seed: 5,
+                                                                       options: RunOptions(threads: 1))
+        XCTAssertNotEqual(try reg.checkpoint(run: run, kind: .last)!.data, try reg.checkpoint(run: plain, kind: .last)!.data)
+        XCTAssertNotEqual(try epochs(reg, run), try epochs(reg, plain))
+        let opt = try Safetensors.decode([UInt8](try reg.checkpoint(run: run, kind: .last)!.optimizer!))
+        let batches = (try reg.read { try Int.fetchOne($0, sql: "SELECT n_train FROM runs WHERE id = ?", arguments: [run]) }! + 15) / 16
+        XCTAssertEqual(opt.metadata["ema_updates"], String(4 * batches), "one update per batch, 4 epochs")
+        XCTAssertNotNil(opt.tensors["weights.block1.conv1.weight"])
+        XCTAssertNotNil(opt.tensors["weights.block1.bn1.running_mean"])
+    }
+
+    @discardableResult
+    func interruptThenResume(extra: String) throws -> (Registry, String, Workspace) {
+        let ws = try Workspace()
         let reg = try ws.registry()
-        let spec = try SpecLoader.load(ws.spec(epochs: 4))
+        let spec = try SpecLoader.load(ws.spec(extra: extra, epochs: 4))
         let full = try Runner(registry: reg, reporter: .silent).run(spec, seed: 5, options: RunOptions(threads: 1))
 
         // Ctrl-C in the middle of epoch 3.
@@ -82,6 +103,11 @@ final class RunnerTests: XCTestCase {
         try Runner(registry: reg, reporter: .silent).resume(String(interrupted.prefix(12)), options: RunOptions(threads: 1))
         XCTAssertEqual(try RunRow.one(reg, interrupted).status, .completed)
         XCTAssertEqual(try epochs(reg, interrupted), try epochs(reg, full), "resumed run ends as the uninterrupted one")
+        func weights(_ run: String) throws -> [String: [Float]] {
+            try Safetensors.decode([UInt8](try reg.checkpoint(run: run, kind: .best)!.data)).tensors.mapValues(\.floats)
+        }
+        XCTAssertTrue(try weights(interrupted) == weights(full), "the same best weights")
+        return (reg, interrupted, ws)
     }
 
     /// A real child process stands in for the run's trainer.
