@@ -97,7 +97,7 @@ final class CAMTests: XCTestCase {
         let stopped1 = Array(first.da.array.prefix(n1))
         model.backward(dlogits: seed, N: 1, training: false)
         XCTAssertEqual(stopped1, Array(first.da.array.prefix(n1)))
-        XCTAssertTrue(model.blocks[0].last!.addsResidual, "block 1 has a skip: both producers ran")
+        XCTAssertTrue(model.blocks[0].units.last!.addsResidual, "block 1 has a skip: both producers ran")
         XCTAssertThrowsError(try Explainer(model: model, layer: "block9.conv1"))
     }
 }
