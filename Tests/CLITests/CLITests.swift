@@ -151,7 +151,7 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(malformed.err.hasPrefix("Error: --set takes KEY=VALUE with a dotted spec key, e.g. --set train.max_epochs=5, not 'foo'\n"), malformed.err)
         let typo = try lab("run", s, "--set", "model.skp=false", "--db", db)
         XCTAssertEqual(typo.status, 1)
-        XCTAssertEqual(typo.err, "Error: --set model.skp: unknown key (did you mean model.skip?); valid here: batch_norm, convs_per_block, dropout, hidden, skip, widths\n")
+        XCTAssertEqual(typo.err, "Error: --set model.skp: unknown key (did you mean model.skip?); valid here: activation, attention, attention_reduction, batch_norm, conv, convs_per_block, dropout, hidden, kernel, pool, shortcut, skip, widths\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: db), "nothing starts before every spec checks out")
 
         let r = try lab("run", s, "--set", "train.max_epochs=1", "--set", "model.skip=false", "--db", db, "--threads", "1")
