@@ -134,7 +134,9 @@ func affineActivationForward(
 ) {
     @inline(__always) func rows<A: ActivationFunction>(_: A.Type, _ m0: Int, _ m1: Int) {
         // One loop per combination, none with an optional inside: they vectorize.
-        if let sc = scale, let sh = shift {
+        if C == 1, let sc = scale?[0], let sh = shift?[0], residual == nil, preactivation == nil {
+            for m in m0..<m1 { out[m] = A.f(inp[m] * sc + sh) }   // one channel (CBAM's spatial gate): along the rows
+        } else if let sc = scale, let sh = shift {
             switch (residual, preactivation) {
             case let (r?, nil):
                 for m in m0..<m1 {

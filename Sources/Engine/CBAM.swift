@@ -27,7 +27,9 @@ private func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int)
     return s
 }
 
-/// Mean and maximum over pixels per image and channel.
+/// Mean and maximum over pixels per image and channel: 8 channels at a
+/// time with the sums, maxima and their pixels in registers over the
+/// image's pixels (a select on a pixel index does not vectorize on its own).
 func cbamChannelPools(
     _ pools: UnsafeMutablePointer<Float>,      // [2N, C] written
     maxPixel: UnsafeMutablePointer<Int32>,     // [N, C] written
@@ -39,17 +41,28 @@ func cbamChannelPools(
         for n in n0..<n1 {
             let avg = pools + n * C, mx = pools + (N + n) * C, ix = maxPixel + n * C
             let first = y + n * P * C
-            for c in 0..<C { avg[c] = 0; mx[c] = first[c]; ix[c] = 0 }
-            for p in 0..<P {
-                let x = first + p * C, q = Int32(p)
-                for c in 0..<C {
-                    let v = x[c], better = v > mx[c]
-                    avg[c] += v
-                    mx[c] = better ? v : mx[c]
-                    ix[c] = better ? q : ix[c]
+            var c = 0
+            while c + 8 <= C {
+                var s = V8(), m = V8(repeating: -.infinity), at = SIMD8<Int32>(repeating: 0)
+                for p in 0..<P {
+                    let v = load(first + p * C + c), better = v .> m
+                    s += v
+                    m.replace(with: v, where: better)
+                    at.replace(with: Int32(p), where: better)
                 }
+                for l in 0..<8 { avg[c + l] = s[l] * invP; mx[c + l] = m[l]; ix[c + l] = at[l] }
+                c += 8
             }
-            for c in 0..<C { avg[c] *= invP }
+            while c < C {
+                var s: Float = 0, m = -Float.infinity, at: Int32 = 0
+                for p in 0..<P {
+                    let v = first[p * C + c]
+                    s += v
+                    if v > m { m = v; at = Int32(p) }
+                }
+                avg[c] = s * invP; mx[c] = m; ix[c] = at
+                c += 1
+            }
         }
     }
 }

@@ -62,10 +62,19 @@ public func pointwiseConvBackward(
         for j in 0..<w { addInto(dweight, partials + j * C * OC, C * OC) }
     }
     if let dinp {
+        // smallGemm reads B's rows in place: the weight transposed, [OC, C].
+        let small = !accumulate && C % 8 == 0 && OC <= 256
+        let wt = UnsafeMutablePointer<Float>.allocate(capacity: small ? C * OC : 1)
+        defer { wt.deallocate() }
+        if small { for c in 0..<C { for o in 0..<OC { wt[o * C + c] = weight[c * OC + o] } } }
         forRowChunks(M, workers: w) { _, m0, m1 in
             if m1 == m0 { return }
-            gemm(transA: false, transB: true, m: m1 - m0, n: C, k: OC, dout + m0 * OC, lda: OC, weight, ldb: OC,
-                 beta: accumulate ? 1 : 0, dinp + m0 * C, ldc: C)
+            if small {
+                smallGemm(m: m1 - m0, n: C, k: OC, dout + m0 * OC, lda: OC, wt, ldb: C, dinp + m0 * C, ldc: C)
+            } else {
+                gemm(transA: false, transB: true, m: m1 - m0, n: C, k: OC, dout + m0 * OC, lda: OC, weight, ldb: OC,
+                     beta: accumulate ? 1 : 0, dinp + m0 * C, ldc: C)
+            }
         }
     }
 }
