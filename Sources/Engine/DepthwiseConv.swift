@@ -1,19 +1,18 @@
 // Depthwise k x k convolution, stride 1, zero padding k/2, NHWC: one filter
 // per channel, no bias (the first half of a separable convolution,
 // ModelConfig.conv separable). Every loop runs over the channels of one
-// pixel, contiguous in NHWC. Forward adds tap by tap into the output row
-// (in L1), each tap one long run over the row's pixels: measured 9 ms for
-// block1's 64x64x32 at batch 64 against 15 with the taps summed in
-// registers per pixel, whose tap loops are too short. The weight gradient
-// sums a row's pixels in registers, 8 channels at a time, per tap (11 ms
-// against 15 added into memory every pixel); channels past a multiple of 8
-// (the image's 3) go one at a time. The border is handled by each tap's
-// range of pixels, not by a test per element.
+// pixel, contiguous in NHWC, and vectorizes. Forward adds tap by tap into
+// the output row (in L1), each tap one run over the row's pixels; the
+// weight gradient likewise into a per-tap row of C partial sums. Measured
+// (one worker, batch 64, best of 5): summing the taps in registers per
+// pixel instead made the forward slower (block1's 64x64x32: 9 -> 15 ms;
+// its tap loops of 3 are too short), and the weight gradient summed over a
+// row's pixels in registers per tap and 8 channels won at 32 channels (14.1
+// -> 12.0 ms) and lost at 64 (4.1 -> 5.7 ms): not kept. The border is
+// handled by each tap's range of pixels, not by a test per element.
 // Weight layout: w[(ky, kx), c]; PyTorch's is [C, 1, k, k] (Parameter.swift).
 // Rows of output (n, y) are independent: contiguous runs of them per worker.
 
-@inline(__always) private func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
-@inline(__always) private func store(_ p: UnsafeMutablePointer<Float>, _ v: V8) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self) }
 
 /// out[n, y, x, c] = sum over (ky, kx) of inp[n, y+ky-p, x+kx-p, c] * w[(ky, kx), c];
 /// with `accumulate`, added to out.
@@ -72,21 +71,10 @@ public func depthwiseConvBackward(
                 for ky in max(0, p - y)..<min(k, H + p - y) {
                     let src = inp + (n * H + y + ky - p) * W * C
                     for kx in 0..<k {
-                        // Output columns whose tap lies in the image: 0 <= x + kx - p < W.
-                        let x0 = max(0, p - kx), x1 = min(W, W + p - kx)
-                        let g = part + (ky * k + kx) * C, s = src + (kx - p) * C
-                        var c = 0
-                        while c + 8 <= C {
-                            var acc = V8()
-                            for x in x0..<x1 { acc = acc.addingProduct(load(d + x * C + c), load(s + x * C + c)) }
-                            store(g + c, load(g + c) + acc)
-                            c += 8
-                        }
-                        while c < C {
-                            var acc: Float = 0
-                            for x in x0..<x1 { acc += d[x * C + c] * s[x * C + c] }
-                            g[c] += acc
-                            c += 1
+                        let g = part + (ky * k + kx) * C
+                        for x in max(0, p - kx)..<min(W, W + p - kx) {
+                            let s = src + (x + kx - p) * C, dd = d + x * C
+                            for c in 0..<C { g[c] += dd[c] * s[c] }
                         }
                     }
                 }
