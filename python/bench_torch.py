@@ -2,6 +2,11 @@
 so lab's numbers have a yardstick on the same machine.
 
     python3 python/bench_torch.py [--threads 2] [--batch 64] [--steps N] [--json]
+                                  [--config MODEL_JSON] [--image-size 64]
+
+--config takes the model keys as lab writes them (`lab.model`): `lab bench
+--spec FILE --torch` passes its spec's, so both time the same network
+(python/lab_model.py builds it).
 """
 
 import argparse
@@ -17,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lab_model import LabNet, soft_cross_entropy  # noqa: E402
 
-IMAGE = 64
+IMAGE = 64  # set from --image-size
 CLASSES = 6
 INFERENCE_BATCH = 64
 GRADCAM_BATCH = 64
@@ -72,10 +77,11 @@ def bench_latency(model, x1, steps):
 
 
 def gradcam(model, x):
-    """Grad-CAM on block3's output (after its final ReLU: the last conv's
-    activation as the classifier head sees it)."""
+    """Grad-CAM on the last block's output (after its final activation: what
+    the classifier head sees; lab's bench explains the same layer)."""
     captured = {}
-    handle = model.block3.register_forward_hook(lambda m, i, out: captured.__setitem__("a", out))
+    last = getattr(model, f"block{model.n_blocks}")
+    handle = last.register_forward_hook(lambda m, i, out: captured.__setitem__("a", out))
     try:
         logits = model(x)
     finally:
@@ -103,14 +109,21 @@ def main():
     p.add_argument("--steps", type=int, default=20,
                    help="timed iterations per measurement (latency uses 10x)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--config", default="{}", help="model keys as JSON (lab.model); default: the baseline")
+    p.add_argument("--image-size", type=int, default=64)
     args = p.parse_args()
-    if args.threads < 1 or args.batch < 1 or args.steps < 1:
-        p.error("--threads, --batch and --steps must be positive")
+    if args.threads < 1 or args.batch < 1 or args.steps < 1 or args.image_size < 4:
+        p.error("--threads, --batch and --steps must be positive, --image-size at least 4")
+    global IMAGE
+    IMAGE = args.image_size
 
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    model = LabNet({}).to(memory_format=torch.channels_last)
+    try:
+        model = LabNet(json.loads(args.config)).to(memory_format=torch.channels_last)
+    except (ValueError, TypeError) as e:
+        p.error(f"--config: {e}")
 
     x_train, t_train = batch(args.batch, g)
     x_inf, _ = batch(INFERENCE_BATCH, g)

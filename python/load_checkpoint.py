@@ -1,9 +1,13 @@
 """Shows that a checkpoint written by lab loads in PyTorch unchanged.
 
-    python3 python/load_checkpoint.py CHECKPOINT.safetensors
+    python3 python/load_checkpoint.py CHECKPOINT.safetensors [--compare INPUTS.safetensors]
 
 Exit 0 after a strict load and an eval forward; exit 1 with one line on any
-mismatch, so it can run as a check in scripts and CI.
+mismatch, so it can run as a check in scripts and CI. With --compare, a
+safetensors file holding `input` [N, H, W, 3] (NHWC, as lab feeds it) and
+`logits` [N, classes] (lab's eval logits for it): PyTorch's logits must
+match within 1e-4 of their scale and pick the same class for every image;
+the agreement is printed.
 """
 
 import json
@@ -89,13 +93,35 @@ def load(path):
     return len(tensors), params, tuple(logits.shape)
 
 
+def compare(path, inputs_path):
+    """PyTorch's eval logits for lab's inputs against lab's: (max |diff| /
+    scale, fraction of images with the same predicted class)."""
+    tensors, metadata = read_safetensors(path)
+    model = LabNet(model_config(metadata))
+    model.load_state_dict({k: to_torch(k, v) for k, v in tensors.items()}, strict=True)
+    model.eval()
+    data, _ = read_safetensors(inputs_path)
+    if "input" not in data or "logits" not in data:
+        raise CheckpointError(f"{inputs_path} needs tensors 'input' and 'logits'")
+    with torch.no_grad():
+        logits = model(torch.from_numpy(data["input"]).permute(0, 3, 1, 2)).numpy()
+    lab = data["logits"]
+    if logits.shape != lab.shape:
+        raise CheckpointError(f"logits shape {logits.shape}, lab's {lab.shape}")
+    diff = float(np.abs(logits - lab).max() / max(1e-3, np.abs(lab).max()))
+    agree = float((logits.argmax(1) == lab.argmax(1)).mean())
+    return diff, agree
+
+
 def main(argv):
-    if len(argv) != 2:
-        print("usage: load_checkpoint.py CHECKPOINT.safetensors", file=sys.stderr)
+    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--compare"):
+        print("usage: load_checkpoint.py CHECKPOINT.safetensors [--compare INPUTS.safetensors]", file=sys.stderr)
         return 2
     path = argv[1]
     try:
         n, params, shape = load(path)
+        if len(argv) == 4:
+            diff, agree = compare(path, argv[3])
     except SafetensorsError as e:
         print(one_line(e), file=sys.stderr)  # already names the file
         return 1
@@ -103,6 +129,10 @@ def main(argv):
         print(f"{path}: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"loaded {n} tensors, {params} parameters, logits shape {shape}")
+    if len(argv) == 4:
+        print(f"PyTorch against lab: max |logit diff| {diff:.2e} of their scale, same class for {100 * agree:.1f}% of images")
+        if diff > 1e-4 or agree < 1:
+            return 1
     return 0
 
 

@@ -1,12 +1,15 @@
 import Dispatch
 
 // Batch normalization over the channel axis of an NHWC activation seen as
-// [M = N*H*W, C], fused with the residual add and the ReLU that follow it in
-// every conv unit: out = relu(gamma * xhat + beta [+ residual]). One pass
-// over memory for the statistics, one for the output; backward re-derives
-// xhat from the pre-BN input instead of storing it. Rows are split into
-// `workers` contiguous chunks; per-chunk partial sums are combined in chunk
-// order, so results depend on the worker count but not on timing.
+// [M = N*H*W, C], fused with the residual add and the activation that follow
+// it in every conv unit: out = act(gamma * xhat + beta [+ residual]). One
+// pass over memory for the statistics, one for the output; backward
+// re-derives xhat from the pre-BN input instead of storing it. Rows are
+// split into `workers` contiguous chunks; per-chunk partial sums are
+// combined in chunk order, so results depend on the worker count but not on
+// timing. Backward masks by ReLU in its own passes (the baseline's path);
+// any other activation's gradient is applied to dout first
+// (activationBackward) and batchNormBackward then runs unmasked.
 
 /// Workers worth waking for `rows` rows of `rowCost` element operations
 /// each: a dispatch costs tens of microseconds (one image's block1 batch
@@ -107,11 +110,13 @@ private func channelSums(_ inp: UnsafePointer<Float>, _ m0: Int, _ m1: Int, C: I
     }, scalar: scalar)
 }
 
-/// Pass 1 of batchNormReLUBackward over rows [m0, m1): the masked gradient
-/// dz = dout where out > 0 (written to dresidual when there is one), and per
-/// channel sum(dz) and sum(dz * (x - mean)); slab by slab like channelSums.
+/// Pass 1 of the batch norm backward over rows [m0, m1): the masked gradient
+/// dz = dout where out > 0 (`relu`; dz = dout without), written to dresidual
+/// when there is one, and per channel sum(dz) and sum(dz * (x - mean)); slab
+/// by slab like channelSums. Always inlined with a constant `relu`.
 @inline(__always)
 private func maskedGradientSums(
+    relu: Bool,
     _ ds: UnsafeMutablePointer<Double>, _ dx: UnsafeMutablePointer<Double>, // [C] written
     dresidual: UnsafeMutablePointer<Float>?,
     _ dout: UnsafePointer<Float>, out: UnsafePointer<Float>, inp: UnsafePointer<Float>, mean: UnsafePointer<Float>,
@@ -123,7 +128,7 @@ private func maskedGradientSums(
         for c in c0..<c1 {
             var bs: Float = 0, bx: Float = 0
             for m in r0..<r1 {
-                let i = m * C + c, dv = dout[i], ov = out[i]
+                let i = m * C + c, dv = dout[i], ov = relu ? out[i] : 1
                 let dz = ov > 0 ? dv : 0
                 bs += dz; bx += dz * (inp[i] - mean[c])
                 dresidual?[i] = dz
@@ -139,7 +144,9 @@ private func maskedGradientSums(
         while m + slab.rows <= b1 {
             let i = m * C + c0
             // Loads before the select: no conditional loads, no branches.
-            @inline(__always) func dz(_ k: Int) -> V8 { load(dout + i + k).replacing(with: 0, where: load(out + i + k) .<= 0) }
+            @inline(__always) func dz(_ k: Int) -> V8 {
+                relu ? load(dout + i + k).replacing(with: 0, where: load(out + i + k) .<= 0) : load(dout + i + k)
+            }
             let z0 = dz(0), z1 = dz(8), z2 = dz(16), z3 = dz(24)
             s0 += z0; s1 += z1; s2 += z2; s3 += z3
             x0 = x0.addingProduct(z0, load(inp + i) - mu0); x1 = x1.addingProduct(z1, load(inp + i + 8) - mu1)
@@ -194,9 +201,12 @@ public func batchNormStatistics(
     }
 }
 
-/// out = relu(gamma * (inp - mean) * rstd + beta [+ residual]).
-public func batchNormReLUForward(
+/// out = act(gamma * (inp - mean) * rstd + beta [+ residual]); with
+/// `preactivation`, act's argument is kept there (SiLU's backward reads it).
+public func batchNormActivationForward(
+    _ act: Nonlinearity,
     _ out: UnsafeMutablePointer<Float>,     // [M, C]
+    preactivation: UnsafeMutablePointer<Float>? = nil, // [M, C] written, or nil
     _ inp: UnsafePointer<Float>,            // [M, C] pre-BN (conv output)
     residual: UnsafePointer<Float>?,        // [M, C] or nil
     gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, // [C]
@@ -210,19 +220,21 @@ public func batchNormReLUForward(
         sc[c] = gamma[c] * rstd[c]
         sh[c] = beta[c] - mean[c] * sc[c]
     }
-    forRowChunks(M, workers: rowWorkers(M, rowCost: C, workers: workers)) { _, m0, m1 in
-        if let residual {
-            for m in m0..<m1 {
-                let i = inp + m * C, o = out + m * C, r = residual + m * C
-                for c in 0..<C { o[c] = max(0, i[c] * sc[c] + sh[c] + r[c]) }
-            }
-        } else {
-            for m in m0..<m1 {
-                let i = inp + m * C, o = out + m * C
-                for c in 0..<C { o[c] = max(0, i[c] * sc[c] + sh[c]) }
-            }
-        }
-    }
+    affineActivationForward(act, out, preactivation: preactivation, inp, scale: sc, shift: sh, residual: residual,
+                            M: M, C: C, workers: workers)
+}
+
+/// out = relu(gamma * (inp - mean) * rstd + beta [+ residual]).
+public func batchNormReLUForward(
+    _ out: UnsafeMutablePointer<Float>,     // [M, C]
+    _ inp: UnsafePointer<Float>,            // [M, C] pre-BN (conv output)
+    residual: UnsafePointer<Float>?,        // [M, C] or nil
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, // [C]
+    mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,  // [C]
+    M: Int, C: Int, workers: Int = 1
+) {
+    batchNormActivationForward(.relu, out, inp, residual: residual, gamma: gamma, beta: beta, mean: mean, rstd: rstd,
+                               M: M, C: C, workers: workers)
 }
 
 /// Backward of batchNormReLUForward. Input and residual gradients are
@@ -239,6 +251,35 @@ public func batchNormReLUBackward(
     gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, // [C]
     M: Int, C: Int, training: Bool, workers: Int = 1
 ) {
+    batchNormBackward(relu: true, dinp, dresidual: dresidual, dgamma: dgamma, dbeta: dbeta, dout, out: out, inp: inp,
+                      gamma: gamma, mean: mean, rstd: rstd, M: M, C: C, training: training, workers: workers)
+}
+
+/// Backward of batch norm with nothing after it (or an activation whose
+/// gradient is already in dout): batchNormReLUBackward without the mask.
+public func batchNormBackward(
+    _ dinp: UnsafeMutablePointer<Float>,     // [M, C] written
+    dresidual: UnsafeMutablePointer<Float>?, // [M, C] written (= dout), or nil
+    dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>, // [C] accumulated
+    _ dout: UnsafePointer<Float>,            // [M, C]
+    inp: UnsafePointer<Float>,               // [M, C] pre-BN input
+    gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, // [C]
+    M: Int, C: Int, training: Bool, workers: Int = 1
+) {
+    batchNormBackward(relu: false, dinp, dresidual: dresidual, dgamma: dgamma, dbeta: dbeta, dout, out: dout, inp: inp,
+                      gamma: gamma, mean: mean, rstd: rstd, M: M, C: C, training: training, workers: workers)
+}
+
+/// Both backwards; always inlined with a constant `relu` (`out` is read only with it).
+@inline(__always)
+private func batchNormBackward(
+    relu: Bool,
+    _ dinp: UnsafeMutablePointer<Float>, dresidual: UnsafeMutablePointer<Float>?,
+    dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>,
+    _ dout: UnsafePointer<Float>, out: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+    gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+    M: Int, C: Int, training: Bool, workers: Int
+) {
     let w = rowWorkers(M, rowCost: C, workers: workers)
     let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * w * C)
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 3 * C)
@@ -246,7 +287,7 @@ public func batchNormReLUBackward(
     // Pass 1: masked gradient dz, the residual's share of it, and per channel
     // sum(dz) and sum(dz * (x - mean)).
     forRowChunks(M, workers: w) { k, m0, m1 in
-        maskedGradientSums(sums + 2 * k * C, sums + (2 * k + 1) * C, dresidual: dresidual, dout, out: out, inp: inp,
+        maskedGradientSums(relu: relu, sums + 2 * k * C, sums + (2 * k + 1) * C, dresidual: dresidual, dout, out: out, inp: inp,
                            mean: mean, m0, m1, C: C)
     }
     // dinp = gamma*rstd * (dz - mean(dz) - xhat * mean(dz*xhat)).
@@ -266,37 +307,10 @@ public func batchNormReLUBackward(
         for m in m0..<m1 {
             let d = dout + m * C, o = out + m * C, x = inp + m * C, di = dinp + m * C
             for c in 0..<C {
-                let dv = d[c], ov = o[c]
+                let dv = d[c], ov = relu ? o[c] : 1
                 let dz = ov > 0 ? dv : 0
                 di[c] = k[c] * (dz - a[c] - (x[c] - mean[c]) * b[c])
             }
         }
     }
-}
-
-/// Without batch norm the conv carries a bias and the unit is
-/// out = relu(inp [+ residual]).
-public func addReLUForward(
-    _ out: UnsafeMutablePointer<Float>,  // [M*C]
-    _ inp: UnsafePointer<Float>,         // [M*C]
-    residual: UnsafePointer<Float>?,     // [M*C] or nil
-    count: Int
-) {
-    if let residual {
-        for i in 0..<count { out[i] = max(0, inp[i] + residual[i]) }
-    } else {
-        for i in 0..<count { out[i] = max(0, inp[i]) }
-    }
-}
-
-/// Both gradients are written.
-public func addReLUBackward(
-    _ dinp: UnsafeMutablePointer<Float>,     // [M*C] written
-    dresidual: UnsafeMutablePointer<Float>?, // [M*C] written, or nil
-    _ dout: UnsafePointer<Float>,            // [M*C]
-    out: UnsafePointer<Float>,               // [M*C] forward output: the mask
-    count: Int
-) {
-    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] = o > 0 ? d : 0 }
-    if let dresidual { dresidual.update(from: dinp, count: count) }
 }

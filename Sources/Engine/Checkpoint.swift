@@ -3,7 +3,18 @@ import LabRandom
 
 // Model state as a PyTorch state_dict: parameter names and layouts of
 // torch's LabNet (python/lab_model.py), so a checkpoint loads there
-// unchanged with load_state_dict. Optimizer state (for resume) is a second,
+// unchanged with load_state_dict (strict). The names, by layer:
+//   blockN.convI.weight [W, C, k, k]                       standard convolution
+//   blockN.convI.depthwise.weight [C, 1, k, k]             separable: depthwise (no bias)
+//   blockN.convI.pointwise.weight [W, C, 1, 1]             separable: pointwise
+//   blockN.convI[.pointwise].bias                          without batch norm only
+//   blockN.bnI.{weight,bias,running_mean,running_var,num_batches_tracked}
+//   blockN.shortcut.conv.weight [W, C, 1, 1], blockN.shortcut.bn.*   projection
+//   blockN.se.fc{1,2}.{weight,bias}                        squeeze-and-excitation
+//   blockN.cbam.fc{1,2}.{weight,bias}, blockN.cbam.spatial.conv.weight [1, 2, 7, 7],
+//   blockN.cbam.spatial.bn.*                               CBAM
+//   fc1.* (absent when hidden is 0), fc2.*
+// `lab.model` in the metadata is ModelConfig as JSON, every key by its spec name. Optimizer state (for resume) is a second,
 // separate container so the first stays a pure state_dict.
 
 extension Model {
@@ -11,10 +22,10 @@ extension Model {
     public func stateDict() -> [String: SafeTensor] {
         var d = [String: SafeTensor]()
         for p in parameters { d[p.name] = SafeTensor(shape: p.torchShape, floats: p.torchValues()) }
-        for u in units where config.batchNorm {
-            d["\(u.bnName).running_mean"] = SafeTensor(shape: [u.OC], floats: u.runningMean.array)
-            d["\(u.bnName).running_var"] = SafeTensor(shape: [u.OC], floats: u.runningVar.array)
-            d["\(u.bnName).num_batches_tracked"] = SafeTensor(int64: Int64(u.batchesTracked))
+        for r in batchNorms {
+            d["\(r.name).running_mean"] = SafeTensor(shape: r.mean.shape, floats: r.mean.array)
+            d["\(r.name).running_var"] = SafeTensor(shape: r.variance.shape, floats: r.variance.array)
+            d["\(r.name).num_batches_tracked"] = SafeTensor(int64: Int64(r.batchesTracked))
         }
         return d
     }
@@ -31,13 +42,13 @@ extension Model {
             return t.floats
         }
         for p in parameters { p.setTorchValues(try floats(p.name, p.torchShape)) }
-        for u in units where config.batchNorm {
-            let rm = try floats("\(u.bnName).running_mean", [u.OC])
-            let rv = try floats("\(u.bnName).running_var", [u.OC])
-            for i in 0..<u.OC { u.runningMean[i] = rm[i]; u.runningVar[i] = rv[i] }
-            expected.formUnion(["\(u.bnName).running_mean", "\(u.bnName).running_var"])
-            let key = "\(u.bnName).num_batches_tracked"
-            if let t = d[key], t.dtype == .i64 { u.batchesTracked = Int(t.int64); expected.insert(key) }
+        for r in batchNorms {
+            let rm = try floats("\(r.name).running_mean", r.mean.shape)
+            let rv = try floats("\(r.name).running_var", r.variance.shape)
+            for i in 0..<r.mean.count { r.mean[i] = rm[i]; r.variance[i] = rv[i] }
+            expected.formUnion(["\(r.name).running_mean", "\(r.name).running_var"])
+            let key = "\(r.name).num_batches_tracked"
+            if let t = d[key], t.dtype == .i64 { r.batchesTracked = Int(t.int64); expected.insert(key) }
         }
         let extra = Set(d.keys).subtracting(expected)
         if !extra.isEmpty {

@@ -30,16 +30,3 @@ public func denseBackward(
     gemm(transA: false, transB: false, m: N, n: IN, k: OUT,
          dout, lda: OUT, weight, ldb: IN, beta: 0, dinp, ldc: IN)
 }
-
-/// In the head: out = relu(inp). Backward masks by the output.
-public func reluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count { out[i] = max(0, inp[i]) }
-}
-
-/// dinp is written.
-public func reluBackward(
-    _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
-    out: UnsafePointer<Float>, count: Int
-) {
-    for i in 0..<count { let d = dout[i], o = out[i]; dinp[i] = o > 0 ? d : 0 }
-}

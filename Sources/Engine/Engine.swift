@@ -2,8 +2,10 @@
 //
 // Dimension legend used in every buffer comment of this module:
 //   N  batch           H, W  height, width        C  channels (input)
-//   OC output channels K     9*C (a 3x3 patch)     M  N*H*W rows of a GEMM
+//   OC output channels k     kernel side (3, 5)    K  k*k*C (a k x k patch)
+//   M  N*H*W rows of a GEMM                        P  H*W pixels of one image
 //   IN, OUT  dense layer widths                     L  number of classes
+//   R  hidden units of an attention MLP (max(1, C / attention_reduction))
 //
 // Conventions (as in llm.c):
 // - Kernels are free functions over raw pointers with explicit sizes, each
@@ -11,9 +13,14 @@
 // - Backward functions WRITE the gradient of their input and ACCUMULATE
 //   (+=) into parameter gradients, which the model zeroes once per step.
 //   Writing spares a memset of every activation gradient each step (~270 MB
-//   for the baseline at batch 64). The one activation with two consumers, a
-//   block's first (next conv and skip), gets the skip's share written first
-//   and the conv's input gradient added (conv3x3Backward's `accumulate`).
+//   for the baseline at batch 64). An activation with two consumers gets the
+//   shortcut's share written first and the other's added (`accumulate`): a
+//   block's first activation (conv2 and the inner skip; convBackward,
+//   depthwiseConvBackward), a block's input (conv1 and the projection;
+//   pointwiseConvBackward).
+// - Layers that apply a nonlinearity are generic over it (Activation.swift)
+//   and dispatched once per call; a debug build compiles file by file, so
+//   the loops that apply one live in Activation.swift, where its type is.
 // - The engine knows nothing of files, JSON or SQLite (DESIGN.md §3);
 //   safetensors encoding is bytes in, bytes out.
 

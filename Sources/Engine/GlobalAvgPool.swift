@@ -1,19 +1,22 @@
-// Global average pool: [N, H, W, C] -> [N, C].
+// Global average pool: [N, H, W, C] -> [N, C]. Images are independent:
+// contiguous runs of them per worker.
 
 public func globalAvgPoolForward(
     _ out: UnsafeMutablePointer<Float>,  // [N, C]
     _ inp: UnsafePointer<Float>,         // [N, H, W, C]
-    N: Int, HW: Int, C: Int
+    N: Int, HW: Int, C: Int, workers: Int = 1
 ) {
     let s = 1 / Float(HW)
-    for n in 0..<N {
-        let o = out + n * C
-        for c in 0..<C { o[c] = 0 }
-        for p in 0..<HW {
-            let i = inp + (n * HW + p) * C
-            for c in 0..<C { o[c] += i[c] }
+    forRowChunks(N, workers: rowWorkers(N, rowCost: HW * C, workers: workers)) { _, n0, n1 in
+        for n in n0..<n1 {
+            let o = out + n * C
+            for c in 0..<C { o[c] = 0 }
+            for p in 0..<HW {
+                let i = inp + (n * HW + p) * C
+                for c in 0..<C { o[c] += i[c] }
+            }
+            for c in 0..<C { o[c] *= s }
         }
-        for c in 0..<C { o[c] *= s }
     }
 }
 

@@ -20,7 +20,7 @@ public final class WeightAverage {
     /// Starts the average at the model's current values.
     public init(model: Model, decay: Float) {
         self.decay = decay
-        let tensors = model.parameters.map { ($0.name, $0.value) } + model.runningStatistics
+        let tensors = model.parameters.map { ($0.name, $0.value) } + model.runningStatistics.map { ($0.name, $0.tensor) }
         names = tensors.map(\.0)
         live = tensors.map(\.1)
         held = live.map { t in
@@ -67,14 +67,5 @@ public final class WeightAverage {
         }
         self.updates = updates
         self.swapped = swapped
-    }
-}
-
-extension Model {
-    /// Batch norms' running statistics with their state_dict names: what the
-    /// model's predictions depend on besides its parameters.
-    public var runningStatistics: [(String, Tensor)] {
-        guard config.batchNorm else { return [] }
-        return units.flatMap { [("\($0.bnName).running_mean", $0.runningMean), ("\($0.bnName).running_var", $0.runningVar)] }
     }
 }

@@ -15,11 +15,13 @@ public struct Explainer {
     public let model: Model
     public let layer: String
 
+    /// `layer`: any of ModelConfig.explainableLayers (a convolution, a
+    /// projection shortcut, a block's output); nil: the last convolution.
     public init(model: Model, layer: String? = nil) throws {
         self.model = model
-        let name = layer ?? model.blocks.last!.last!.name
-        guard model.unit(named: name) != nil else {
-            throw Failure(.explain, "no convolution \(name) in this model; layers: \(model.units.map(\.name).joined(separator: ", "))")
+        let name = layer ?? model.blocks.last!.units.last!.name
+        guard model.explainableLayer(named: name) != nil else {
+            throw Failure(.explain, "no layer \(name) in this model; layers: \(model.config.explainableLayers.joined(separator: ", "))")
         }
         self.layer = name
     }
@@ -45,13 +47,13 @@ public struct Explainer {
             seed[n * L + k] = 1
         }
         model.backward(dlogits: seed, N: N, training: false, stopAt: layer)
-        let u = model.unit(named: layer)!
+        let u = model.explainableLayer(named: layer)!
         let P = u.H * u.W
         var maps = [CAMMethod: [[Float]]]()
         for m in methods {
             maps[m] = (0..<N).map { n in
-                let A = UnsafePointer(u.a.data + n * P * u.OC), G = UnsafePointer(u.da.data + n * P * u.OC)
-                let raw = m == .gradCAM ? CAM.gradCAM(A, G, P: P, C: u.OC).map : CAM.gradCAMPlusPlus(A, G, P: P, C: u.OC).map
+                let A = UnsafePointer(u.activation.data + n * P * u.C), G = UnsafePointer(u.gradient.data + n * P * u.C)
+                let raw = m == .gradCAM ? CAM.gradCAM(A, G, P: P, C: u.C).map : CAM.gradCAMPlusPlus(A, G, P: P, C: u.C).map
                 return CAM.normalized(CAM.upsample(raw, h: u.H, w: u.W, to: S))
             }
         }

@@ -5,9 +5,12 @@ import Synthetic
 import Foundation
 import LabRandom
 
-/// `lab bench`: the baseline model on random data, timed step by step.
+/// `lab bench`: the baseline model, or any spec's, on random data, timed step by step.
 public struct BenchmarkResult: Sendable {
     public struct Layer: Sendable { public let name: String; public let forward: Double; public let backward: Double }
+    public var modelName = "baseline"
+    public var config = ModelConfig()
+    public var imageSize = 64
     public var threads = 0
     public var batch = 0
     public var buildConfiguration = ""
@@ -23,7 +26,7 @@ public struct BenchmarkResult: Sendable {
     public var layers: [Layer] = []   // seconds per training step
     public var stepSeconds = 0.0
     public var explainLayer = ""
-    public var gradCAMMillisecondsPerImage = 0.0  // Grad-CAM and Grad-CAM++ at block3's last conv, batch 64
+    public var gradCAMMillisecondsPerImage = 0.0  // Grad-CAM and Grad-CAM++ at the last block's output, batch 64
     public var decodeImagesPerSecond = 0.0     // JPEG decode + antialiased resize 100 -> 64, one thread
     public var assemblyImagesPerSecond = 0.0   // augmented batch assembly (warp + normalize), one thread
     /// Share of a training step the data pipeline would cost if it were not overlapped.
@@ -35,7 +38,7 @@ public struct BenchmarkResult: Sendable {
 }
 
 public enum Benchmark {
-    public static func run(config: ModelConfig = ModelConfig(), imageSize: Int = 64, batch: Int = 64,
+    public static func run(config: ModelConfig = ModelConfig(), modelName: String = "baseline", imageSize: Int = 64, batch: Int = 64,
                            steps: Int = 8, threads: Int, winograd: Bool = true,
                            progress: (String) -> Void = { _ in }) -> (result: BenchmarkResult, model: Model) {
         let model = Model(config: config, imageSize: imageSize, threads: threads)
@@ -45,6 +48,7 @@ public enum Benchmark {
         let x = (0..<(batch * imageSize * imageSize * 3)).map { _ in rng.uniform(-1, 1) }
 
         var r = BenchmarkResult()
+        r.modelName = modelName; r.config = config; r.imageSize = imageSize
         r.threads = threads; r.batch = batch; r.buildConfiguration = engineBuildConfiguration
         r.convolution = winograd ? "Winograd F(4x4,3x3) where C >= 16 (F(2x2) where H or W is not a multiple of 4), im2col elsewhere" : "im2col + GEMM only"
         r.blas = BLAS.config; r.kernels = BLASKernels.summary(); r.cpu = BLASKernels.cpuModel; r.parameters = model.parameterCount
@@ -58,7 +62,10 @@ public enum Benchmark {
         for (a, b) in zip(single.parameters, model.parameters) { a.value.copy(from: b.value) }
         r.latencyMilliseconds = 1000 * medianTime(runs: 4 * steps, warmup: 2) { single.forward(x, N: 1, training: false, rng: &rng) }
         progress("Grad-CAM")
-        let explainer = try! Explainer(model: model)
+        // The last block's output, where PyTorch's hook sits (bench_torch.py): the last
+        // convolution's activation unless attention or a projection comes after it.
+        let last = model.blocks.last!
+        let explainer = try! Explainer(model: model, layer: last.se != nil || last.cbam != nil || last.shortcut != nil ? last.name : nil)
         r.explainLayer = explainer.layer
         r.gradCAMMillisecondsPerImage = 1000 * medianTime(runs: max(2, steps / 2), warmup: 0) {
             _ = explainer.explain(x, N: batch, targets: Array(repeating: nil, count: batch), methods: CAMMethod.allCases)

@@ -79,6 +79,8 @@ public struct AugmentSpec: Codable, Equatable, Sendable {
 
 /// The spec's `model` section: ModelConfig as a file spells it (its defaults
 /// are ModelConfig's; the class count comes from the data, not the spec).
+/// The keys of DESIGN.md §9 (activation ... attention_reduction) came later:
+/// at their defaults they are left out of the resolved spec (SpecLoader.addedLater).
 public struct ModelSpec: Codable, Equatable, Sendable {
     public var widths: [Int]
     public var convsPerBlock: [Int]
@@ -86,24 +88,44 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     public var batchNorm: Bool
     public var hidden: Int
     public var dropout: Double
+    public var activation: ModelConfig.Activation
+    public var pool: ModelConfig.Pooling
+    public var kernel: Int
+    public var conv: ModelConfig.Convolution
+    public var shortcut: ModelConfig.Shortcut
+    public var attention: ModelConfig.Attention
+    public var attentionReduction: Int
 
-    enum CodingKeys: String, CodingKey { case widths, convsPerBlock = "convs_per_block", skip, batchNorm = "batch_norm", hidden, dropout }
+    enum CodingKeys: String, CodingKey {
+        case widths, convsPerBlock = "convs_per_block", skip, batchNorm = "batch_norm", hidden, dropout
+        case activation, pool, kernel, conv, shortcut, attention, attentionReduction = "attention_reduction"
+    }
 
     public init(_ c: ModelConfig) {
         widths = c.widths; convsPerBlock = c.convsPerBlock; skip = c.skip
         batchNorm = c.batchNorm; hidden = c.hidden; dropout = Double(c.dropout)
+        activation = c.activation; pool = c.pool; kernel = c.kernel; conv = c.conv
+        shortcut = c.shortcut; attention = c.attention; attentionReduction = c.attentionReduction
     }
 
     public var config: ModelConfig {
         ModelConfig(widths: widths, convsPerBlock: convsPerBlock, skip: skip, batchNorm: batchNorm,
-                    hidden: hidden, dropout: Float(dropout), classes: Emotion.count)
+                    hidden: hidden, dropout: Float(dropout), classes: Emotion.count,
+                    activation: activation, pool: pool, kernel: kernel, conv: conv, shortcut: shortcut,
+                    attention: attention, attentionReduction: attentionReduction)
     }
 
-    /// "block1.conv1", ... : the layers Grad-CAM can explain.
-    public var convolutionNames: [String] {
-        convsPerBlock.enumerated().flatMap { b, k in (1...k).map { "block\(b + 1).conv\($0)" } }
-    }
+    /// The layers Grad-CAM can explain (ModelConfig.explainableLayers):
+    /// "block1.conv1", ..., "block1.shortcut" with a projection, and each
+    /// block's output, "block1", ...
+    public var convolutionNames: [String] { config.explainableLayers }
 }
+
+extension ModelConfig.Activation: SpecChoice {}
+extension ModelConfig.Pooling: SpecChoice {}
+extension ModelConfig.Convolution: SpecChoice {}
+extension ModelConfig.Shortcut: SpecChoice {}
+extension ModelConfig.Attention: SpecChoice {}
 
 public struct TrainSpec: Codable, Equatable, Sendable {
     public enum Optimizer: String, SpecChoice { case adam }
@@ -172,7 +194,7 @@ public struct ExplainSpec: Codable, Equatable, Sendable {
     public typealias Split = EvalSplit
     public var enabled = false
     public var images = 32
-    public var layer: String?           // nil: the last convolution
+    public var layer: String?           // nil: the last convolution; any of ModelSpec.convolutionNames
     public var split = Split.val
 }
 

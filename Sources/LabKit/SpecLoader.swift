@@ -23,6 +23,9 @@ public enum SpecLoader {
         ("train", "schedule", .string("constant")), ("train", "warmup_epochs", .number(0)), ("report", "markdown", .bool(false)),
         ("train", "sampling", .string("shuffle")), ("train", "logit_adjustment", .number(0)), ("train", "reweight_from_epoch", .number(1)),
         ("train", "ema_decay", .number(0)),
+        ("model", "activation", .string("relu")), ("model", "pool", .string("max")), ("model", "kernel", .number(3)),
+        ("model", "conv", .string("standard")), ("model", "shortcut", .string("inner")), ("model", "attention", .string("none")),
+        ("model", "attention_reduction", .number(16)),
     ]
 
     static func droppingLaterDefaults(_ full: JSONValue) -> JSONValue {
@@ -109,11 +112,12 @@ public enum SpecLoader {
 
     /// Checks that involve more than one key.
     static func crossCheck(_ spec: ExperimentSpec, file: String) throws {
+        // ModelConfig's lines name model keys; image_size is the dataset's.
         if let p = spec.model.config.problems(imageSize: spec.dataset.imageSize).first {
-            throw Failure(.spec, "\(file): model.\(p)")
+            throw Failure(.spec, "\(file): \(p.hasPrefix("image_size:") ? "dataset" : "model").\(p)")
         }
         if let layer = spec.explain.layer, !spec.model.convolutionNames.contains(layer) {
-            throw Failure(.spec, "\(file): explain.layer: no convolution \(layer) in this model; layers: \(spec.model.convolutionNames.joined(separator: ", "))")
+            throw Failure(.spec, "\(file): explain.layer: no layer \(layer) in this model; layers: \(spec.model.convolutionNames.joined(separator: ", "))")
         }
         if spec.train.warmupEpochs >= spec.train.maxEpochs {
             throw Failure(.spec, "\(file): train.warmup_epochs: must be less than train.max_epochs (\(spec.train.maxEpochs))")

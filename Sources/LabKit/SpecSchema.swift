@@ -1,3 +1,4 @@
+import Engine
 import Failures
 import Foundation
 
@@ -10,6 +11,7 @@ enum SpecSchema {
         case string([String]?)      // allowed values, nil = any
         case optionalString
         case int(ClosedRange<Int>)
+        case intChoice([Int])       // allowed values
         case number(ClosedRange<Double>)
         case bool
         case intArray(ClosedRange<Int>, count: ClosedRange<Int>)
@@ -39,8 +41,15 @@ enum SpecSchema {
             "convs_per_block": .intArray(1...16, count: 1...8),
             "skip": .bool,
             "batch_norm": .bool,
-            "hidden": .int(1...65536),
+            "hidden": .int(0...65536),
             "dropout": .number(0...0.95),
+            "activation": .string(ModelConfig.Activation.names),
+            "pool": .string(ModelConfig.Pooling.names),
+            "kernel": .intChoice(ModelConfig.kernels),
+            "conv": .string(ModelConfig.Convolution.names),
+            "shortcut": .string(ModelConfig.Shortcut.names),
+            "attention": .string(ModelConfig.Attention.names),
+            "attention_reduction": .int(1...4096),
         ]),
         "train": .object([
             "optimizer": .string(TrainSpec.Optimizer.names),
@@ -99,6 +108,8 @@ enum SpecSchema {
         case (.bool, _): throw fail("true or false")
         case (.int(let r), _):
             guard integer(v, in: r) else { throw fail("an integer in \(r.lowerBound)...\(r.upperBound)") }
+        case (.intChoice(let allowed), _):
+            guard allowed.contains(where: { integer(v, in: $0...$0) }) else { throw fail("one of \(allowed.map(String.init).joined(separator: ", "))") }
         case (.number(let r), .number(let n)):
             guard r.contains(n) else { throw fail("a number in \(r.lowerBound)...\(r.upperBound)") }
         case (.number(let r), _): throw fail("a number in \(r.lowerBound)...\(r.upperBound)")

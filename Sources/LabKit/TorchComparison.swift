@@ -1,7 +1,9 @@
+import Engine
 import Foundation
 
 /// PyTorch on the same machine, measured right after lab in one command
-/// (`lab bench --torch`): python/bench_torch.py with the same model, batch and threads.
+/// (`lab bench --torch`): python/bench_torch.py with the same model (built by
+/// python/lab_model.py from the same model keys), image size, batch and threads.
 public enum TorchComparison {
     /// What bench_torch.py --json prints.
     struct Measured: Decodable {
@@ -19,16 +21,18 @@ public enum TorchComparison {
         let script = "python/bench_torch.py"
         guard FileManager.default.fileExists(atPath: script) else { return "PyTorch comparison skipped: \(script) not found (run from the project folder)" }
         status("running PyTorch (\(script))")
-        switch measure(script: script, threads: threads, batch: r.batch) {
+        switch measure(script: script, threads: threads, batch: r.batch, config: r.config, imageSize: r.imageSize) {
         case .measured(let m): return table(r, m, threads: threads)
         case .skipped(let reason): return "PyTorch comparison skipped: \(reason)"
         }
     }
 
-    static func measure(script: String, threads: Int, batch: Int) -> Outcome {
+    static func measure(script: String, threads: Int, batch: Int, config: ModelConfig, imageSize: Int) -> Outcome {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script, "--threads", "\(threads)", "--batch", "\(batch)", "--json"]
+        let json = String(decoding: (try? JSONEncoder.sorted.encode(config)) ?? Data("{}".utf8), as: UTF8.self)
+        p.arguments = ["python3", script, "--threads", "\(threads)", "--batch", "\(batch)", "--image-size", "\(imageSize)",
+                       "--config", json, "--json"]
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         do { try p.run() } catch { return .skipped("python3 not found") }
@@ -52,7 +56,7 @@ public enum TorchComparison {
             ("latency ms", r.latencyMilliseconds, m.latencyMs, false),
             ("Grad-CAM ms/image", r.gradCAMMillisecondsPerImage, m.gradcamMsPerImage, false),
         ]
-        var lines = ["PyTorch \(m.torchVersion), \(threads) threads, batch \(r.batch), channels_last (ratio > 1: lab is faster)"]
+        var lines = ["PyTorch \(m.torchVersion), \(r.modelName) model (python/lab_model.py), \(threads) threads, batch \(r.batch), channels_last (ratio > 1: lab is faster)"]
         lines.append("  measure               lab    PyTorch   ratio")
         for (name, lab, pt, higherBetter) in rows {
             let ratio = higherBetter ? lab / pt : pt / lab

@@ -7,11 +7,16 @@ import LabKit
 extension Lab {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure training and inference throughput of the baseline model on random data.")
+            abstract: "Measure training and inference throughput of the baseline model, or a spec's, on random data.")
 
         @OptionGroup var compute: ComputeOptions
 
-        @Option(help: "Images per training batch.")
+        @Option(help: ArgumentHelp("Benchmark this spec's model (its model section and image size) instead of the baseline.",
+                                   discussion: "With --torch, PyTorch runs the same model, built by python/lab_model.py."),
+                completion: .file())
+        var spec: String?
+
+        @Option(help: "Images per training batch (default: 64).")
         var batch = 64
 
         @Option(help: "Timed steps per measurement (the median is reported).")
@@ -34,7 +39,13 @@ extension Lab {
         }
 
         func run() throws {
-            let r = Benchmark.run(batch: batch, steps: steps, threads: compute.threads, winograd: !im2col, progress: Progress.show)
+            var config = ModelConfig(), name = "baseline", imageSize = 64
+            if let spec {
+                let s = try SpecLoader.load(spec)
+                config = s.model.config; name = s.name; imageSize = s.dataset.imageSize
+            }
+            let r = Benchmark.run(config: config, modelName: name, imageSize: imageSize, batch: batch, steps: steps,
+                                  threads: compute.threads, winograd: !im2col, progress: Progress.show)
             Progress.done()
             print(BenchReport.text(r.result))
             if torch {
@@ -59,7 +70,7 @@ enum BenchReport {
     static func text(_ r: BenchmarkResult) -> String {
         func f(_ v: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", v) }
         var lines = [
-            "lab bench — baseline model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per 64x64 image)",
+            "lab bench — \(r.modelName) model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per \(r.imageSize)x\(r.imageSize) image)",
             "build: \(r.buildConfiguration); threads: \(r.threads); BLAS: \(r.blas)",
             "CPU: \(r.cpu); \(r.kernels)",
             "convolutions: \(r.convolution)",

@@ -124,6 +124,27 @@ final class CLITests: XCTestCase {
         let threads = try lab("bench", "--threads", "0")
         XCTAssertEqual(threads.status, 64)
         XCTAssertTrue(threads.err.hasPrefix("Error: --threads must be at least 1\n"))
+
+        let badSpec = dir.appendingPathComponent("bad_model.json").path
+        FileManager.default.createFile(atPath: badSpec, contents: Data(#"{"model": {"attention": "eca"}}"#.utf8))
+        let spec = try lab("bench", "--spec", badSpec)
+        XCTAssertEqual(spec.status, 1)
+        XCTAssertEqual(spec.err, "Error: \(badSpec): model.attention: expected one of none, se, cbam, got \"eca\"\n")
+    }
+
+    /// `lab bench --spec` times the spec's model at its image size, and says which.
+    func testBenchTimesASpecsModel() throws {
+        let path = dir.appendingPathComponent("tiny_cbam.json").path
+        FileManager.default.createFile(atPath: path, contents: Data("""
+            {"name": "tiny_cbam", "dataset": {"image_size": 16},
+             "model": {"widths": [8, 16], "convs_per_block": [1, 2], "hidden": 0, "attention": "cbam", "conv": "separable", "shortcut": "projection"}}
+            """.utf8))
+        let r = try lab("bench", "--spec", path, "--batch", "4", "--steps", "1", "--threads", "1")
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.hasPrefix("lab bench — tiny_cbam model ("), r.out)
+        XCTAssertTrue(r.out.contains("GFLOP forward per 16x16 image)"), r.out)
+        XCTAssertTrue(r.out.contains("Grad-CAM and Grad-CAM++ at block2, batch 4"), r.out)
+        for layer in ["block1.cbam", "block2.shortcut", "block2.conv2"] { XCTAssertTrue(r.out.contains("\n  \(layer) "), layer) }
     }
 
     /// Choices are enums: the help lists their cases and a wrong value is refused with them.
@@ -151,7 +172,7 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(malformed.err.hasPrefix("Error: --set takes KEY=VALUE with a dotted spec key, e.g. --set train.max_epochs=5, not 'foo'\n"), malformed.err)
         let typo = try lab("run", s, "--set", "model.skp=false", "--db", db)
         XCTAssertEqual(typo.status, 1)
-        XCTAssertEqual(typo.err, "Error: --set model.skp: unknown key (did you mean model.skip?); valid here: batch_norm, convs_per_block, dropout, hidden, skip, widths\n")
+        XCTAssertEqual(typo.err, "Error: --set model.skp: unknown key (did you mean model.skip?); valid here: activation, attention, attention_reduction, batch_norm, conv, convs_per_block, dropout, hidden, kernel, pool, shortcut, skip, widths\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: db), "nothing starts before every spec checks out")
 
         let r = try lab("run", s, "--set", "train.max_epochs=1", "--set", "model.skip=false", "--db", db, "--threads", "1")

@@ -75,13 +75,11 @@ final class BackwardWriteRuleTests: XCTestCase {
     func testElementwiseBackwardsWrite() {
         let n = 40
         let x = randomArray(n, seed: 120), res = randomArray(n, seed: 121), r = randomArray(n, seed: 122)
-        var out = [Float](repeating: 0, count: n)
-        addReLUForward(&out, x, residual: res, count: n)
-        assertRule("addrelu [dx, dres]", [(n, .written), (n, .written)]) { d in
-            addReLUBackward(d[0], dresidual: d[1], r, out: out, count: n)
+        var out = [Float](repeating: 0, count: n), z = out
+        for act in [Nonlinearity.relu, .leakyReLU, .elu, .silu, .sigmoid, .identity] {
+            affineActivationForward(act, &out, preactivation: &z, x, scale: nil, shift: nil, residual: res, M: n, C: 1, workers: 1)
+            assertRule("\(act) [dx]", [(n, .written)]) { d in activationBackward(act, d[0], r, inp: z, out: out, count: n) }
         }
-        reluForward(&out, x, count: n)
-        assertRule("relu [dx]", [(n, .written)]) { d in reluBackward(d[0], r, out: out, count: n) }
         var mask = [Float](repeating: 0, count: n), rng = RNG(seed: 123)
         dropoutForward(&out, mask: &mask, x, count: n, p: 0.5, training: true, rng: &rng)
         assertRule("dropout [dx]", [(n, .written)]) { d in dropoutBackward(d[0], r, mask: mask, count: n) }
@@ -106,11 +104,63 @@ final class BackwardWriteRuleTests: XCTestCase {
                 let tag = "conv(\(C)->\(OC), winograd: \(winograd))"
                 assertRule("\(tag) [dx, dw, db]", [(cx.count, .written), (cw.count, .accumulated), (OC, .accumulated)],
                            relativeTolerance: 1e-6) { d in
-                    conv3x3Backward(d[0], d[1], d[2], cr, cx, cw, N: 2, H: H, W: W, C: C, OC: OC, workspace: ws)
+                    convBackward(d[0], d[1], d[2], cr, cx, cw, N: 2, H: H, W: W, C: C, OC: OC, workspace: ws)
                 }
                 assertRule("\(tag) accumulate [dx]", [(cx.count, .accumulated)], relativeTolerance: 1e-6) { d in
-                    conv3x3Backward(d[0], nil, nil, cr, cx, cw, N: 2, H: H, W: W, C: C, OC: OC, accumulate: true, workspace: ws)
+                    convBackward(d[0], nil, nil, cr, cx, cw, N: 2, H: H, W: W, C: C, OC: OC, accumulate: true, workspace: ws)
                 }
+            }
+        }
+    }
+
+    /// The architecture vocabulary's backwards (ArchitectureLayerTests checks their values).
+    func testArchitectureBackwardsWriteInputsAccumulateParameters() {
+        let N = 2, H = 4, W = 6, C = 8, OC = 16, M = N * H * W
+        let x = randomArray(M * C, seed: 300), r = randomArray(M * OC, seed: 301), rc = randomArray(M * C, seed: 302)
+        assertRule("avgpool [dx]", [(M * C, .written)]) { d in avgPool2x2Backward(d[0], rc, N: N, H: H, W: W, C: C) }
+        let w5 = randomArray(25 * C * OC, seed: 303, scale: 0.3)
+        assertRule("conv5x5 [dx, dw, db]", [(M * C, .written), (w5.count, .accumulated), (OC, .accumulated)], relativeTolerance: 1e-6) { d in
+            convBackward(d[0], d[1], d[2], r, x, w5, N: N, H: H, W: W, C: C, OC: OC, k: 5, workspace: ConvWorkspace(workers: 2))
+        }
+        let dw = randomArray(25 * C, seed: 304)
+        assertRule("depthwise [dx, dw]", [(M * C, .written), (dw.count, .accumulated)], relativeTolerance: 1e-6) { d in
+            depthwiseConvBackward(d[0], d[1], rc, x, dw, N: N, H: H, W: W, C: C, k: 5, workers: 2)
+        }
+        let pw = randomArray(C * OC, seed: 305)
+        assertRule("pointwise [dx, dw, db]", [(M * C, .written), (pw.count, .accumulated), (OC, .accumulated)], relativeTolerance: 1e-6) { d in
+            pointwiseConvBackward(d[0], d[1], d[2], r, x, pw, M: M, C: C, OC: OC, workers: 2)
+        }
+        let g = randomArray(C, seed: 306).map { 1 + 0.3 * $0 }
+        var mean = [Float](repeating: 0, count: C), rstd = mean, rm = mean, rv = [Float](repeating: 1, count: C)
+        batchNormStatistics(mean: &mean, rstd: &rstd, runningMean: &rm, runningVar: &rv, x, M: M, C: C, training: true)
+        assertRule("bn unmasked [dx, dres, dgamma, dbeta]", [(M * C, .written), (M * C, .written), (C, .accumulated), (C, .accumulated)]) { d in
+            batchNormBackward(d[0], dresidual: d[1], dgamma: d[2], dbeta: d[3], rc, inp: x, gamma: g, mean: mean, rstd: rstd,
+                              M: M, C: C, training: true)
+        }
+        // Attention: dy and the shortcut's share written, parameters accumulated.
+        let y = randomArray(M * OC, seed: 307, scale: 2)
+        let se = SqueezeExcitationLayer(block: 1, C: OC, R: 4, H: H, W: W)
+        se.allocate(batch: N)
+        var rng = RNG(seed: 308)
+        for p in se.parameters { for i in 0..<p.value.count { p.value[i] = rng.uniform(-0.8, 0.8) } }
+        var out = [Float](repeating: 0, count: M * OC)
+        se.forward(&out, preactivation: nil, y, shortcut: nil, activation: .relu, N: N, workers: 1)
+        assertRule("se [dy, ds, fc1.w, fc1.b, fc2.w, fc2.b]", [(M * OC, .written), (M * OC, .written)] + se.parameters.map { ($0.value.count, .accumulated) },
+                   relativeTolerance: 1e-6) { d in
+            for (k, p) in se.parameters.enumerated() { p.grad.data.update(from: d[2 + k], count: p.grad.count) }
+            se.backward(d[0], dshortcut: d[1], r, y, N: N, workers: 2)
+            for (k, p) in se.parameters.enumerated() { d[2 + k].update(from: p.grad.data, count: p.grad.count) }
+        }
+        for batchNorm in [true, false] {
+            let cb = CBAMLayer(block: 1, C: OC, R: 4, H: H, W: W, batchNorm: batchNorm)
+            cb.allocate(batch: N)
+            for p in cb.parameters { for i in 0..<p.value.count { p.value[i] = rng.uniform(-0.8, 0.8) } }
+            cb.forward(&out, preactivation: nil, y, shortcut: nil, activation: .relu, N: N, training: true, workers: 1)
+            assertRule("cbam bn \(batchNorm) [dy, ds, parameters]", [(M * OC, .written), (M * OC, .written)] + cb.parameters.map { ($0.value.count, .accumulated) },
+                       relativeTolerance: 1e-6) { d in
+                for (k, p) in cb.parameters.enumerated() { p.grad.data.update(from: d[2 + k], count: p.grad.count) }
+                cb.backward(d[0], dshortcut: d[1], r, y, N: N, training: true, workers: 2)
+                for (k, p) in cb.parameters.enumerated() { d[2 + k].update(from: p.grad.data, count: p.grad.count) }
             }
         }
     }

@@ -33,7 +33,7 @@ final class LayerGradientTests: XCTestCase {
         func forward(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
             var out = [Float](repeating: 0, count: N * H * W * OC)
             b.withUnsafeBufferPointer { bp in
-                conv3x3Forward(&out, x, w, bias ? bp.baseAddress : nil, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+                convForward(&out, x, w, bias ? bp.baseAddress : nil, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
             }
             return out
         }
@@ -44,7 +44,7 @@ final class LayerGradientTests: XCTestCase {
         var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
         var db = [Float](repeating: 0, count: OC)
         db.withUnsafeMutableBufferPointer { dbp in
-            conv3x3Backward(&dx, &dw, bias ? dbp.baseAddress : nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+            convBackward(&dx, &dw, bias ? dbp.baseAddress : nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
         }
         let loss = { (x: [Float], w: [Float], b: [Float]) in dot(forward(x, w, b), r) }
         assertGradient("conv dx", x: &x, analytic: dx) { loss($0, w, b) }
@@ -89,14 +89,14 @@ final class LayerGradientTests: XCTestCase {
             func expected() -> [Float] { direct.indices.map { i in max(0, direct[i] * scale[i % OC] + b[i % OC] + res[i]) } }
             for cached in [false, true] {
                 var out = [Float](repeating: .nan, count: direct.count)
-                conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, scale: scale, residual: res, relu: true,
+                convForward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, scale: scale, residual: res, relu: true,
                                kernelCache: cached ? cache : nil, workspace: ws)
                 XCTAssertLessThan(maxAbsDiff(out, expected()), 1e-4, "\(H)x\(W)x\(C) cached: \(cached)")
                 XCTAssertTrue(out.contains(0) && out.contains { $0 > 0 }, "the ReLU had something to clip")
             }
             scale[OC - 1] += 1
             var out = [Float](repeating: .nan, count: direct.count)
-            conv3x3Forward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, scale: scale, residual: res, relu: true,
+            convForward(&out, x, w, b, N: N, H: H, W: W, C: C, OC: OC, scale: scale, residual: res, relu: true,
                            kernelCache: cache, workspace: ws)
             XCTAssertLessThan(maxAbsDiff(out, expected()), 1e-4, "\(H)x\(W)x\(C): a changed scale remakes the kernel")
         }
@@ -112,7 +112,7 @@ final class LayerGradientTests: XCTestCase {
         var w = randomArray(9 * C * OC, seed: 92, scale: 0.3)
         func conv() -> [Float] {
             var out = [Float](repeating: 0, count: N * H * W * OC)
-            conv3x3Forward(&out, x, w, nil, N: N, H: H, W: W, C: C, OC: OC, kernelCache: cache, workspace: ws)
+            convForward(&out, x, w, nil, N: N, H: H, W: W, C: C, OC: OC, kernelCache: cache, workspace: ws)
             return out
         }
         let first = conv()
@@ -141,7 +141,7 @@ final class LayerGradientTests: XCTestCase {
             let r = randomArray(N * H * W * OC, seed: 73)
             func backward(_ ws: ConvWorkspace) -> (dx: [Float], dw: [Float]) {
                 var dx = randomArray(x.count, seed: 74), dw = randomArray(w.count, seed: 75)
-                conv3x3Backward(&dx, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
+                convBackward(&dx, &dw, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: ws)
                 return (dx, dw)
             }
             let im2col = ConvWorkspace(workers: 1); im2col.winograd = false
@@ -192,7 +192,7 @@ final class LayerGradientTests: XCTestCase {
             conv3x3WinogradWeightGradient(&dw, r, x, N: N, H: H, W: W, C: C, OC: OC, tile: tile, workspace: ws)
             var dxRef = [Float](repeating: 0, count: x.count), dwRef = dwPrior
             let im2col = ConvWorkspace(workers: 1); im2col.winograd = false
-            conv3x3Backward(&dxRef, &dwRef, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: im2col)
+            convBackward(&dxRef, &dwRef, nil, r, x, w, N: N, H: H, W: W, C: C, OC: OC, workspace: im2col)
             XCTAssertLessThan(maxAbsDiff(dx, dxRef), 1e-4, "dx \(tag)")
             // dw sums N*H*W products per entry: the tolerance scales with its size.
             let scale = dwRef.map(abs).max()!
@@ -271,21 +271,6 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(rv[0], 0.9 + 0.1 * 14 / 3, accuracy: 1e-6)                   // unbiased 14/3
     }
 
-    func testAddReLU() {
-        let n = 20
-        var x = randomArray(n, seed: 20), res = randomArray(n, seed: 21)
-        let r = randomArray(n, seed: 22)
-        func forward(_ x: [Float], _ res: [Float]) -> [Float] {
-            var out = [Float](repeating: 0, count: n)
-            addReLUForward(&out, x, residual: res, count: n)
-            return out
-        }
-        var dx = [Float](repeating: 0, count: n), dres = [Float](repeating: 0, count: n)
-        addReLUBackward(&dx, dresidual: &dres, r, out: forward(x, res), count: n)
-        assertGradient("addrelu dx", x: &x, analytic: dx, eps: 1e-3) { dot(forward($0, res), r) }
-        assertGradient("addrelu dres", x: &res, analytic: dres, eps: 1e-3) { dot(forward(x, $0), r) }
-    }
-
     func testMaxPool() {
         let N = 2, H = 4, W = 6, C = 3
         // Distinct values, spaced wider than eps, so no max changes under the perturbation.
@@ -326,12 +311,12 @@ final class LayerGradientTests: XCTestCase {
         func forward(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
             var z = [Float](repeating: 0, count: N * OUT), a = z
             denseForward(&z, x, w, b, N: N, IN: IN, OUT: OUT)
-            reluForward(&a, z, count: N * OUT)
+            activationForward(.relu, &a, z, count: N * OUT)
             return a
         }
         let a = forward(x, w, b)
         var dz = [Float](repeating: 0, count: N * OUT)
-        reluBackward(&dz, r, out: a, count: N * OUT)
+        activationBackward(.relu, &dz, r, inp: a, out: a, count: N * OUT)
         var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: OUT)
         denseBackward(&dx, &dw, &db, dz, x, w, N: N, IN: IN, OUT: OUT)
         assertGradient("dense dx", x: &x, analytic: dx, eps: 1e-3) { dot(forward($0, w, b), r) }

@@ -97,7 +97,46 @@ final class CAMTests: XCTestCase {
         let stopped1 = Array(first.da.array.prefix(n1))
         model.backward(dlogits: seed, N: 1, training: false)
         XCTAssertEqual(stopped1, Array(first.da.array.prefix(n1)))
-        XCTAssertTrue(model.blocks[0].last!.addsResidual, "block 1 has a skip: both producers ran")
+        XCTAssertTrue(model.blocks[0].units.last!.addsResidual, "block 1 has a skip: both producers ran")
         XCTAssertThrowsError(try Explainer(model: model, layer: "block9.conv1"))
+    }
+
+    /// Grad-CAM on any explainable layer of a model with attention and a
+    /// projection: a block's output (after attention, the shortcut and the
+    /// activation), the projection, a convolution before attention; maps are
+    /// Grad-CAM of the layer's activation and its gradient (one backward that
+    /// stops there), and unknown layers are refused naming the valid ones.
+    func testExplainerOnBlockOutputsAndTheNewLayers() throws {
+        let cfg = ModelConfig(widths: [4, 8], convsPerBlock: [2, 1], hidden: 0, dropout: 0, classes: 6, conv: .separable,
+                              shortcut: .projection, attention: .cbam, attentionReduction: 2)
+        let model = Model(config: cfg, imageSize: 8)
+        var rng = RNG(seed: 5)
+        model.initialize(rng: &rng)
+        let x = (0..<(2 * 8 * 8 * 3)).map { _ in rng.uniform(-1, 1) }
+        for layer in ["block2", "block2.shortcut", "block2.conv1", "block1", "block1.conv1"] {
+            let ex = try Explainer(model: model, layer: layer)
+            let r = ex.explain(x, N: 2, targets: [1, 4], methods: [.gradCAM])
+            // By hand: the full backward leaves the same gradient at the layer.
+            var seed = [Float](repeating: 0, count: 12); seed[1] = 1; seed[6 + 4] = 1
+            model.forward(x, N: 2, training: false, rng: &rng)
+            model.backward(dlogits: seed, N: 2, training: false)
+            let l = try XCTUnwrap(model.explainableLayer(named: layer))
+            let P = l.H * l.W
+            for n in 0..<2 {
+                let raw = CAM.gradCAM(l.activation.data + n * P * l.C, l.gradient.data + n * P * l.C, P: P, C: l.C).map
+                let expected = CAM.normalized(CAM.upsample(raw, h: l.H, w: l.W, to: 8))
+                XCTAssertEqual(r.maps[.gradCAM]![n].count, 64)
+                for i in 0..<64 { XCTAssertEqual(r.maps[.gradCAM]![n][i], expected[i], accuracy: 1e-5, "\(layer) image \(n)") }
+            }
+        }
+        XCTAssertThrowsError(try Explainer(model: model, layer: "block2.se")) {
+            XCTAssertTrue("\($0)".contains("layers: block1.conv1, block1.conv2, block1.shortcut, block1, block2.conv1, block2.shortcut, block2"), "\($0)")
+        }
+        // The randomization check walks every layer with weights, from the top.
+        XCTAssertEqual(CascadingRandomization.stages(model).map(\.0),
+                       ["fc2", "block2.cbam", "block2.shortcut", "block2.conv1", "block1.cbam", "block1.shortcut", "block1.conv2", "block1.conv1"])
+        XCTAssertEqual(CascadingRandomization.stages(model).first { $0.0 == "block1.conv2" }!.1.map(\.name),
+                       ["block1.conv2.depthwise.weight", "block1.conv2.pointwise.weight"])
+        XCTAssertEqual(CascadingRandomization.stages(model).first { $0.0 == "block2.cbam" }!.1.map(\.name).last, "block2.cbam.spatial.conv.weight")
     }
 }

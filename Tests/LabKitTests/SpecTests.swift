@@ -51,6 +51,8 @@ final class SpecTests: XCTestCase {
             "no_rotation": ["augment.rotation"], "lr_1e-3": ["train.lr"], "batch_32": ["train.batch_size"],
             "class_weights": ["train.class_weights"], "class_weights_per_class": ["train.class_weights"],
             "balanced_sampling": ["train.sampling"], "logit_adjustment": ["train.logit_adjustment"], "final": ["evaluate.test"],
+            "se": ["model.attention"], "cbam": ["model.attention"], "separable": ["model.conv"], "projection": ["model.shortcut"],
+            "kernel_5": ["model.kernel"], "avg_pool": ["model.pool"], "silu": ["model.activation"], "no_hidden": ["model.hidden"],
         ]
         for (name, keys) in expected {
             let s = try SpecLoader.load(experiments.appendingPathComponent("\(name).json").path)
@@ -69,7 +71,7 @@ final class SpecTests: XCTestCase {
 
     func testBadSpecsNameFileAndKey() {
         let typo = write("typo.json", #"{"model": {"skp": false}}"#)
-        XCTAssertEqual(error(typo), "\(typo): model.skp: unknown key (did you mean model.skip?); valid here: batch_norm, convs_per_block, dropout, hidden, skip, widths")
+        XCTAssertEqual(error(typo), "\(typo): model.skp: unknown key (did you mean model.skip?); valid here: activation, attention, attention_reduction, batch_norm, conv, convs_per_block, dropout, hidden, kernel, pool, shortcut, skip, widths")
         let type = write("type.json", #"{"train": {"lr": "fast"}}"#)
         XCTAssertEqual(error(type), "\(type): train.lr: expected a number in 1e-07...1.0, got \"fast\"")
         let range = write("range.json", #"{"dataset": {"source": "imagenet"}}"#)
@@ -86,6 +88,52 @@ final class SpecTests: XCTestCase {
         let pools = write("pools.json", #"{"dataset": {"image_size": 66}}"#)
         XCTAssertTrue(error(pools).contains("image_size: 66 is not divisible by 2^2"), error(pools))
         XCTAssertEqual(error(dir.appendingPathComponent("none.json").path), "\(dir.appendingPathComponent("none.json").path): no such spec file")
+    }
+
+    /// The architecture keys (DESIGN.md §9): a bad value is one line naming
+    /// the file, the key path and the allowed values; a combination the
+    /// engine cannot run names both keys; at its default a key is left out of
+    /// the resolved spec (every stored spec keeps its hash).
+    func testArchitectureKeys() throws {
+        let cases: [(String, String)] = [
+            (#""activation": "tanh""#, #"model.activation: expected one of relu, leaky_relu, elu, silu, got "tanh""#),
+            (#""pool": "min""#, #"model.pool: expected one of max, avg, got "min""#),
+            (#""kernel": 7"#, "model.kernel: expected one of 3, 5, got 7"),
+            (#""kernel": "5""#, #"model.kernel: expected one of 3, 5, got "5""#),
+            (#""conv": "depthwise""#, #"model.conv: expected one of standard, separable, got "depthwise""#),
+            (#""shortcut": "identity""#, #"model.shortcut: expected one of inner, projection, got "identity""#),
+            (#""attention": "eca""#, #"model.attention: expected one of none, se, cbam, got "eca""#),
+            (#""attention": "se", "attention_reduction": 0"#, "model.attention_reduction: expected an integer in 1...4096, got 0"),
+            (#""hidden": -1"#, "model.hidden: expected an integer in 0...65536, got -1"),
+        ]
+        for (model, message) in cases {
+            let path = write("bad.json", "{\"model\": {\(model)}}")
+            XCTAssertEqual(error(path), "\(path): \(message)")
+            XCTAssertEqual(error(path).split(separator: "\n").count, 1)
+        }
+        let both = write("both.json", #"{"model": {"skip": false, "shortcut": "projection"}}"#)
+        XCTAssertEqual(error(both), "\(both): model.shortcut: projection adds a shortcut, but skip is false (set skip true, or shortcut inner)")
+        let reduction = write("reduction.json", #"{"model": {"attention_reduction": 8}}"#)
+        XCTAssertEqual(error(reduction), "\(reduction): model.attention_reduction: applies to attention se or cbam, but attention is none")
+        let pools = write("pools.json", #"{"dataset": {"image_size": 30}, "model": {"widths": [8, 16, 32]}}"#)
+        XCTAssertEqual(error(pools), "\(pools): dataset.image_size: 30 is not divisible by 2^2 = 4: widths has 3 blocks, with a 2x2 pool after each but the last")
+
+        // Spelled at their defaults, the keys change nothing: same resolved JSON, same hash.
+        let plain = try SpecLoader.load(write("plain.json", #"{"name": "x"}"#))
+        let spelled = try SpecLoader.load(write("spelled.json", #"{"name": "x", "model": {"activation": "relu", "pool": "max", "kernel": 3, "conv": "standard", "shortcut": "inner", "attention": "none", "attention_reduction": 16}}"#))
+        XCTAssertEqual(spelled.resolvedJSON, plain.resolvedJSON)
+        XCTAssertFalse(plain.resolvedJSON.contains("attention"))
+        let se = try SpecLoader.load(write("se.json", #"{"name": "x", "model": {"attention": "se", "attention_reduction": 8, "hidden": 0}}"#))
+        XCTAssertTrue(se.resolvedJSON.contains(#""attention":"se","attention_reduction":8"#), se.resolvedJSON)
+        XCTAssertEqual(se.model.config.attention, .se); XCTAssertEqual(se.model.config.attentionReduction, 8)
+        XCTAssertEqual(se.model.config.hidden, 0)
+
+        // Grad-CAM's layers: every convolution, the projection, each block's output.
+        let proj = try SpecLoader.load(write("proj.json", #"{"model": {"shortcut": "projection", "widths": [8, 16], "convs_per_block": [2, 1]}, "explain": {"layer": "block2"}}"#))
+        XCTAssertEqual(proj.model.convolutionNames, ["block1.conv1", "block1.conv2", "block1.shortcut", "block1", "block2.conv1", "block2.shortcut", "block2"])
+        XCTAssertEqual(proj.explain.layer, "block2")
+        let noLayer = write("nolayer.json", #"{"explain": {"layer": "block1.shortcut"}}"#)
+        XCTAssertTrue(error(noLayer).hasPrefix("\(noLayer): explain.layer: no layer block1.shortcut in this model; layers: block1.conv1, block1.conv2, block1, block2.conv1"), error(noLayer))
     }
 
     func set(_ args: String...) -> [SpecOverride] { args.map { SpecOverride($0)! } }
@@ -133,7 +181,7 @@ final class SpecTests: XCTestCase {
     func testBadSetNamesTheSetNotTheFile() {
         let path = write("base.json", #"{"name": "base"}"#)
         XCTAssertEqual(error(path, set("model.skp=false")),
-                       "--set model.skp: unknown key (did you mean model.skip?); valid here: batch_norm, convs_per_block, dropout, hidden, skip, widths")
+                       "--set model.skp: unknown key (did you mean model.skip?); valid here: activation, attention, attention_reduction, batch_norm, conv, convs_per_block, dropout, hidden, kernel, pool, shortcut, skip, widths")
         XCTAssertEqual(error(path, set("train.lr=fast")), "--set train.lr: expected a number in 1e-07...1.0, got \"fast\"")
         XCTAssertEqual(error(path, set("model.widths=[16,32")), "--set model.widths: expected an array of 1...8 integers in 1...4096, got \"[16,32\"")
         XCTAssertTrue(error(path, set("modle.skip=false")).hasPrefix("--set modle: unknown key (did you mean model?)"), error(path, set("modle.skip=false")))

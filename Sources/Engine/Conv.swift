@@ -1,14 +1,15 @@
 import Dispatch
 
-// 3x3 convolution, stride 1, zero padding 1, NHWC.
-// Forward: tiled im2col then one GEMM per tile, so the column buffer stays
-// cache-sized instead of N*H*W*9*C floats. Backward: per tile, the weight
-// gradient is one GEMM against the (recomputed) columns and the input
-// gradient one GEMM into a column buffer scattered back by col2im.
+// k x k convolution (k odd: 3 or 5), stride 1, zero padding k/2 ("same"),
+// NHWC. 3x3 takes Winograd where it applies (Winograd.swift); otherwise,
+// and for every k, tiled im2col then one GEMM per tile, so the column
+// buffer stays cache-sized instead of N*H*W*k*k*C floats. Backward: per
+// tile, the weight gradient is one GEMM against the (recomputed) columns;
+// the input gradient is the forward of the rotated kernel (flipKernel).
 //
 // Weight layout inside the engine: w[K = (ky, kx, c), OC] (HWIO), so the
 // forward GEMM needs no transpose. Checkpoints convert to PyTorch's
-// [OC, C, 3, 3] (Checkpoint.swift).
+// [OC, C, k, k] (Parameter.swift).
 
 /// Column buffers for every convolution of a model, one set per worker;
 /// grows, never shrinks, so a training step allocates nothing.
@@ -26,7 +27,7 @@ public final class ConvWorkspace {
     public var winograd = true
     private(set) var cols: [UnsafeMutablePointer<Float>]
     private(set) var dws: [UnsafeMutablePointer<Float>]    // per-worker weight-gradient partials
-    private(set) var flipped: UnsafeMutablePointer<Float>  // [9*OC, C] weights for the input gradient
+    private(set) var flipped: UnsafeMutablePointer<Float>  // [k*k*OC, C] weights for the input gradient
     private(set) var flipped2: UnsafeMutablePointer<Float> // [36, C, OC] Winograd-transformed weights
     private var colCapacity = 0, dwCapacity = 0
 
@@ -71,44 +72,43 @@ public final class ConvWorkspace {
 }
 
 /// Columns for output rows r0..<r1 (r = n*H + y): col[(r-r0)*W + x, (ky, kx, c)].
-/// Each (ky) patch row is 3*C contiguous input floats except at the left and
-/// right border, so the interior is three-wide block copies.
+/// Each (ky) patch row is k*C contiguous input floats except within k/2 of
+/// the left and right border, so the interior is k-wide block copies.
 @inline(__always)
 private func im2colRows(
-    _ col: UnsafeMutablePointer<Float>,   // [(r1-r0)*W, 9*C]
+    _ col: UnsafeMutablePointer<Float>,   // [(r1-r0)*W, k*k*C]
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
-    r0: Int, r1: Int, H: Int, W: Int, C: Int
+    r0: Int, r1: Int, H: Int, W: Int, C: Int, k: Int
 ) {
-    let K = 9 * C, C3 = 3 * C
+    let p = k / 2, K = k * k * C, kC = k * C
+    // Output columns whose patch row lies inside the image: [x0, x1).
+    let x0 = min(p, W), x1 = max(x0, W - p)
     for r in r0..<r1 {
         let n = r / H, y = r % H
         let rowBase = col + (r - r0) * W * K
-        for ky in 0..<3 {
-            let iy = y + ky - 1
+        for ky in 0..<k {
+            let iy = y + ky - p
             if iy < 0 || iy >= H {
-                for x in 0..<W { (rowBase + x * K + ky * C3).update(repeating: 0, count: C3) }
+                for x in 0..<W { (rowBase + x * K + ky * kC).update(repeating: 0, count: kC) }
                 continue
             }
             let src = inp + (n * H + iy) * W * C
-            // x = 0: left neighbour is padding.
-            var dst = rowBase + ky * C3
-            dst.update(repeating: 0, count: C)
-            (dst + C).update(from: src, count: min(2, W) * C)
-            if W == 1 { (dst + 2 * C).update(repeating: 0, count: C); continue }
-            if W > 2 {
-                for x in 1..<(W - 1) {
-                    copyRun(rowBase + x * K + ky * C3, src + (x - 1) * C, C3)
+            // Near the borders: tap by tap, padding where the patch leaves the image.
+            @inline(__always) func border(_ x: Int) {
+                let dst = rowBase + x * K + ky * kC
+                for kx in 0..<k {
+                    let ix = x + kx - p
+                    if ix < 0 || ix >= W { (dst + kx * C).update(repeating: 0, count: C) } else { (dst + kx * C).update(from: src + ix * C, count: C) }
                 }
             }
-            // x = W-1: right neighbour is padding.
-            dst = rowBase + (W - 1) * K + ky * C3
-            dst.update(from: src + (W - 2) * C, count: 2 * C)
-            (dst + 2 * C).update(repeating: 0, count: C)
+            for x in 0..<x0 { border(x) }
+            for x in x0..<x1 { copyRun(rowBase + x * K + ky * kC, src + (x - p) * C, kC) }
+            for x in x1..<W { border(x) }
         }
     }
 }
 
-/// dst[0..<n] = src[0..<n] for the short runs of im2col (3 C floats: 9 in
+/// dst[0..<n] = src[0..<n] for the short runs of im2col (k C floats: 9 in
 /// block1.conv1), in 8-float vectors, the last one overlapping: a memmove
 /// call per run cost more than the copy (2.3% of a 1-thread quickstart epoch).
 @inline(__always)
@@ -131,12 +131,12 @@ func addInto(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ 
 /// out = relu?(scale * conv(inp) + bias + residual), or out += conv(inp) (+ bias)
 /// with `accumulate` (the input-gradient pass). Eval passes batch norm as
 /// scale and bias, so one call writes a unit's activation.
-public func conv3x3Forward(
+public func convForward(
     _ out: UnsafeMutablePointer<Float>,   // [N, H, W, OC]
     _ inp: UnsafePointer<Float>,          // [N, H, W, C]
-    _ weight: UnsafePointer<Float>,       // [9*C, OC]
+    _ weight: UnsafePointer<Float>,       // [k*k*C, OC]
     _ bias: UnsafePointer<Float>?,        // [OC] or nil
-    N: Int, H: Int, W: Int, C: Int, OC: Int,
+    N: Int, H: Int, W: Int, C: Int, OC: Int, k: Int = 3,
     scale: UnsafePointer<Float>? = nil,     // [OC] or nil
     residual: UnsafePointer<Float>? = nil,  // [N, H, W, OC] or nil
     relu: Bool = false,
@@ -145,12 +145,13 @@ public func conv3x3Forward(
     workspace ws: ConvWorkspace
 ) {
     precondition(!accumulate || (scale == nil && residual == nil && !relu), "accumulate takes no epilogue")
-    if ws.winograd, let tile = ConvWorkspace.winogradTile(N: N, H: H, W: W, C: C, OC: OC, cached: kernelCache != nil) {
+    precondition(k % 2 == 1, "convolutions have odd kernels")
+    if k == 3, ws.winograd, let tile = ConvWorkspace.winogradTile(N: N, H: H, W: W, C: C, OC: OC, cached: kernelCache != nil) {
         conv3x3WinogradForward(out, inp, weight, bias, N: N, H: H, W: W, C: C, OC: OC, tile: tile, scale: scale,
                                residual: residual, relu: relu, accumulate: accumulate, kernelCache: kernelCache, workspace: ws)
         return
     }
-    let K = 9 * C
+    let K = k * k * C
     let rows = N * H
     let R = ws.rowsPerTile(rows: rows, W: W, K: K)
     let tiles = (rows + R - 1) / R
@@ -162,7 +163,7 @@ public func conv3x3Forward(
             let r0 = t * R, r1 = min(rows, r0 + R)
             let M = (r1 - r0) * W
             let o = out + r0 * W * OC
-            im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C)
+            im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C, k: k)
             if (bias == nil || epilogue) && !accumulate && OC % 8 == 0 && K <= 256 {
                 // block1.conv1: K = 27 is too short for OpenBLAS's packing to pay. Long
                 // K (wide layers at small N) stays in OpenBLAS, which blocks over K.
@@ -202,37 +203,38 @@ private func convEpilogue(_ out: UnsafeMutablePointer<Float>, scale: UnsafePoint
     } }
 }
 
-/// The input gradient of a 3x3 "same" convolution is itself a 3x3 "same"
+/// The input gradient of a k x k "same" convolution is itself a k x k "same"
 /// convolution of the output gradient with the kernel rotated 180 degrees
-/// and its channel axes swapped: wf[(2-ky, 2-kx, oc), c] = w[(ky, kx, c), oc].
+/// and its channel axes swapped: wf[(k-1-ky, k-1-kx, oc), c] = w[(ky, kx, c), oc].
 /// Computing it that way writes disjoint output rows per tile (no col2im
 /// scatter, so tiles run in parallel) and keeps GEMM shapes as wide as the
 /// forward's.
 @inline(__always)
-func flipKernel(_ wf: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, C: Int, OC: Int) {
-    for k in 0..<9 {
-        let kf = 8 - k
+func flipKernel(_ wf: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, C: Int, OC: Int, k: Int = 3) {
+    let taps = k * k
+    for t in 0..<taps {
+        let tf = taps - 1 - t
         for c in 0..<C {
-            let src = w + (k * C + c) * OC
-            for o in 0..<OC { wf[(kf * OC + o) * C + c] = src[o] }
+            let src = w + (t * C + c) * OC
+            for o in 0..<OC { wf[(tf * OC + o) * C + c] = src[o] }
         }
     }
 }
 
 /// dinp is written, or added to with `accumulate` (a block's first
 /// activation, whose skip wrote its share first); dweight and dbias accumulate.
-public func conv3x3Backward(
+public func convBackward(
     _ dinp: UnsafeMutablePointer<Float>?,  // [N, H, W, C]; nil for the network input
-    _ dweight: UnsafeMutablePointer<Float>?, // [9*C, OC], accumulated; nil skips it
+    _ dweight: UnsafeMutablePointer<Float>?, // [k*k*C, OC], accumulated; nil skips it
     _ dbias: UnsafeMutablePointer<Float>?,  // [OC], accumulated, or nil
     _ dout: UnsafePointer<Float>,           // [N, H, W, OC]
     _ inp: UnsafePointer<Float>,            // [N, H, W, C]
-    _ weight: UnsafePointer<Float>,         // [9*C, OC]
-    N: Int, H: Int, W: Int, C: Int, OC: Int,
+    _ weight: UnsafePointer<Float>,         // [k*k*C, OC]
+    N: Int, H: Int, W: Int, C: Int, OC: Int, k: Int = 3,
     accumulate: Bool = false,
     workspace ws: ConvWorkspace
 ) {
-    let K = 9 * C
+    let K = k * k * C
     let rows = N * H
     if let dbias {
         for m in 0..<(rows * W) {
@@ -248,8 +250,8 @@ public func conv3x3Backward(
     // Room for the Winograd-transformed kernel too: the input-gradient
     // convolution below may take that path, and growing the buffers then
     // would free `flipped` while it is being read.
-    ws.reserveWeights(36 * C * OC)
-    if let dweight, ws.winograd, let tile = ConvWorkspace.winogradWeightGradientTile(N: N, H: H, W: W, C: C, OC: OC) {
+    ws.reserveWeights(max(36, k * k) * C * OC)
+    if let dweight, k == 3, ws.winograd, let tile = ConvWorkspace.winogradWeightGradientTile(N: N, H: H, W: W, C: C, OC: OC) {
         conv3x3WinogradWeightGradient(dweight, dout, inp, N: N, H: H, W: W, C: C, OC: OC, tile: tile, workspace: ws)
     } else if let dweight {
         ws.parallel { worker in
@@ -257,7 +259,7 @@ public func conv3x3Backward(
             dw.update(repeating: 0, count: K * OC)
             for t in stride(from: worker, to: tiles, by: ws.workers) {
                 let r0 = t * R, r1 = min(rows, r0 + R)
-                im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C)
+                im2colRows(col, inp, r0: r0, r1: r1, H: H, W: W, C: C, k: k)
                 gemm(transA: true, transB: false, m: K, n: OC, k: (r1 - r0) * W,
                      col, lda: K, dout + r0 * W * OC, ldb: OC, beta: 1, dw, ldc: OC)
             }
@@ -265,7 +267,7 @@ public func conv3x3Backward(
         for w in 0..<ws.workers { addInto(dweight, ws.dws[w], K * OC) }
     }
     if let dinp {
-        flipKernel(ws.flipped, weight, C: C, OC: OC)
-        conv3x3Forward(dinp, dout, ws.flipped, nil, N: N, H: H, W: W, C: OC, OC: C, accumulate: accumulate, workspace: ws)
+        flipKernel(ws.flipped, weight, C: C, OC: OC, k: k)
+        convForward(dinp, dout, ws.flipped, nil, N: N, H: H, W: W, C: OC, OC: C, k: k, accumulate: accumulate, workspace: ws)
     }
 }
