@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -41,6 +43,11 @@ let package = Package(
         .target(name: "LabRandom", swiftSettings: numeric),
         // The one user-facing error type (a line naming the culprit), under every layer that refuses input.
         .target(name: "Failures"),
+        // The one way lab starts another program (git, sbatch, python, its own children): swift-subprocess.
+        .target(
+            name: "ChildProcess",
+            dependencies: [.product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .target(name: "Engine", dependencies: ["CBLAS", "LabRandom"], swiftSettings: numeric),
         .target(
             name: "Faces",
@@ -55,36 +62,60 @@ let package = Package(
         // apart from Faces so that the real-data pipeline stays easy to read.
         .target(name: "Synthetic", dependencies: ["Faces", "LabRandom", "Failures"], swiftSettings: numeric),
         .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom", "Failures"], swiftSettings: numeric),
+        // The spec files: JSON values, the Codable spec types and their defaults, the schema
+        // every file is checked against, loading with `extends` and `--set`, and diffs.
+        .target(name: "Specs", dependencies: ["Engine", "Faces", "Failures"]),
+        // Comparisons and their statistics, metrics, reports, figures (SVG), the views of runs
+        // that `lab runs`, `lab show` and `lab serve` render, and the export.
         .target(
-            name: "LabKit",
-            dependencies: ["Engine", "Faces", "Synthetic", "Explain", "Registry", "LabRandom", "Failures"],
+            name: "Analysis",
+            dependencies: ["Specs", "Registry", "Explain", "Engine", "Faces", "LabRandom", "Failures"],
             resources: [.embedInCode("Resources/analysis.ipynb")]    // in the binary: a copied lab still exports
         ),
+        // A run from spec to registry rows: data, schedules, imbalance remedies, interruption,
+        // provenance, the test look, explanations; the benchmark and the BLAS kernel choice.
+        .target(
+            name: "Training",
+            dependencies: [
+                "Specs", "Analysis", "Registry", "Engine", "Faces", "Synthetic", "Explain", "LabRandom", "Failures", "ChildProcess",
+            ]
+        ),
+        // Many runs: plans, their state over registries and shards, the local pool, Slurm.
+        .target(name: "Sweeps", dependencies: ["Specs", "Analysis", "Training", "Registry", "Failures", "ChildProcess"]),
         .target(
             name: "Serve",
             dependencies: [
-                "LabKit", "Registry", "Faces", "Failures",
+                "Specs", "Analysis", "Training", "Sweeps", "Registry", "Faces", "Failures",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "lab",
             dependencies: [
-                "LabKit",
-                "Serve",
-                "Engine",
-                "Synthetic",
-                "Failures",
+                "Specs", "Analysis", "Training", "Sweeps", "Serve", "Registry", "Explain", "Engine", "Faces", "Synthetic", "Failures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "CLITests"),
-        .testTarget(name: "ServeTests", dependencies: ["Serve", "LabKit", "Registry", "Faces"]),
+        .testTarget(
+            name: "ServeTests",
+            dependencies: [
+                "Serve", "Specs", "Analysis", "Training", "Sweeps", "Registry", "Faces", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "Engine", "Faces", "LabRandom"], swiftSettings: numeric),
         .testTarget(
-            name: "LabKitTests",
-            dependencies: ["LabKit", "Registry", "Engine", "LabRandom", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "SpecsTests",
+            dependencies: ["Specs", "Registry", "Engine"],
             exclude: ["Fixtures"]    // read by path: specs that extend each other by relative path
+        ),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Specs", "LabRandom"], exclude: ["Fixtures"]),
+        // Tiny real runs: training, the registry rows they leave, merging, reports, sweep plans.
+        .testTarget(
+            name: "RunTests",
+            dependencies: [
+                "Specs", "Analysis", "Training", "Sweeps", "Registry", "Engine", "LabRandom", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "FacesTests",

@@ -1,6 +1,6 @@
 """Independent reference for lab's comparison statistics (numpy + scipy).
 
-    python3 python/check_statistics.py      # rewrites Tests/LabKitTests/Fixtures/statistics_reference.json
+    python3 python/check_statistics.py      # rewrites Tests/AnalysisTests/Fixtures/statistics_reference.json
 
 For seeded random arms of runs x images (0/1 correctness) it computes, with
 numpy arrays and scipy.stats.t rather than lab's own code:
@@ -12,7 +12,7 @@ numpy arrays and scipy.stats.t rather than lab's own code:
     (lab enumerates too up to 200,000 pairs of resamples and draws 4,000
     beyond, so the 7 vs 7 case holds lab's draws to the exact interval);
 and a table of Student t CDF values and quantiles, and the runs per arm a
-1-point difference needs at a few run spreads. LabKitTests' StatisticsReferenceTests
+1-point difference needs at a few run spreads. AnalysisTests. StatisticsReferenceTests
 hold lab's numbers to these.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "Tests", "LabKitTests", "Fixtures", "statistics_reference.json")
+OUT = os.path.join(ROOT, "Tests", "AnalysisTests", "Fixtures", "statistics_reference.json")
 ALPHA, POWER = 0.05, 0.8
 
 

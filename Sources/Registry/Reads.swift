@@ -147,6 +147,11 @@ extension Registry {
         }
     }
 
+    /// Whether the run has a checkpoint of this kind, without reading its bytes.
+    public func hasCheckpoint(run: String, kind: Checkpoint.Kind) throws -> Bool {
+        try read { try Checkpoint.filter(Registry.runID == run && Column("kind") == kind.rawValue).fetchCount($0) > 0 }
+    }
+
     /// The stored checkpoint bytes of one kind, without the optimizer state.
     public func checkpointData(run: String, kind: Checkpoint.Kind) throws -> Data? {
         try read {

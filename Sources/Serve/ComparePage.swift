@@ -1,6 +1,6 @@
 import Failures
 import Foundation
-import LabKit
+import Analysis
 import Registry
 
 /// `/compare?e=a&e=b`: the `lab compare` table and the validation curves overlaid.

@@ -1,13 +1,11 @@
 import Foundation
-import LabKit
+import Analysis
 import Registry
 
 /// `/runs/<id>`: everything the registry holds about one run.
 enum RunPage {
-    static func render(_ site: Site, _ row: RunRow) throws -> String {
-        let reg = site.registry
-        guard let run = try reg.run(row.id) else { throw NotFound() }
-        let epochs = try reg.epochs(run: row.id)
+    static func render(_ site: Site, _ view: RunView) throws -> String {
+        let (row, run, epochs) = (view.row, view.run, view.epochs)
         let live = row.status == .running
         var body = """
         <h1>\(HTML.esc(row.experiment)) <small>seed \(row.seed)</small></h1>
@@ -22,12 +20,12 @@ enum RunPage {
         <figure id="accuracy" data-src="/runs/\(HTML.url(row.id))/accuracy.svg">\(curve(.accuracy, row, epochs))</figure>
         </div>
         """
-        for split in ["val", "test"] { body += try evaluation(site, row, split: split) }
-        body += try explanations(reg, row.id)
-        body += try testLooks(reg, row.id)
+        for ev in view.evaluations { body += try evaluation(site, row, ev) }
+        body += explanations(view.explanations)
+        body += testLooks(view.testLooks)
         body += provenance(run)
         body += "<h2>Resolved spec</h2><pre>\(HTML.esc(SpecFacts.pretty(row.specJSON)))</pre>"
-        if try reg.checkpointData(run: row.id, kind: .best) != nil {
+        if view.hasBestCheckpoint {
             body += "<h2>Checkpoint</h2><p><a download href=\"/runs/\(HTML.url(row.id))/checkpoint/best.safetensors\">best.safetensors</a> (epoch \(run.bestEpoch.map(String.init) ?? "-"); PyTorch <code>state_dict</code> names)</p>"
         }
         return HTML.page(title: "\(row.experiment) \(row.id.prefix(10))", body: body)
@@ -36,7 +34,7 @@ enum RunPage {
     /// How long ago a running run last wrote (it is called dead after two minutes).
     static func heartbeat(_ row: RunRow) -> String {
         guard row.status == .running, let beat = Time.parse(row.heartbeatAt) else { return "" }
-        return " · heartbeat \(Runner.duration(Date().timeIntervalSince(beat))) ago"
+        return " · heartbeat \(Format.duration(Date().timeIntervalSince(beat))) ago"
     }
 
     enum Curve { case loss, accuracy }
@@ -53,26 +51,21 @@ enum RunPage {
     static func summary(_ r: Run) -> String {
         HTML.table(["best epoch", "best val acc", "val macro-F1", "test acc", "test macro-F1", "train time", "params"],
                    [[r.bestEpoch.map(String.init) ?? "-", HTML.pct(r.bestValAccuracy), HTML.f(r.bestValMacroF1), HTML.pct(r.testAccuracy),
-                     HTML.f(r.testMacroF1), r.trainSeconds.map { Runner.duration($0) } ?? "-", r.params.map(String.init) ?? "-"]],
+                     HTML.f(r.testMacroF1), r.trainSeconds.map { Format.duration($0) } ?? "-", r.params.map(String.init) ?? "-"]],
                    numeric: Set(0..<7))
     }
 
     /// Confusion matrices, per-class metrics and (validation) the most confident errors of one split.
-    static func evaluation(_ site: Site, _ row: RunRow, split: String) throws -> String {
-        let cells = try site.registry.confusion(run: row.id, split: split)
-        guard !cells.isEmpty else { return "" }
-        let m = Figures.matrix(cells)
-        let name = split == "val" ? "validation, best epoch" : "test"
+    static func evaluation(_ site: Site, _ row: RunRow, _ ev: RunView.Evaluation) throws -> String {
+        let (m, name) = (ev.matrix, ev.title)
         var s = "<h2>Confusion (\(name))</h2><div class=\"figures\">"
         s += "<figure>\(Figures.confusion(title: "\(row.experiment): \(name) (counts)", counts: m, normalized: false))</figure>"
         s += "<figure>\(Figures.confusion(title: "\(row.experiment): \(name) (row %)", counts: m, normalized: true))</figure></div>"
-        let metrics = try site.registry.classMetrics(run: row.id, split: split)
-        let byName = Dictionary(metrics.map { ($0.className, $0) }, uniquingKeysWith: { a, _ in a })
         s += "<h3>Per class (\(name))</h3>" + HTML.table(["class", "precision", "recall", "F1", "support"], Figures.classes.map { c in
-            let x = byName[c]
+            let x = ev.classes[c]
             return [HTML.esc(c), HTML.pct(x?.precision), HTML.pct(x?.recall), HTML.f(x?.f1, 3), x.map { "\($0.support)" } ?? "-"]
         }, numeric: [1, 2, 3, 4])
-        if split == "val" { s += try errors(site, row) }
+        if ev.split == "val" { s += try errors(site, row) }
         return s
     }
 
@@ -105,8 +98,7 @@ enum RunPage {
         return "<h3>Most confident errors (validation)</h3>" + HTML.table(["face", "Grad-CAM (predicted class)", "image", "true", "predicted", "confidence"], rows, id: "errors", numeric: [5]) + note
     }
 
-    static func explanations(_ reg: Registry, _ id: String) throws -> String {
-        let ex = try reg.explanationSummaries(run: id)
+    static func explanations(_ ex: [ExplanationSummary]) -> String {
         guard !ex.isEmpty else { return "" }
         return "<h2>Grad-CAM scores</h2><p class=\"summary\">Energy inside the expressive regions (a uniform map scores the region area), pointing-game hits, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful).</p>"
             + HTML.table(["split", "layer", "map", "images", "energy in regions", "region area", "pointing", "deletion AUC", "insertion AUC"],
@@ -115,8 +107,7 @@ enum RunPage {
                          numeric: Set(3...8))
     }
 
-    static func testLooks(_ reg: Registry, _ id: String) throws -> String {
-        let looks = try reg.testEvaluations(run: id)
+    static func testLooks(_ looks: [TestEvaluation]) -> String {
         guard !looks.isEmpty else { return "" }
         return "<h2>Test evaluations</h2>" + HTML.table(["evaluated", "accuracy", "macro-F1", "NLL", "ECE", "by"], looks.map { l in
             [HTML.esc(l.evaluatedAt), HTML.pct(l.accuracy), HTML.f(l.macroF1), HTML.f(l.nll), HTML.f(l.ece), HTML.esc(l.trigger)]

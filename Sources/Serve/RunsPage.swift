@@ -1,5 +1,6 @@
 import Foundation
-import LabKit
+import Analysis
+import Specs
 import Registry
 
 /// One cell of the runs table as both the page and /api/runs carry it, so
@@ -42,11 +43,11 @@ enum RunsPage {
             Cell(text: r.status.rawValue),
             Cell(text: epochs, sort: Double(r.epochsRun),
                  progress: running ? maxEpochs.map { min(1, Double(r.epochsRun) / Double(max(1, $0))) } : nil),
-            Cell(text: age.map { "\(Runner.duration($0)) ago" } ?? "-", sort: age),
+            Cell(text: age.map { "\(Format.duration($0)) ago" } ?? "-", sort: age),
             Cell(text: HTML.pct(r.bestValAccuracy), sort: r.bestValAccuracy),
             Cell(text: HTML.f(r.bestValMacroF1), sort: r.bestValMacroF1),
             Cell(text: HTML.pct(r.testAccuracy), sort: r.testAccuracy),
-            Cell(text: seconds.map { Runner.duration($0) } ?? "-", sort: seconds),
+            Cell(text: seconds.map { Format.duration($0) } ?? "-", sort: seconds),
             Cell(text: r.host ?? "-"),
         ]
     }

@@ -1,7 +1,9 @@
 import Faces
 import Foundation
 import Hummingbird
-import LabKit
+import Analysis
+import Training
+import Sweeps
 import Logging
 import Registry
 
@@ -30,7 +32,7 @@ public final class Site: @unchecked Sendable {
         lock.lock()
         if let known = gradCAMs[run] { lock.unlock(); return known[image] }
         lock.unlock()
-        let pictures = Report.gradCAMPairs(registry, run: run, images: errors).compactMapValues { Data(JPEG.encode($0, quality: 90)) }
+        let pictures = GradCAMPictures.pairs(registry, run: run, images: errors).compactMapValues { Data(JPEG.encode($0, quality: 90)) }
         if completed { lock.lock(); gradCAMs[run] = pictures; lock.unlock() }
         return pictures[image]
     }
@@ -41,8 +43,17 @@ public final class Site: @unchecked Sendable {
 
     /// The run a URL names (any unique id prefix), or a 404.
     func run(_ id: String?) throws -> RunRow {
+        try RunRow.one(registry, try resolve(id))
+    }
+
+    /// Everything about the run a URL names, or a 404.
+    func view(_ id: String?) throws -> RunView {
+        try RunView.load(registry, try resolve(id))
+    }
+
+    func resolve(_ id: String?) throws -> String {
         guard let id, let full = try? registry.resolveRun(id) else { throw NotFound("no run \(id ?? "") in this registry") }
-        return try RunRow.one(registry, full)
+        return full
     }
 }
 
@@ -66,7 +77,7 @@ public enum Serve {
             let runs = try RunRow.all(site.registry)
             return try Reply.json(RunsJSON(summary: RunsPage.summary(runs), runs: RunsPage.rows(runs, now: Date())))
         }
-        router.get("/runs/:id") { _, c in Reply.html(try RunPage.render(site, try site.run(c.parameters.get("id")))) }
+        router.get("/runs/:id") { _, c in Reply.html(try RunPage.render(site, try site.view(c.parameters.get("id")))) }
         router.get("/runs/:id/loss.svg") { _, c in try figure(site, c, .loss) }
         router.get("/runs/:id/accuracy.svg") { _, c in try figure(site, c, .accuracy) }
         router.get("/api/runs/:id/epochs") { _, c in
@@ -139,6 +150,24 @@ public enum Serve {
         logger.logLevel = .critical   // a failure to start is thrown, and told as one line
         return Application(router: router(site), configuration: .init(address: .hostname(host, port: port), serverName: nil),
                            onServerRunning: { _ in await onRunning() }, logger: logger)
+    }
+
+    /// Runs the application until Ctrl-C ends it. `lab`'s entry point is
+    /// synchronous (it may re-exec itself first); the server runs on Swift
+    /// concurrency, and this thread waits for it.
+    public static func runUntilStopped(_ app: some ApplicationProtocol & Sendable) throws {
+        try block { try await app.runService() }
+    }
+
+    static func block(_ body: @escaping @Sendable () async throws -> Void) throws {
+        final class Outcome: @unchecked Sendable { var error: Error? }   // written by the task before it signals: ordered by the semaphore
+        let outcome = Outcome(), done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await body() } catch { outcome.error = error }
+            done.signal()
+        }
+        done.wait()
+        if let e = outcome.error { throw e }
     }
 
     /// One line for a server that could not start (NIO's errors name syscalls).

@@ -1,5 +1,6 @@
 import Foundation
-import LabKit
+import Analysis
+import Sweeps
 import Registry
 
 /// Every sweep's tasks at a glance, from the registry and each sweep's

@@ -1,7 +1,7 @@
 import ArgumentParser
-import Foundation
 import Explain
-import LabKit
+import Foundation
+import Specs
 
 // Spec choices as option values: ArgumentParser lists their cases in the
 // help and rejects anything else with the valid spellings.

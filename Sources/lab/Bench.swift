@@ -1,8 +1,8 @@
 import ArgumentParser
 import Engine
-import Failures
 import Foundation
-import LabKit
+import Specs
+import Training
 
 extension Lab {
     struct Bench: ParsableCommand {
@@ -47,7 +47,7 @@ extension Lab {
             let r = Benchmark.run(config: config, modelName: name, imageSize: imageSize, batch: batch, steps: steps,
                                   threads: compute.threads, winograd: !im2col, progress: Progress.show)
             Progress.done()
-            print(BenchReport.text(r.result))
+            print(r.result.text)
             if torch {
                 print("")
                 let comparison = TorchComparison.run(r.result, threads: compute.threads, status: Progress.show)
@@ -55,40 +55,9 @@ extension Lab {
                 print(comparison)
             }
             if let checkpoint {
-                do {
-                    try Data(r.model.checkpoint(metadata: ["lab.source": "lab bench"])).write(to: URL(fileURLWithPath: checkpoint))
-                } catch {
-                    throw Failure(.io, "cannot write checkpoint \(checkpoint): \(error.localizedDescription)")
-                }
+                try Benchmark.writeCheckpoint(r.model, to: checkpoint)
                 print("checkpoint: \(checkpoint)")
             }
         }
-    }
-}
-
-enum BenchReport {
-    static func text(_ r: BenchmarkResult) -> String {
-        func f(_ v: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", v) }
-        var lines = [
-            "lab bench — \(r.modelName) model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per \(r.imageSize)x\(r.imageSize) image)",
-            "build: \(r.buildConfiguration); threads: \(r.threads); BLAS: \(r.blas)",
-            "CPU: \(r.cpu); \(r.kernels)",
-            "convolutions: \(r.convolution)",
-            "",
-            "training   \(f(r.trainImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.stepSeconds * 1000)) ms/step, \(f(r.trainGFLOPPerSecond)) GFLOP/s)",
-            "inference  \(f(r.inferenceImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.inferenceGFLOPPerSecond)) GFLOP/s)",
-            "latency    \(f(r.latencyMilliseconds, 2)) ms  (one image, eval)",
-            "Grad-CAM   \(f(r.gradCAMMillisecondsPerImage, 2)) ms per image  (Grad-CAM and Grad-CAM++ at \(r.explainLayer), batch \(r.batch))",
-            "data       decode+resize \(f(r.decodeImagesPerSecond, 0)) img/s, augmented batch assembly \(f(r.assemblyImagesPerSecond, 0)) img/s (one thread each; assembly = \(f(100 * r.dataShareOfStep)) % of a step, overlapped on a background thread)",
-            "",
-            "per layer, ms per training step:",
-            "  layer              forward  backward   share",
-        ]
-        let total = r.layers.reduce(0) { $0 + $1.forward + $1.backward }
-        for l in r.layers {
-            lines.append("  " + l.name.padding(toLength: 17, withPad: " ", startingAt: 0)
-                + String(format: "%9.2f %9.2f %6.1f%%", l.forward * 1000, l.backward * 1000, 100 * (l.forward + l.backward) / max(total, 1e-12)))
-        }
-        return lines.joined(separator: "\n")
     }
 }

@@ -1,8 +1,7 @@
 import ArgumentParser
-import Faces
-import Synthetic
 import Foundation
-import LabKit
+import Synthetic
+import Training
 
 extension Lab {
     struct DatasetCommand: ParsableCommand {

@@ -2,7 +2,8 @@ import ArgumentParser
 import Explain
 import Faces
 import Foundation
-import LabKit
+import Specs
+import Training
 
 extension Lab {
     struct ExplainCommand: ParsableCommand {

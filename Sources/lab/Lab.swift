@@ -1,31 +1,22 @@
 import ArgumentParser
-import Engine
 import Foundation
-import LabKit
 import Registry
+import Sweeps
+import Synchronization
+import Training
 
 @main
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Facial expression recognition experiments on RAF-DB, tracked in a SQLite registry.",
-        subcommands: [Run.self, Resume.self, Test.self, Runs.self, Show.self, CompareCommand.self, CalibrateCommand.self, ReportCommand.self, ExportCommand.self, ExplainCommand.self, DatasetCommand.self, Bench.self, Sweep.self, Merge.self, ServeCommand.self]
+        subcommands: [Run.self, Resume.self, Test.self, Runs.self, Show.self, CompareCommand.self, CalibrateCommand.self, ReportCommand.self,
+                      ExportCommand.self, ExplainCommand.self, DatasetCommand.self, Bench.self, Sweep.self, Merge.self, ServeCommand.self]
     )
 
     static func main() {
-        chooseBLASKernels()
+        BLASKernels.restartWithBetterKernels()
         main(nil)
-    }
-
-    /// OpenBLAS reads OPENBLAS_CORETYPE once, when it loads; to change its
-    /// choice the process starts itself again with the variable set.
-    static func chooseBLASKernels() {
-        guard let core = BLASKernels.betterCoreType() else { return }
-        setenv("OPENBLAS_CORETYPE", core, 1)
-        setenv(BLASKernels.chosenByLabVariable, "1", 1)
-        let args = CommandLine.arguments.map { strdup($0) } + [nil]
-        execv("/proc/self/exe", args)
-        // execv returned: keep running on the kernels OpenBLAS chose.
     }
 }
 
@@ -63,18 +54,20 @@ struct ComputeOptions: ParsableArguments {
 /// file, plain lines at most every 15 seconds.
 enum Progress {
     static let isTerminal = isatty(STDERR_FILENO) != 0
-    nonisolated(unsafe) static var lastPlain = Date.distantPast
-    static let lock = NSLock()
+    /// When the last plain line was written.
+    static let lastPlain = Mutex(Date.distantPast)
 
     static func show(_ line: String) {
         if isTerminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
             return
         }
-        lock.lock(); defer { lock.unlock() }
-        guard Date().timeIntervalSince(lastPlain) >= 15 else { return }
-        lastPlain = Date()
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        let due = lastPlain.withLock { last in
+            guard Date().timeIntervalSince(last) >= 15 else { return false }
+            last = Date()
+            return true
+        }
+        if due { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
     static func done() { if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
@@ -85,3 +78,16 @@ enum Progress {
     }
 }
 
+extension Progress {
+    /// `lab sweep --jobs`: on a terminal the block of running tasks is
+    /// rewritten in place every second; on a pipe its lines are plain, every 15 s.
+    static func poolDisplay() -> LocalPool.Display {
+        final class Shown { var lines = 0 }
+        let shown = Shown()
+        return LocalPool.Display(log: { log($0) }, block: { lines in
+            let clear = isTerminal && shown.lines > 0 ? "\u{1B}[\(shown.lines)F\u{1B}[J" : ""
+            FileHandle.standardError.write(Data((clear + lines.map { $0 + "\n" }.joined()).utf8))
+            shown.lines = isTerminal ? lines.count : 0
+        }, interval: isTerminal ? 1 : 15)
+    }
+}

@@ -1,7 +1,9 @@
+import Analysis
 import ArgumentParser
 import Foundation
-import LabKit
 import Registry
+import Specs
+import Training
 
 extension Lab {
     struct CompareCommand: ParsableCommand {
@@ -100,7 +102,7 @@ extension Lab {
                 let files = try Report.csv(reg, to: URL(fileURLWithPath: out ?? "reports/csv"))
                 for f in files { print(f.path) }
             } else {
-                print(try Report.markdown(reg, to: URL(fileURLWithPath: out ?? "reports/report.md")).path)
+                print(try Report.markdown(reg, to: URL(fileURLWithPath: out ?? "reports/report.md"), pictures: GradCAMPictures.pairs).path)
             }
         }
     }

@@ -1,7 +1,9 @@
+import Analysis
 import ArgumentParser
 import Foundation
-import LabKit
 import Registry
+import Specs
+import Training
 
 extension Lab {
     struct Run: ParsableCommand {
@@ -59,7 +61,7 @@ extension Lab {
             Progress.done()
             print(try RunTable.render(RunRow.all(reg).filter { ids.contains($0.id) }))
             let report = try loaded.contains(where: \.report.markdown)
-                ? Report.markdown(reg, to: URL(fileURLWithPath: "reports/report.md")) : nil
+                ? Report.markdown(reg, to: URL(fileURLWithPath: "reports/report.md"), pictures: GradCAMPictures.pairs) : nil
             print(NextSteps.text(runs: ids, registryPath: registry.path, report: report,
                                  explanations: ids.compactMap { runner.explanationFolders[$0] }))
         }
@@ -105,9 +107,9 @@ extension Lab {
 
         func run() throws {
             let reg = try registry.open()
-            let rows = try TestCommand.targets(reg, target)
+            let rows = try TestSplit.targets(reg, target)
             for row in rows {
-                try TestCommand.evaluate(reg, row, data: moved.data, threads: compute.threads)
+                try TestSplit.evaluate(reg, row, data: moved.data, threads: compute.threads)
             }
             Progress.done()
             print(try RunTable.render(RunRow.all(reg).filter { r in rows.contains { $0.id == r.id } }))
@@ -134,7 +136,7 @@ extension Lab {
         @OptionGroup var registry: RegistryOptions
 
         func run() throws {
-            print(try RunDetail.render(registry.open(), runID))
+            print(try RunView.load(registry.open(), runID).text)
         }
     }
 }

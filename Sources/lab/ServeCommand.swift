@@ -3,6 +3,7 @@ import Failures
 import Foundation
 import Registry
 import Serve
+import Sweeps
 
 extension Lab {
     struct ServeCommand: ParsableCommand {
@@ -27,25 +28,13 @@ extension Lab {
             let site = Site(registry: try Registry(readOnly: registry.path), sweeps: folder.store)
             let (host, port, path) = (self.host, self.port, registry.path)
             if !Serve.isLoopback(host) {
-                Progress.log("warning: bound to \(host), not 127.0.0.1: anyone who can reach this machine can read \(path) and download its checkpoints")
+                Progress.log("warning: bound to \(host), not 127.0.0.1: anyone who can reach this machine can read \(path) "
+                             + "and download its checkpoints")
             }
             let app = Serve.application(site, host: host, port: port) {
                 Progress.log("lab serve: http://\(host.contains(":") ? "[\(host)]" : host):\(port)/  (read-only view of \(path); Ctrl-C stops)")
             }
-            do { try Self.block { try await app.runService() } } catch { throw Failure(.io, Serve.describe(error, host: host, port: port)) }
-        }
-
-        /// `lab`'s entry point is synchronous (it may re-exec itself first);
-        /// the server runs on Swift concurrency until Ctrl-C ends it.
-        static func block(_ body: @escaping @Sendable () async throws -> Void) throws {
-            final class Outcome: @unchecked Sendable { var error: Error? }
-            let outcome = Outcome(), done = DispatchSemaphore(value: 0)
-            Task {
-                do { try await body() } catch { outcome.error = error }
-                done.signal()
-            }
-            done.wait()
-            if let e = outcome.error { throw e }
+            do { try Serve.runUntilStopped(app) } catch { throw Failure(.io, Serve.describe(error, host: host, port: port)) }
         }
     }
 }

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Failures
 import Foundation
-import LabKit
 import Registry
+import Specs
+import Sweeps
+import Training
 
 /// `--sweeps`: the folder holding sweeps/<id>/ (plan, logs, shards).
 struct SweepFolderOption: ParsableArguments {
@@ -70,26 +72,11 @@ extension Lab.Sweep {
         func run() throws {
             let tasks = try SweepPlanner.tasks(specs: specs, seeds: seeds,
                                                overrides: overrides.compactMap(SpecOverride.init), grid: grid.compactMap(GridAxis.init))
-            var plan = SweepPlan(tasks: tasks, command: ["lab"] + CommandLine.arguments.dropFirst().filter { $0 != "--dry-run" })
-            let reg = try registry.open()
-            // Held until this command ends: a second `lab sweep` of the same plan here
-            // would otherwise see the same pending tasks and start each twice.
-            let lock = dryRun || slurm.enabled ? nil : try SweepCommand.lock(folder.store, plan.id)
-            defer { if let lock { close(lock) } }
-            let states = try plan.status([reg] + SweepCommand.shards(folder.store, plan.id))
-            print(try SweepCommand.describe(plan, states, reg))
-            if let earlier = try? folder.store.load(path: folder.store.planURL(plan.id).path) { plan.slurm = earlier.slurm }
-            try folder.store.save(plan)
-            print("plan: \(folder.store.planURL(plan.id).path)")
-            let todo = states.filter { $0.state != .completed && $0.state != .running }.map(\.task)
-            if dryRun { return }
-            if todo.isEmpty { print("nothing to run: every task is completed or running"); return }
-            if slurm.enabled {
-                try SlurmCommand.refuseWhileQueued(plan)
-                try SlurmCommand.submit(plan, todo: todo, options: slurm, store: folder.store, registry: reg.path)
-                return
-            }
-            try LocalSweep(plan: plan, store: folder.store, db: reg.path, jobs: jobs, threads: threadsPerTask).run(todo, reg)
+            let plan = SweepPlan(tasks: tasks, command: ["lab"] + CommandLine.arguments.dropFirst().filter { $0 != "--dry-run" })
+            let mode: SweepLaunch.Mode = dryRun ? .dryRun : slurm.enabled ? .slurm(slurm.settings) : .local(jobs: jobs, threads: threadsPerTask)
+            let outcome = try SweepLaunch.run(plan, registry: registry.open(), store: folder.store, mode: mode,
+                                              print: { print($0) }, display: Progress.poolDisplay())
+            if outcome == .interrupted { throw ExitCode(130) }
         }
     }
 
@@ -106,15 +93,16 @@ extension Lab.Sweep {
         func run() throws {
             let plan = try folder.store.find(sweep)
             let reg = try registry.open()
-            let shards = try SweepCommand.shards(folder.store, plan.id)
+            let shards = folder.store.shardRegistries(plan.id)
             let states = try plan.status([reg] + shards)
-            print(try SweepCommand.describe(plan, states, reg, shards: shards.count))
+            print(try SweepTable.render(plan, states, reg, shards: shards.count))
             if let jobs = plan.slurm {
-                print("slurm: array job \(jobs.arrayJob), merge job \(jobs.mergeJob) into \(jobs.registry) (squeue -j \(jobs.arrayJob),\(jobs.mergeJob))")
+                print("slurm: array job \(jobs.arrayJob), merge job \(jobs.mergeJob) into \(jobs.registry) "
+                      + "(squeue -j \(jobs.arrayJob),\(jobs.mergeJob))")
             }
             let left = states.filter { $0.state != .completed }
             if left.isEmpty { return }
-            print("resubmit what did not complete: \(plan.command.map(SweepCommand.shellQuoted).joined(separator: " "))")
+            print("resubmit what did not complete: \(plan.resubmitCommand)")
         }
     }
 
@@ -149,57 +137,28 @@ extension Lab.Sweep {
     }
 }
 
-enum SweepCommand {
-    /// The sweep's shard registries (Slurm tasks write one each).
-    /// Read-only: compute nodes may be writing these over a network file
-    /// system, where a read-write opener's WAL checkpoint on close could lose
-    /// their commits. A shard not readable yet (just created) is left out.
-    /// An exclusive lock on sweeps/<id>/.lock, or one line saying who holds it.
-    static func lock(_ store: SweepStore, _ id: String) throws -> Int32 {
-        try FileManager.default.createDirectory(at: store.folder(id), withIntermediateDirectories: true)
-        let path = store.folder(id).appendingPathComponent(".lock").path
-        let fd = open(path, O_RDWR | O_CREAT, 0o644)
-        guard fd >= 0 else { throw Failure(.sweep, "\(path): cannot open the sweep's lock file (\(String(cString: strerror(errno))))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw Failure(.sweep, "sweep \(id) is already running on this machine (another lab sweep holds \(path)); watch it with: lab sweep status \(id)")
+struct SlurmOptions: ParsableArguments {
+    @Flag(name: .customLong("slurm"), help: "Submit the sweep as a Slurm job array plus a merge job, and return at once.")
+    var enabled = false
+
+    @Option(help: "Slurm partition.") var partition: String?
+    @Option(help: ArgumentHelp("Time limit per task.", valueName: "HH:MM:SS")) var time: String?
+    @Option(help: "CPUs per task (lab uses them all as threads).") var cpusPerTask = 2
+    @Option(help: "Array tasks running at once (%K).") var maxParallel: Int?
+    @Option(name: .customLong("sbatch-arg"), parsing: .unconditionalSingleValue, help: ArgumentHelp("Extra sbatch option, e.g. --sbatch-arg=--mem=4G (repeatable).", valueName: "arg"))
+    var extraOptions: [String] = []
+
+    func validate() throws {
+        let used = partition != nil || time != nil || maxParallel != nil || !extraOptions.isEmpty
+        if used && !enabled { throw ValidationError("--partition, --time, --max-parallel and --sbatch-arg need --slurm") }
+        if cpusPerTask < 1 { throw ValidationError("--cpus-per-task must be at least 1") }
+        if let maxParallel, maxParallel < 1 { throw ValidationError("--max-parallel must be at least 1") }
+        if let time, time.isEmpty || !time.allSatisfy({ $0.isNumber || $0 == ":" || $0 == "-" }) {
+            throw ValidationError("--time takes Slurm's format, e.g. 02:00:00 or 1-12:00:00, not '\(time)'")
         }
-        return fd
     }
 
-    static func shards(_ store: SweepStore, _ id: String) throws -> [Registry] {
-        store.shardFiles(id).compactMap { try? Registry(readOnly: $0) }
-    }
-
-    /// The plan as a table: state, run, and the CPU time still to spend,
-    /// from past epochs of the same experiment.
-    static func describe(_ plan: SweepPlan, _ states: [TaskStatus], _ reg: Registry, shards: Int? = nil) throws -> String {
-        var cpu = 0.0, unknown = 0
-        let rows = try states.map { s -> [String] in
-            var est = "-"
-            if s.state != .completed {
-                if let e = try reg.epochSeconds(experiment: s.task.experimentID) {
-                    let left = Double(max(0, s.task.maxEpochs - (s.run?.epochsRun ?? 0))) * e.cpu
-                    cpu += left; est = Runner.duration(left)
-                } else { unknown += 1 }
-            }
-            return [String(s.task.index), s.task.name, String(s.task.seed), s.state.rawValue, s.run.map { String($0.id.prefix(10)) } ?? "-",
-                    "\(s.run?.epochsRun ?? 0)/\(s.task.maxEpochs)", est]
-        }
-        let counts = TaskState.allCases.compactMap { st -> String? in
-            let n = states.filter { $0.state == st }.count
-            return n == 0 ? nil : "\(n) \(st.rawValue)"
-        }
-        var head = "sweep \(plan.id): \(plan.tasks.count) task\(plan.tasks.count == 1 ? "" : "s"): \(counts.joined(separator: ", "))"
-        if let shards { head += " (from \(reg.path) and \(shards) shard\(shards == 1 ? "" : "s"))" }
-        if states.contains(where: { $0.state != .completed }) {
-            head += "\nCPU time left: " + (cpu > 0 ? "up to \(Runner.duration(cpu)) (from past epochs; early stopping may end sooner)" : "unknown")
-                + (unknown > 0 ? "; \(unknown) task\(unknown == 1 ? " has" : "s have") no past epochs to go by" : "")
-        }
-        return head + "\n" + TextTable.render(["task", "experiment", "seed", "state", "run", "epochs", "CPU est."], rows, rightAligned: [2, 5, 6])
-    }
-
-    static func shellQuoted(_ s: String) -> String {
-        s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=,:@%+".contains($0) }) ? s : "'" + s.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+    var settings: SlurmSettings {
+        SlurmSettings(partition: partition, time: time, cpusPerTask: cpusPerTask, maxParallel: maxParallel, extra: extraOptions)
     }
 }

@@ -1,7 +1,9 @@
 import Faces
 import Foundation
 import XCTest
-@testable import LabKit
+@testable import Analysis
+@testable import Sweeps
+@testable import Training
 @testable import Registry
 @testable import Serve
 
@@ -211,7 +213,7 @@ extension ServeTests {
     /// One drawing path: a one-run experiment's curves are byte for byte `lab report`'s figures.
     func testRunCurvesAreTheReportsFigures() throws {
         let out = scratch.appendingPathComponent("report/report.md")
-        _ = try Report.markdown(fx.writer, to: out)
+        _ = try Report.markdown(fx.writer, to: out, pictures: GradCAMPictures.pairs)
         for kind in ["loss", "accuracy"] {
             let report = try Data(contentsOf: out.deletingLastPathComponent().appendingPathComponent("figures/base_\(kind).svg"))
             let served = try get("/runs/\(fx.base)/\(kind).svg")
@@ -275,7 +277,7 @@ extension ServeTests {
         XCTAssertEqual(cam.status, 200)
         XCTAssertEqual(cam.headers["content-type"], "image/jpeg")
         let served = try JPEG.decode(Array(cam.body))
-        let drawn = try XCTUnwrap(Report.gradCAMPairs(try Registry(readOnly: fx.db), run: fx.base, images: [preds[wrong].image])[preds[wrong].image])
+        let drawn = try XCTUnwrap(GradCAMPictures.pairs(try Registry(readOnly: fx.db), run: fx.base, images: [preds[wrong].image])[preds[wrong].image])
         XCTAssertEqual(served.width, drawn.width); XCTAssertEqual(served.height, drawn.height)
         XCTAssertGreaterThan(served.width, served.height, "the face and its map side by side")
         XCTAssertEqual(Array(cam.body), JPEG.encode(drawn, quality: 90), "the very picture lab report draws, as JPEG")

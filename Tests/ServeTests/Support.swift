@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import LabKit
+@testable import Specs
+@testable import Training
 @testable import Registry
 @testable import Serve
 #if canImport(Glibc)
