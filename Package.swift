@@ -56,7 +56,7 @@ let package = Package(
         ),
         .target(
             name: "Registry",
-            dependencies: ["Failures", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Faces", "Failures", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The built-in synthetic face set (procedural renderer and its RAF-DB-layout writer),
         // apart from Faces so that the real-data pipeline stays easy to read.
@@ -64,12 +64,12 @@ let package = Package(
         .target(name: "Explain", dependencies: ["Engine", "Faces", "LabRandom", "Failures"], swiftSettings: numeric),
         // The spec files: JSON values, the Codable spec types and their defaults, the schema
         // every file is checked against, loading with `extends` and `--set`, and diffs.
-        .target(name: "Specs", dependencies: ["Engine", "Faces", "Failures"]),
+        .target(name: "Specs", dependencies: ["Registry", "Engine", "Faces", "Failures"]),
         // Comparisons and their statistics, metrics, reports, figures (SVG), the views of runs
         // that `lab runs`, `lab show` and `lab serve` render, and the export.
         .target(
             name: "Analysis",
-            dependencies: ["Specs", "Registry", "Explain", "Engine", "Faces", "LabRandom", "Failures"],
+            dependencies: ["Specs", "Registry", "Engine", "Faces", "LabRandom", "Failures"],
             resources: [.embedInCode("Resources/analysis.ipynb")]    // in the binary: a copied lab still exports
         ),
         // A run from spec to registry rows: data, schedules, imbalance remedies, interruption,

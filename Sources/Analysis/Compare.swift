@@ -42,7 +42,7 @@ public enum Compare {
     }
 
     /// Runs with predictions on `split`, by experiment name.
-    public static func load(_ reg: Registry, split: String) throws -> [String: [RunData]] {
+    public static func load(_ reg: Registry, split: EvalSplit) throws -> [String: [RunData]] {
         var out = [String: [RunData]]()
         for l in try reg.completedRuns() {
             let r = l.run
@@ -271,8 +271,8 @@ public enum Compare {
     }
 
     /// Terminal text: the main table, per-class recall, and what each experiment changes.
-    public static func text(_ rows: [Row], split: String) -> String {
-        var out = ["split: \(split == "test" ? "test" : "validation (best epoch)")",
+    public static func text(_ rows: [Row], split: EvalSplit) -> String {
+        var out = ["split: \(split == .test ? split.name : "\(split.name) (best epoch)")",
                    "accuracy and balanced accuracy (mean per-class recall) in %; forward FLOPs per image", ""]
         out.append(TextTable.render(
             ["experiment", "runs", "acc mean±std", "bal acc", "macro-F1", "params", "FLOPs", "best ep", "train"],
@@ -318,11 +318,11 @@ public enum Compare {
                                    "macro_f1", "balanced_accuracy"] + Emotion.allCases.map { "recall_\($0.name)" }
         + ["params", "flops", "best_epoch", "train_seconds", "most_confused", "changes", "note"]
 
-    public static func csv(_ rows: [Row], split: String) -> String {
+    public static func csv(_ rows: [Row], split: EvalSplit) -> String {
         func p6(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "" }
         var lines = [csvHeader.joined(separator: ",")]
         for r in rows {
-            let cells: [String] = [r.experiment, r.baseline ?? "", split, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4), f(r.delta, 4), f(r.ciLow, 4),
+            let cells: [String] = [r.experiment, r.baseline ?? "", split.rawValue, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4), f(r.delta, 4), f(r.ciLow, 4),
                                    f(r.ciHigh, 4), p6(r.pValue), p6(r.holmP), f(r.pImprove, 4), f(r.pImproveLow, 4), f(r.pImproveHigh, 4),
                                    f(r.minDetectable, 4), p6(r.mcnemarP)]
                 + [f(r.macroF1, 4), f(r.balancedAccuracy, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.flops, 0), f(r.bestEpoch, 1), f(r.trainSeconds, 1),

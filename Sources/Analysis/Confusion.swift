@@ -2,15 +2,11 @@ import Faces
 import Registry
 
 /// The one way a confusion matrix is built from what the registry holds:
-/// counts in class order, rows true and columns predicted. A class name this
-/// lab does not know is left out.
+/// counts in class order, rows true and columns predicted.
 public enum Confusion {
-    public static func matrix(_ entries: some Sequence<(truth: String, predicted: String, count: Int)>) -> [[Int]] {
-        let names = Emotion.allCases.map(\.name)
-        var m = [[Int]](repeating: [Int](repeating: 0, count: names.count), count: names.count)
-        for e in entries {
-            if let i = names.firstIndex(of: e.truth), let j = names.firstIndex(of: e.predicted) { m[i][j] += e.count }
-        }
+    public static func matrix(_ entries: some Sequence<(truth: Emotion, predicted: Emotion, count: Int)>) -> [[Int]] {
+        var m = [[Int]](repeating: [Int](repeating: 0, count: Emotion.count), count: Emotion.count)
+        for e in entries { m[e.truth.rawValue][e.predicted.rawValue] += e.count }
         return m
     }
 

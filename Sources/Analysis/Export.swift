@@ -25,10 +25,10 @@ public enum Export {
             out.append(url)
         }
         for split in EvalSplit.allCases {
-            let all = try Compare.load(reg, split: split.rawValue)
+            let all = try Compare.load(reg, split: split)
             guard !all.isEmpty else { continue }
             let url = dir.appendingPathComponent("comparison_\(split.rawValue).csv")
-            try Data(Compare.csv(try Compare.rows(all), split: split.rawValue).utf8).write(to: url)
+            try Data(Compare.csv(try Compare.rows(all), split: split).utf8).write(to: url)
             out.append(url)
         }
         let nb = dir.appendingPathComponent("analysis.ipynb")

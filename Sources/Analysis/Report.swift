@@ -1,5 +1,3 @@
-import Engine
-import Explain
 import Faces
 import Foundation
 import Registry
@@ -28,10 +26,10 @@ public enum Report {
             var errors = [(run: String, image: String, truth: String, predicted: String, confidence: Double)]()
             var confidence = [Double](), correct = [Bool]()
             for r in runs {
-                cells += try reg.confusion(run: r.id, split: "val")
-                for p in try reg.predictions(run: r.id, split: "val") {
+                cells += try reg.confusion(run: r.id, split: .val)
+                for p in try reg.predictions(run: r.id, split: .val) {
                     confidence.append(p.confidence); correct.append(p.trueClass == p.predictedClass)
-                    if p.trueClass != p.predictedClass { errors.append((r.id, p.image, p.trueClass, p.predictedClass, p.confidence)) }
+                    if p.trueClass != p.predictedClass { errors.append((r.id, p.image, p.trueClass.name, p.predictedClass.name, p.confidence)) }
                 }
             }
             let ece = Metrics.expectedCalibrationError(confidence: confidence, correct: correct)
@@ -87,9 +85,8 @@ public enum Report {
             let fp = r.datasetFingerprint ?? ""
             guard !seen.contains(fp) else { continue }
             seen.insert(fp)
-            let counts = r.classCounts.flatMap { try? JSONDecoder().decode([String: [Int]].self, from: Data($0.utf8)) } ?? [:]
-            for split in ["train", "val", "test"] {
-                let c = counts[split] ?? []
+            let counts = ClassCounts(json: r.classCounts)?.bySplit ?? ClassCounts.splitNames.map { ($0, []) }
+            for (split, c) in counts {
                 md.append("| \(r.datasetSource ?? "-") | `\(fp.prefix(12))` | \(r.labelMode ?? "-") | \(split) | "
                           + (c.isEmpty ? classes.map { _ in "-" } : c.map(String.init)).joined(separator: " | ") + " | \(c.reduce(0, +)) |")
             }
@@ -100,11 +97,11 @@ public enum Report {
 
     static func comparisonSections(_ reg: Registry) throws -> [String] {
         var md = [String]()
-        for split in ["val", "test"] {
+        for split in EvalSplit.allCases {
             let all = try Compare.load(reg, split: split)
             if all.isEmpty { continue }
             let rows = try Compare.rows(all)
-            md += ["## Comparison (\(split == "val" ? "validation" : "test"))", "",
+            md += ["## Comparison (\(split.name))", "",
                    "Accuracy in %, Δ and MDE in points, against the experiment each one extends. " + Compare.method.joined(separator: " "), "",
                    "| experiment | vs | runs | accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | p | Holm p | P(A>B) [95% CI] | MDE | "
                        + Compare.shortClass.map { "recall \($0)" }.joined(separator: " | ") + " | most confused | params | FLOPs | best epoch | changes |",
@@ -170,10 +167,10 @@ public enum Report {
     }
 
     /// A trained CAM method's paired verdict against the centre prior; nil for the chance maps and untrained models.
-    static func priorVerdict(_ reg: Registry, experiment: String, layer: String, method: String) throws -> PriorVerdict? {
-        guard CAMMethod(rawValue: method) != nil else { return nil }
-        let pairs = try reg.pairedExplanationScores(experiment: experiment, layer: layer, method: method, against: "center_prior")
-        return PriorVerdict(method: method, pairs: pairs.map { .init(energy: $0.energy, priorEnergy: $0.otherEnergy, hit: $0.hit, priorHit: $0.otherHit) })
+    static func priorVerdict(_ reg: Registry, experiment: String, layer: String, method: ExplanationMethod) throws -> PriorVerdict? {
+        guard method.isTrainedCAM else { return nil }
+        let pairs = try reg.pairedExplanationScores(experiment: experiment, layer: layer, method: method, against: .centerPrior)
+        return PriorVerdict(method: method.rawValue, pairs: pairs.map { .init(energy: $0.energy, priorEnergy: $0.otherEnergy, hit: $0.hit, priorHit: $0.otherHit) })
     }
 
     /// Grad-CAM overlays (predicted class, last conv) for the given errors,
@@ -200,9 +197,9 @@ public enum Report {
     public static func csv(_ reg: Registry, to dir: URL) throws -> [URL] {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var written = [URL]()
-        for split in ["val", "test"] {
+        for split in EvalSplit.allCases {
             let all = try Compare.load(reg, split: split)
-            if all.isEmpty && split == "test" { continue }
+            if all.isEmpty && split == .test { continue }
             let url = dir.appendingPathComponent("comparison_\(split).csv")
             try Data(Compare.csv(try Compare.rows(all), split: split).utf8).write(to: url)
             written.append(url)

@@ -54,12 +54,12 @@ public struct RunRow: Sendable {
     public static func fetch(_ registry: Registry, _ id: String) throws -> RunRow {
         guard let listing = try registry.runListings(id: id).first else { throw Failure(.registry, "no run \(id)") }
         var r = RunRow(listing)
-        r.valRecall = try validationRecall(registry.classMetrics(run: id, split: "val"))[id] ?? []
+        r.valRecall = try validationRecall(registry.classMetrics(run: id, split: .val))[id] ?? []
         return r
     }
 
     public static func all(_ registry: Registry) throws -> [RunRow] {
-        let recall = try validationRecall(registry.classMetrics(split: "val"))
+        let recall = try validationRecall(registry.classMetrics(split: .val))
         return try registry.runListings().map {
             var r = RunRow($0)
             r.valRecall = recall[r.id] ?? []
@@ -69,11 +69,9 @@ public struct RunRow: Sendable {
 
     /// Validation recall per class, in class order, by run id.
     static func validationRecall(_ metrics: [ClassMetric]) -> [String: [Double?]] {
-        let names = Emotion.allCases.map(\.name)
         var out = [String: [Double?]]()
         for m in metrics {
-            guard let k = names.firstIndex(of: m.className) else { continue }
-            out[m.runId, default: [Double?](repeating: nil, count: names.count)][k] = m.recall
+            out[m.runId, default: [Double?](repeating: nil, count: Emotion.count)][m.emotion.rawValue] = m.recall
         }
         return out
     }

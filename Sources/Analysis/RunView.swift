@@ -18,26 +18,25 @@ public struct RunView: Sendable {
 
     /// One split's confusion matrix and per-class metrics.
     public struct Evaluation: Sendable {
-        public var split: String
+        public var split: EvalSplit
         /// Rows true, columns predicted, in class order.
         public var matrix: [[Int]]
-        /// By class name.
-        public var classes: [String: ClassMetric]
+        public var classes: [Emotion: ClassMetric]
         public var summary: Metrics { Metrics(confusion: matrix) }
-        /// "validation, best epoch" or "test".
-        public var title: String { split == "val" ? "validation, best epoch" : "test" }
+        /// The heading: validation at the best epoch, or the test split.
+        public var title: String { split == .val ? "\(split.name), best epoch" : split.name }
     }
 
     /// The run whose id starts with `prefix`.
     public static func load(_ reg: Registry, _ prefix: String) throws -> RunView {
         let row = try RunRow.one(reg, prefix)
         guard let run = try reg.run(row.id) else { throw Failure(.registry, "no run \(row.id)") }
-        let evaluations = try ["val", "test"].compactMap { split -> Evaluation? in
+        let evaluations = try EvalSplit.allCases.compactMap { split -> Evaluation? in
             let cells = try reg.confusion(run: row.id, split: split)
             if cells.isEmpty { return nil }
             let metrics = try reg.classMetrics(run: row.id, split: split)
             return Evaluation(split: split, matrix: Confusion.matrix(cells),
-                              classes: Dictionary(metrics.map { ($0.className, $0) }, uniquingKeysWith: { a, _ in a }))
+                              classes: Dictionary(metrics.map { ($0.emotion, $0) }, uniquingKeysWith: { a, _ in a }))
         }
         return RunView(row: row, run: run, epochs: try reg.epochs(run: row.id), evaluations: evaluations,
                        testLooks: try reg.testEvaluations(run: row.id), explanations: try reg.explanationSummaries(run: row.id),
@@ -64,7 +63,7 @@ public struct RunView: Sendable {
             let m = ev.matrix
             out.append("\nconfusion (\(ev.title); rows true, columns predicted):")
             out.append(TextTable.render(["true \\ pred"] + names + ["recall"],
-                names.indices.map { i in [names[i]] + m[i].map(String.init) + [Format.percent(ev.classes[names[i]]?.recall)] },
+                Emotion.allCases.map { e in [e.name] + m[e.rawValue].map(String.init) + [Format.percent(ev.classes[e]?.recall)] },
                 rightAligned: Set(1...(names.count + 1))))
             let summary = ev.summary
             out.append(String(format: "accuracy %.2f%%, balanced accuracy %.2f%%, macro-F1 %.4f; most confused: %@",
@@ -73,7 +72,7 @@ public struct RunView: Sendable {
         if !testLooks.isEmpty {
             out.append("\ntest evaluations:")
             for l in testLooks {
-                out.append(String(format: "  %@  accuracy %.4f  macro-F1 %.4f  (%@)", l.evaluatedAt, l.accuracy, l.macroF1, l.trigger))
+                out.append(String(format: "  %@  accuracy %.4f  macro-F1 %.4f  (%@)", l.evaluatedAt, l.accuracy, l.macroF1, l.trigger.rawValue))
             }
         }
         return out.joined(separator: "\n")

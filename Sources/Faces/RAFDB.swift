@@ -74,8 +74,8 @@ public enum RAFDB {
     private static let fm = FileManager.default
 
     static func split(ofName name: String, file: String, line: Int) throws -> Split {
-        if name.hasPrefix("train") { return .train }
-        if name.hasPrefix("test") { return .test }
+        // RAF-DB names each image after its official split: train_00001.jpg, test_0001.jpg.
+        if let split = Split.allCases.first(where: { name.hasPrefix($0.rawValue) }) { return split }
         throw Failure(.data, "\(file):\(line): image \(name) is neither train_* nor test_*, so its official split is unknown")
     }
 

@@ -5,7 +5,7 @@ extension Registry {
     /// Per-image scores of `method` beside another method's (the centre
     /// prior's) on the same images, over every run of an experiment that was
     /// explained: (energy, other's energy, hit, other's hit).
-    public func pairedExplanationScores(experiment: String, layer: String, method: String, against other: String) throws
+    public func pairedExplanationScores(experiment: String, layer: String, method: ExplanationMethod, against other: ExplanationMethod) throws
         -> [(energy: Double, otherEnergy: Double, hit: Bool, otherHit: Bool)] {
         try read { db in
             try Row.fetchAll(db, sql: """
@@ -24,10 +24,10 @@ extension Registry {
     /// transaction: the per-image rows, their per-method summary, and the
     /// randomization check's stages (by method: layer randomized down to,
     /// rank correlation).
-    public func recordExplanations(run: String, layer: String, split: String, maskSource: String, maskArea: Double,
-                                   rows: [Explanation], randomization: [String: [(String, Double)]]) throws {
+    public func recordExplanations(run: String, layer: String, split: EvalSplit, maskSource: String, maskArea: Double,
+                                   rows: [Explanation], randomization: [ExplanationMethod: [(String, Double)]]) throws {
         try write { db in
-            let mine = Registry.runID == run && Column("layer") == layer && Column("split") == split
+            let mine = Explanation.Columns.runId == run && Explanation.Columns.layer == layer && Explanation.Columns.split == split
             try Explanation.filter(mine).deleteAll(db)
             try ExplanationSummary.filter(mine).deleteAll(db)
             try RandomizationCheck.filter(mine).deleteAll(db)

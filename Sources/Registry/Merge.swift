@@ -85,15 +85,23 @@ extension Registry {
         for id in try String.fetchAll(db, sql: "SELECT id FROM src.runs ORDER BY id") {
             let theirs = try Row.fetchOne(db, sql: "SELECT * FROM src.runs WHERE id = ?", arguments: [id])!
             if let ours = try Row.fetchOne(db, sql: "SELECT * FROM main.runs WHERE id = ?", arguments: [id]) {
-                if ours == theirs {
-                    s.unchanged += 1
-                } else if ours["status"] as String != "completed" && theirs["status"] as String == "completed" {
+                if ours != theirs {
+                    guard ours["status"] as String != Run.Status.completed.rawValue && theirs["status"] as String == Run.Status.completed.rawValue
+                    else {
+                        s.conflicts.append(Registry.conflict(id, ours: ours, theirs: theirs))
+                        continue
+                    }
                     try db.execute(sql: "DELETE FROM main.runs WHERE id = ?", arguments: [id])   // cascades to its rows
                     try insertRun(db, id)
                     s.replaced += 1
                 } else {
-                    s.conflicts.append(Registry.conflict(id, ours: ours, theirs: theirs))
-                    continue
+                    // The same run row, but is every row both files hold of it the same?
+                    let differing = try Registry.runTables.compactMap { try differingRows(db, table: $0, run: id) }
+                    guard differing.isEmpty else {
+                        s.conflicts.append("conflict: run \(id) differs in \(differing.joined(separator: "; ")); kept the target's")
+                        continue
+                    }
+                    s.unchanged += 1
                 }
             } else {
                 try insertRun(db, id)
@@ -138,10 +146,39 @@ extension Registry {
         return n + db.changesCount
     }
 
+    /// Rows of `run` in `table` that both files hold (the same primary key)
+    /// with different content, as "epochs (1 row; epoch 2: val_accuracy 0.8
+    /// here, 0.85 there)"; nil when there are none. Rows only one file holds
+    /// are no conflict: a merge adds the source's to the target.
+    private func differingRows(_ db: Database, table: String, run: String) throws -> String? {
+        let columns = try db.columns(in: table, in: "main").map(\.name)
+        let key = try db.primaryKey(table, in: "main").columns
+        let joined = key.map { "s.\($0) = m.\($0)" }.joined(separator: " AND ")
+        let same = columns.map { "s.\($0) IS m.\($0)" }.joined(separator: " AND ")
+        let keys = try Row.fetchAll(db, sql: """
+            SELECT \(key.map { "s.\($0)" }.joined(separator: ", ")) FROM src.\(table) s JOIN main.\(table) m ON \(joined)
+            WHERE s.run_id = ? AND NOT (\(same)) ORDER BY \(key.map { "s.\($0)" }.joined(separator: ", "))
+            """, arguments: [run])
+        guard let first = keys.first else { return nil }
+        let match = key.map { "\($0) = ?" }.joined(separator: " AND ")
+        let args = StatementArguments(key.map { first[$0] as DatabaseValue })
+        let ours = try Row.fetchOne(db, sql: "SELECT * FROM main.\(table) WHERE \(match)", arguments: args)!
+        let theirs = try Row.fetchOne(db, sql: "SELECT * FROM src.\(table) WHERE \(match)", arguments: args)!
+        let shownKey = key.filter { $0 != "run_id" }.map { "\($0) \((first[$0] as DatabaseValue).description)" }.joined(separator: ", ")
+        return "\(table) (\(keys.count) row\(keys.count == 1 ? "" : "s"); \(shownKey.isEmpty ? "" : shownKey + ": ")\(Registry.differences(ours, theirs)))"
+    }
+
+    /// The first columns that differ between two rows of one table.
+    static func differences(_ ours: Row, _ theirs: Row) -> String {
+        let differing = ours.columnNames.filter { c in ours[c] as DatabaseValue != theirs[c] as DatabaseValue }
+        let shown = differing.prefix(3).map { c in
+            "\(c) \((ours[c] as DatabaseValue).description) here, \((theirs[c] as DatabaseValue).description) there"
+        }
+        return shown.joined(separator: "; ") + (differing.count > 3 ? "; ..." : "")
+    }
+
     /// One line naming the run and the first columns that differ.
     static func conflict(_ id: String, ours: Row, theirs: Row) -> String {
-        let differing = ours.columnNames.filter { c in ours[c] as DatabaseValue != theirs[c] as DatabaseValue }
-        let shown = differing.prefix(3).map { c in "\(c) \((ours[c] as DatabaseValue).description) here, \((theirs[c] as DatabaseValue).description) there" }
-        return "conflict: run \(id) differs (\(shown.joined(separator: "; "))\(differing.count > 3 ? "; ..." : "")); kept the target's"
+        "conflict: run \(id) differs (\(differences(ours, theirs))); kept the target's"
     }
 }

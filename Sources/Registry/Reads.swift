@@ -20,7 +20,9 @@ struct ShownStatus: Decodable, FetchableRecord {
 
 /// One experiment's explanation summaries averaged over its runs, per (method, layer).
 public struct ExplanationAverage: Sendable {
-    public var experiment, method, layer: String
+    public var experiment: String
+    public var method: ExplanationMethod
+    public var layer: String
     public var images: Int
     public var energyInMask, maskArea, pointingHitRate, deletionAuc, insertionAuc: Double
 }
@@ -53,8 +55,6 @@ extension Registry {
     public static let summaryQueryExample =
         "select experiment, seed, status, val_accuracy, val_balanced_accuracy, val_macro_f1, test_accuracy from run_summary"
 
-    static let runID = Column("run_id")
-
     public func run(_ id: String) throws -> Run? {
         try read { try Run.fetchOne($0, key: id) }
     }
@@ -62,7 +62,7 @@ extension Registry {
     /// Every run (or the one with `id`) with its experiment, in id order (so by start time).
     public func runListings(id: String? = nil) throws -> [RunListing] {
         try read { db in
-            let runs = try (id.map { Run.filter(key: $0) } ?? Run.all()).order(Column("id")).fetchAll(db)
+            let runs = try (id.map { Run.filter(key: $0) } ?? Run.all()).order(Run.Columns.id).fetchAll(db)
             // One run's page must not pay for the whole registry: filter the view when an id is given.
             let experiments = Dictionary(uniqueKeysWithValues: try Experiment.filter(keys: Set(runs.map(\.experimentId))).fetchAll(db).map { ($0.id, $0) })
             let summary = id == nil ? "SELECT run_id, status FROM run_summary" : "SELECT run_id, status FROM run_summary WHERE run_id = ?"
@@ -82,38 +82,35 @@ extension Registry {
     }
 
     public func epochs(run: String) throws -> [Epoch] {
-        try read { try Epoch.filter(Registry.runID == run).order(Column("epoch")).fetchAll($0) }
+        try read { try Epoch.filter(Epoch.Columns.runId == run).order(Epoch.Columns.epoch).fetchAll($0) }
     }
 
-    public func confusion(run: String, split: String) throws -> [ConfusionCell] {
-        try read { try ConfusionCell.filter(Registry.runID == run && Column("split") == split).fetchAll($0) }
+    public func confusion(run: String, split: EvalSplit) throws -> [ConfusionCell] {
+        try read { try ConfusionCell.filter(ConfusionCell.Columns.runId == run && ConfusionCell.Columns.split == split).fetchAll($0) }
     }
 
-    public func classMetrics(run: String, split: String) throws -> [ClassMetric] {
-        try read { try ClassMetric.filter(Registry.runID == run && Column("split") == split).fetchAll($0) }
+    public func classMetrics(run: String, split: EvalSplit) throws -> [ClassMetric] {
+        try read { try ClassMetric.filter(ClassMetric.Columns.runId == run && ClassMetric.Columns.split == split).fetchAll($0) }
     }
 
     /// Per-class metrics of one split over every run.
-    public func classMetrics(split: String) throws -> [ClassMetric] {
-        try read { try ClassMetric.filter(Column("split") == split).fetchAll($0) }
+    public func classMetrics(split: EvalSplit) throws -> [ClassMetric] {
+        try read { try ClassMetric.filter(ClassMetric.Columns.split == split).fetchAll($0) }
     }
 
     /// Predictions of one split in image order: a prediction's index in
     /// this list is how views address its image.
-    public func predictions(run: String, split: String) throws -> [Prediction] {
-        try read { try Prediction.filter(Registry.runID == run && Column("split") == split).order(Column("image")).fetchAll($0) }
+    public func predictions(run: String, split: EvalSplit) throws -> [Prediction] {
+        try read { try Prediction.ofRun(run, split).fetchAll($0) }
     }
 
-    public func prediction(run: String, split: String, index: Int) throws -> Prediction? {
+    public func prediction(run: String, split: EvalSplit, index: Int) throws -> Prediction? {
         guard index >= 0 else { return nil }
-        return try read {
-            try Prediction.filter(Registry.runID == run && Column("split") == split).order(Column("image"))
-                .limit(1, offset: index).fetchOne($0)
-        }
+        return try read { try Prediction.ofRun(run, split).limit(1, offset: index).fetchOne($0) }
     }
 
     public func testEvaluations(run: String) throws -> [TestEvaluation] {
-        try read { try TestEvaluation.filter(Registry.runID == run).order(Column("id")).fetchAll($0) }
+        try read { try TestEvaluation.filter(TestEvaluation.Columns.runId == run).order(TestEvaluation.Columns.id).fetchAll($0) }
     }
 
     /// Looks at the test split over every run of the experiments named `experiment`.
@@ -127,7 +124,8 @@ extension Registry {
 
     public func explanationSummaries(run: String) throws -> [ExplanationSummary] {
         try read {
-            try ExplanationSummary.filter(Registry.runID == run).order(Column("split"), Column("layer"), Column("method")).fetchAll($0)
+            typealias C = ExplanationSummary.Columns
+            return try ExplanationSummary.filter(C.runId == run).order(C.split, C.layer, C.method).fetchAll($0)
         }
     }
 
@@ -140,7 +138,8 @@ extension Registry {
                 FROM explanation_summaries s JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id
                 GROUP BY e.name, s.method, s.layer ORDER BY e.name, s.layer, s.method
                 """).map { (r: Row) in
-                ExplanationAverage(experiment: r["name"], method: r["method"], layer: r["layer"], images: r["images"],
+                ExplanationAverage(experiment: r["name"], method: try r.decode(ExplanationMethod.self, forColumn: "method"), layer: r["layer"],
+                                   images: r["images"],
                                    energyInMask: r["energy"], maskArea: r["area"], pointingHitRate: r["hit"],
                                    deletionAuc: r["del"], insertionAuc: r["ins"])
             }
@@ -149,13 +148,13 @@ extension Registry {
 
     /// Whether the run has a checkpoint of this kind, without reading its bytes.
     public func hasCheckpoint(run: String, kind: Checkpoint.Kind) throws -> Bool {
-        try read { try Checkpoint.filter(Registry.runID == run && Column("kind") == kind.rawValue).fetchCount($0) > 0 }
+        try read { try Checkpoint.filter(Checkpoint.Columns.runId == run && Checkpoint.Columns.kind == kind).fetchCount($0) > 0 }
     }
 
     /// The stored checkpoint bytes of one kind, without the optimizer state.
     public func checkpointData(run: String, kind: Checkpoint.Kind) throws -> Data? {
         try read {
-            try Data.fetchOne($0, Checkpoint.select(Column("data")).filter(Registry.runID == run && Column("kind") == kind.rawValue))
+            try Data.fetchOne($0, Checkpoint.select(Checkpoint.Columns.data).filter(Checkpoint.Columns.runId == run && Checkpoint.Columns.kind == kind))
         }
     }
 
@@ -166,6 +165,14 @@ extension Registry {
             let rows: [[StoredValue]] = try Row.fetchAll(stmt).map { (r: Row) in r.databaseValues.map { StoredValue($0) } }
             return (stmt.columnNames, rows)
         }
+    }
+}
+
+extension Prediction {
+    /// One split's predictions of a run in image order: a prediction's
+    /// index in this order is how views address its image.
+    static func ofRun(_ run: String, _ split: EvalSplit) -> QueryInterfaceRequest<Prediction> {
+        Prediction.filter(Columns.runId == run && Columns.split == split).order(Columns.image)
     }
 }
 

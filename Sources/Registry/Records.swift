@@ -90,9 +90,10 @@ extension Registry {
     /// run, exactly one gets it. False when another process got there first.
     public func claimRun(_ id: String, seenHeartbeat: String, pid: Int, host: String) throws -> Bool {
         try write { db in
-            try Run.filter(key: id).filter(Column("heartbeat_at") == seenHeartbeat).updateAll(db, [
-                Column("status").set(to: Run.Status.running.rawValue), Column("error").set(to: nil), Column("finished_at").set(to: nil),
-                Column("pid").set(to: pid), Column("host").set(to: host), Column("heartbeat_at").set(to: Registry.timestamp()),
+            typealias C = Run.Columns
+            return try Run.filter(key: id).filter(C.heartbeatAt == seenHeartbeat).updateAll(db, [
+                C.status.set(to: Run.Status.running), C.error.set(to: nil), C.finishedAt.set(to: nil),
+                C.pid.set(to: pid), C.host.set(to: host), C.heartbeatAt.set(to: Registry.timestamp()),
             ]) == 1
         }
     }
@@ -120,13 +121,12 @@ extension Registry {
 
     /// Confusion matrix, per-class metrics and per-image predictions of one
     /// split, replacing any earlier ones for (run, split).
-    public func recordEvaluation(run: String, split: String, confusion: [ConfusionCell], metrics: [ClassMetric],
+    public func recordEvaluation(run: String, split: EvalSplit, confusion: [ConfusionCell], metrics: [ClassMetric],
                                  predictions: [Prediction]) throws {
         try write { db in
-            let mine = Registry.runID == run && Column("split") == split
-            try ConfusionCell.filter(mine).deleteAll(db)
-            try Prediction.filter(mine).deleteAll(db)
-            try ClassMetric.filter(mine).deleteAll(db)
+            try ConfusionCell.filter(ConfusionCell.Columns.runId == run && ConfusionCell.Columns.split == split).deleteAll(db)
+            try Prediction.filter(Prediction.Columns.runId == run && Prediction.Columns.split == split).deleteAll(db)
+            try ClassMetric.filter(ClassMetric.Columns.runId == run && ClassMetric.Columns.split == split).deleteAll(db)
             for c in confusion { try c.insert(db) }
             for m in metrics { try m.insert(db) }
             for p in predictions { try p.insert(db) }
@@ -137,11 +137,11 @@ extension Registry {
     /// how many looks the run's experiment has had, this one included.
     @discardableResult
     public func recordTestEvaluation(run: String, accuracy: Double, macroF1: Double, nll: Double, ece: Double,
-                                     checkpointSHA256: String, trigger: String) throws -> Int {
+                                     checkpointSHA256: String, trigger: TestTrigger) throws -> Int {
         try write { db in
             try TestEvaluation(id: nil, runId: run, evaluatedAt: Registry.timestamp(), accuracy: accuracy, macroF1: macroF1, nll: nll, ece: ece,
                                checkpointSha256: checkpointSHA256, trigger: trigger).insert(db)
-            try Run.filter(key: run).updateAll(db, [Column("test_accuracy").set(to: accuracy), Column("test_macro_f1").set(to: macroF1)])
+            try Run.filter(key: run).updateAll(db, [Run.Columns.testAccuracy.set(to: accuracy), Run.Columns.testMacroF1.set(to: macroF1)])
             return try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id
                 WHERE r.experiment_id = (SELECT experiment_id FROM runs WHERE id = ?)

@@ -37,7 +37,7 @@ public final class Registry: @unchecked Sendable {
     /// A clear line for an SQLite failure instead of GRDB's full dump.
     static func describe(_ error: Error, path: String) -> Failure {
         if let e = error as? Failure, e.kind == .registry { return e }
-        if let e = error as? UnknownValue {
+        if let e = error as? UnknownValue ?? UnknownValue(decodingError: error) {
             return Failure(.registry, "\(path) holds a \(e.what) '\(e.value)' that this lab does not know (it knows \(e.known.joined(separator: ", "))); written by a newer lab?")
         }
         if let e = error as? DatabaseError {
@@ -133,7 +133,9 @@ public final class Registry: @unchecked Sendable {
         guard !p.isEmpty, p.allSatisfy({ $0.isLetter || $0.isNumber }) else {
             throw Failure(.registry, "'\(prefix)' is not a run id")
         }
-        let ids = try read { try String.fetchAll($0, Run.select(Column("id")).filter(Column("id").like(p + "%")).order(Column("id")).limit(6)) }
+        let ids = try read {
+            try String.fetchAll($0, Run.select(Run.Columns.id).filter(Run.Columns.id.like(p + "%")).order(Run.Columns.id).limit(6))
+        }
         if ids.count == 1 { return ids[0] }
         if ids.isEmpty { throw Failure(.registry, "no run \(prefix) in \(path) (`lab runs` lists them)") }
         throw Failure(.registry, "run id \(prefix) is ambiguous in \(path): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", ..." : "")")

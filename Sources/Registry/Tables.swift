@@ -1,3 +1,4 @@
+import Faces
 import Foundation
 import GRDB
 
@@ -11,19 +12,6 @@ extension RegistryRecord {
     public static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { .convertToSnakeCase }
 }
 
-/// A value stored as text that this lab does not know: another tool or a
-/// newer lab wrote it. Registry.describe names the file.
-struct UnknownValue: Error {
-    var what: String, value: String, known: [String]
-}
-
-/// A text column decoded into a closed set of cases, refusing others in one line.
-func decodeStored<T: RawRepresentable & CaseIterable>(_ decoder: Decoder, _ what: String) throws -> T where T.RawValue == String {
-    let raw = try decoder.singleValueContainer().decode(String.self)
-    guard let v = T(rawValue: raw) else { throw UnknownValue(what: what, value: raw, known: T.allCases.map(\.rawValue)) }
-    return v
-}
-
 public struct Experiment: RegistryRecord, Equatable {
     public static let databaseTableName = "experiments"
     public var id, name: String
@@ -33,13 +21,21 @@ public struct Experiment: RegistryRecord, Equatable {
     public var createdAt: String
 }
 
+extension Experiment {
+    /// The columns queries name.
+    public enum Columns {
+        public static let id = Column("id")
+        public static let name = Column("name")
+        public static let specHash = Column("spec_hash")
+    }
+}
+
 /// A run's own columns: provenance, data, outcome.
 public struct Run: RegistryRecord, Equatable {
     public static let databaseTableName = "runs"
-    public enum Status: String, Codable, CaseIterable, Sendable, CustomStringConvertible {
+    public enum Status: String, StoredChoice {
         case running, completed, failed, interrupted
-        public init(from decoder: Decoder) throws { self = try decodeStored(decoder, "run status") }
-        public var description: String { rawValue }
+        public static let storedName = "run status"
     }
     public var id, experimentId: String
     public var status: Status
@@ -52,7 +48,7 @@ public struct Run: RegistryRecord, Equatable {
     public var epochsRun = 0, bestEpoch: Int?
     public var bestValLoss, bestValAccuracy, bestValMacroF1, testAccuracy, testMacroF1, trainSeconds: Double?
     public var error: String?
-    /// Images per class in each split, JSON {"train": [6], "val": [6], "test": [6]}.
+    /// Images per class in each split, as JSON (ClassCounts.json).
     public var classCounts: String?
 
     /// A new run of an experiment, running from now, under a fresh id.
@@ -63,6 +59,23 @@ public struct Run: RegistryRecord, Equatable {
         self.seed = seed
         startedAt = Registry.timestamp(date)
         heartbeatAt = startedAt
+    }
+}
+
+extension Run {
+    /// The columns queries name.
+    public enum Columns {
+        public static let id = Column("id")
+        public static let experimentId = Column("experiment_id")
+        public static let status = Column("status")
+        public static let seed = Column("seed")
+        public static let heartbeatAt = Column("heartbeat_at")
+        public static let finishedAt = Column("finished_at")
+        public static let pid = Column("pid")
+        public static let host = Column("host")
+        public static let error = Column("error")
+        public static let testAccuracy = Column("test_accuracy")
+        public static let testMacroF1 = Column("test_macro_f1")
     }
 }
 
@@ -79,37 +92,80 @@ public struct Epoch: RegistryRecord, Equatable {
     }
 }
 
+extension Epoch {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let epoch = Column("epoch")
+    }
+}
+
 public struct ConfusionCell: RegistryRecord, Equatable {
     public static let databaseTableName = "confusion"
-    public var runId, split, trueClass, predictedClass: String
+    public var runId: String
+    public var split: EvalSplit
+    public var trueClass, predictedClass: Emotion
     public var count: Int
-    public init(runId: String, split: String, trueClass: String, predictedClass: String, count: Int) {
+    public init(runId: String, split: EvalSplit, trueClass: Emotion, predictedClass: Emotion, count: Int) {
         self.runId = runId; self.split = split; self.trueClass = trueClass; self.predictedClass = predictedClass; self.count = count
+    }
+}
+
+extension ConfusionCell {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let split = Column("split")
+        public static let trueClass = Column("true_class")
+        public static let predictedClass = Column("predicted_class")
     }
 }
 
 public struct ClassMetric: RegistryRecord, Equatable {
     public static let databaseTableName = "class_metrics"
-    public var runId, split, className: String
+    public var runId: String
+    public var split: EvalSplit
+    public var emotion: Emotion
     public var precision, recall, f1: Double?
     public var support: Int
-    enum CodingKeys: String, CodingKey { case runId, split, className = "class", precision, recall, f1, support }
-    public init(runId: String, split: String, className: String, precision: Double?, recall: Double?, f1: Double?, support: Int) {
-        self.runId = runId; self.split = split; self.className = className
+    enum CodingKeys: String, CodingKey { case runId, split, emotion = "class", precision, recall, f1, support }
+    public init(runId: String, split: EvalSplit, emotion: Emotion, precision: Double?, recall: Double?, f1: Double?, support: Int) {
+        self.runId = runId; self.split = split; self.emotion = emotion
         self.precision = precision; self.recall = recall; self.f1 = f1; self.support = support
+    }
+}
+
+extension ClassMetric {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let split = Column("split")
+        public static let emotion = Column("class")
     }
 }
 
 public struct Prediction: RegistryRecord, Equatable {
     public static let databaseTableName = "predictions"
-    public var runId, split, image, trueClass, predictedClass: String
+    public var runId: String
+    public var split: EvalSplit
+    public var image: String
+    public var trueClass, predictedClass: Emotion
     public var confidence: Double
     /// JSON array in class order, six decimals.
     public var probabilities: String
-    public init(runId: String, split: String, image: String, trueClass: String, predictedClass: String, probabilities: [Float]) {
+    public init(runId: String, split: EvalSplit, image: String, trueClass: Emotion, predictedClass: Emotion, probabilities: [Float]) {
         self.runId = runId; self.split = split; self.image = image; self.trueClass = trueClass; self.predictedClass = predictedClass
         confidence = Double(probabilities.max() ?? 0)
         self.probabilities = "[" + probabilities.map { String(format: "%.6f", $0) }.joined(separator: ",") + "]"
+    }
+}
+
+extension Prediction {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let split = Column("split")
+        public static let image = Column("image")
     }
 }
 
@@ -118,15 +174,23 @@ public struct TestEvaluation: RegistryRecord, Equatable {
     public var id: Int64?
     public var runId, evaluatedAt: String
     public var accuracy, macroF1, nll, ece: Double
-    public var checkpointSha256, trigger: String
+    public var checkpointSha256: String
+    public var trigger: TestTrigger
+}
+
+extension TestEvaluation {
+    /// The columns queries name.
+    public enum Columns {
+        public static let id = Column("id")
+        public static let runId = Column("run_id")
+    }
 }
 
 public struct Checkpoint: RegistryRecord, Equatable {
     public static let databaseTableName = "checkpoints"
-    public enum Kind: String, Codable, CaseIterable, Sendable, CustomStringConvertible {
+    public enum Kind: String, StoredChoice {
         case best, last
-        public init(from decoder: Decoder) throws { self = try decodeStored(decoder, "checkpoint kind") }
-        public var description: String { rawValue }
+        public static let storedName = "checkpoint kind"
     }
     public var runId: String
     public var kind: Kind
@@ -150,12 +214,27 @@ public struct Checkpoint: RegistryRecord, Equatable {
     }
 }
 
+extension Checkpoint {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let kind = Column("kind")
+        public static let data = Column("data")
+    }
+}
+
 public struct Explanation: RegistryRecord, Equatable {
     public static let databaseTableName = "explanations"
-    public var runId, method, layer, split, image, targetClass, predictedClass, trueClass: String
+    public var runId: String
+    public var method: ExplanationMethod
+    public var layer: String
+    public var split: EvalSplit
+    public var image: String
+    public var targetClass, predictedClass, trueClass: Emotion
     public var energyInMask: Double, pointingHit: Bool, deletionAuc: Double, insertionAuc: Double, confidenceDrop: Double
-    public init(runId: String, method: String, layer: String, split: String, image: String, targetClass: String, predictedClass: String,
-                trueClass: String, energyInMask: Double, pointingHit: Bool, deletionAuc: Double, insertionAuc: Double, confidenceDrop: Double) {
+    public init(runId: String, method: ExplanationMethod, layer: String, split: EvalSplit, image: String, targetClass: Emotion,
+                predictedClass: Emotion, trueClass: Emotion, energyInMask: Double, pointingHit: Bool, deletionAuc: Double,
+                insertionAuc: Double, confidenceDrop: Double) {
         self.runId = runId; self.method = method; self.layer = layer; self.split = split; self.image = image; self.targetClass = targetClass
         self.predictedClass = predictedClass; self.trueClass = trueClass; self.energyInMask = energyInMask
         self.pointingHit = pointingHit; self.deletionAuc = deletionAuc; self.insertionAuc = insertionAuc
@@ -163,18 +242,56 @@ public struct Explanation: RegistryRecord, Equatable {
     }
 }
 
+extension Explanation {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let method = Column("method")
+        public static let layer = Column("layer")
+        public static let split = Column("split")
+        public static let image = Column("image")
+    }
+}
+
 public struct ExplanationSummary: RegistryRecord, Equatable {
     public static let databaseTableName = "explanation_summaries"
-    public var runId, method, layer, split, maskSource: String
+    public var runId: String
+    public var method: ExplanationMethod
+    public var layer: String
+    public var split: EvalSplit
+    public var maskSource: String
     public var images: Int
     public var energyInMask, maskArea, pointingHitRate, deletionAuc, insertionAuc, confidenceDrop: Double
     public var createdAt: String
 }
 
+extension ExplanationSummary {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let method = Column("method")
+        public static let layer = Column("layer")
+        public static let split = Column("split")
+    }
+}
+
 public struct RandomizationCheck: RegistryRecord, Equatable {
     public static let databaseTableName = "randomization_checks"
-    public var runId, method, layer, split: String
+    public var runId: String
+    public var method: ExplanationMethod
+    public var layer: String
+    public var split: EvalSplit
     public var stage: Int
     public var randomizedDownTo: String
     public var rankCorrelation: Double
+}
+
+extension RandomizationCheck {
+    /// The columns queries name.
+    public enum Columns {
+        public static let runId = Column("run_id")
+        public static let method = Column("method")
+        public static let layer = Column("layer")
+        public static let split = Column("split")
+    }
 }

@@ -6,7 +6,7 @@ import Registry
 /// `/compare?e=a&e=b`: the `lab compare` table and the validation curves overlaid.
 enum ComparePage {
     static func render(_ site: Site, chosen: [String]) throws -> String {
-        let all = try Compare.load(site.registry, split: "val")
+        let all = try Compare.load(site.registry, split: .val)
         var body = "<h1>Compare</h1>" + picker(all.keys.sorted(), chosen: chosen)
         guard !all.isEmpty else { return HTML.page(title: "Compare", body: body + "<p>No completed runs with validation predictions yet.</p>") }
         let rows: [Compare.Row]

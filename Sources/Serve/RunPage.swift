@@ -1,5 +1,6 @@
 import Foundation
 import Analysis
+import Faces
 import Registry
 
 /// `/runs/<id>`: everything the registry holds about one run.
@@ -61,18 +62,18 @@ enum RunPage {
         var s = "<h2>Confusion (\(name))</h2><div class=\"figures\">"
         s += "<figure>\(Figures.confusion(title: "\(row.experiment): \(name) (counts)", counts: m, normalized: false))</figure>"
         s += "<figure>\(Figures.confusion(title: "\(row.experiment): \(name) (row %)", counts: m, normalized: true))</figure></div>"
-        s += "<h3>Per class (\(name))</h3>" + HTML.table(["class", "precision", "recall", "F1", "support"], Figures.classes.map { c in
+        s += "<h3>Per class (\(name))</h3>" + HTML.table(["class", "precision", "recall", "F1", "support"], Emotion.allCases.map { c in
             let x = ev.classes[c]
-            return [HTML.esc(c), HTML.pct(x?.precision), HTML.pct(x?.recall), HTML.f(x?.f1, 3), x.map { "\($0.support)" } ?? "-"]
+            return [HTML.esc(c.name), HTML.pct(x?.precision), HTML.pct(x?.recall), HTML.f(x?.f1, 3), x.map { "\($0.support)" } ?? "-"]
         }, numeric: [1, 2, 3, 4])
-        if ev.split == "val" { s += try errors(site, row) }
+        if ev.split == .val { s += try errors(site, row) }
         return s
     }
 
     /// The most confident wrong predictions, with the face where the dataset is still at hand.
     /// Prediction indices of the most confident wrong validation predictions, most confident first.
     static func errorIndices(_ site: Site, _ id: String) throws -> [Int] {
-        errorIndices(try site.registry.predictions(run: id, split: "val"))
+        errorIndices(try site.registry.predictions(run: id, split: .val))
     }
 
     static func errorIndices(_ preds: [Prediction]) -> [Int] {
@@ -82,7 +83,7 @@ enum RunPage {
     }
 
     static func errors(_ site: Site, _ row: RunRow) throws -> String {
-        let preds = try site.registry.predictions(run: row.id, split: "val")
+        let preds = try site.registry.predictions(run: row.id, split: .val)
         let wrong = errorIndices(preds)
         guard !wrong.isEmpty else { return "" }
         var missing = 0
@@ -90,9 +91,9 @@ enum RunPage {
             let p = preds[i]
             let found = site.images.file(root: row.datasetRoot, image: p.image) != nil
             if !found { missing += 1 }
-            let img = found ? "<img src=\"/runs/\(HTML.url(row.id))/images/val/\(i)\" alt=\"\(HTML.esc(p.image))\" width=\"72\" height=\"72\">" : "-"
+            let img = found ? "<img src=\"/runs/\(HTML.url(row.id))/images/\(EvalSplit.val)/\(i)\" alt=\"\(HTML.esc(p.image))\" width=\"72\" height=\"72\">" : "-"
             let cam = found ? "<img src=\"/runs/\(HTML.url(row.id))/gradcam/\(i)\" alt=\"Grad-CAM of \(HTML.esc(p.image))\" height=\"72\" loading=\"lazy\">" : "-"
-            return [img, cam, HTML.esc(p.image), HTML.esc(p.trueClass), HTML.esc(p.predictedClass), HTML.f(p.confidence, 3)]
+            return [img, cam, HTML.esc(p.image), HTML.esc(p.trueClass.name), HTML.esc(p.predictedClass.name), HTML.f(p.confidence, 3)]
         }
         let note = missing > 0 ? "<p class=\"summary\">\(missing) face\(missing == 1 ? "" : "s") not found under \(HTML.esc(row.datasetRoot ?? "the run's dataset folder")).</p>" : ""
         return "<h3>Most confident errors (validation)</h3>" + HTML.table(["face", "Grad-CAM (predicted class)", "image", "true", "predicted", "confidence"], rows, id: "errors", numeric: [5]) + note
@@ -102,7 +103,7 @@ enum RunPage {
         guard !ex.isEmpty else { return "" }
         return "<h2>Grad-CAM scores</h2><p class=\"summary\">Energy inside the expressive regions (a uniform map scores the region area), pointing-game hits, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful).</p>"
             + HTML.table(["split", "layer", "map", "images", "energy in regions", "region area", "pointing", "deletion AUC", "insertion AUC"],
-                         ex.map { e in [HTML.esc(e.split), HTML.esc(e.layer), HTML.esc(e.method), "\(e.images)", HTML.f(e.energyInMask, 3),
+                         ex.map { e in [HTML.esc(e.split.rawValue), HTML.esc(e.layer), HTML.esc(e.method.rawValue), "\(e.images)", HTML.f(e.energyInMask, 3),
                                         HTML.f(e.maskArea, 3), HTML.f(e.pointingHitRate, 3), HTML.f(e.deletionAuc, 3), HTML.f(e.insertionAuc, 3)] },
                          numeric: Set(3...8))
     }
@@ -110,7 +111,7 @@ enum RunPage {
     static func testLooks(_ looks: [TestEvaluation]) -> String {
         guard !looks.isEmpty else { return "" }
         return "<h2>Test evaluations</h2>" + HTML.table(["evaluated", "accuracy", "macro-F1", "NLL", "ECE", "by"], looks.map { l in
-            [HTML.esc(l.evaluatedAt), HTML.pct(l.accuracy), HTML.f(l.macroF1), HTML.f(l.nll), HTML.f(l.ece), HTML.esc(l.trigger)]
+            [HTML.esc(l.evaluatedAt), HTML.pct(l.accuracy), HTML.f(l.macroF1), HTML.f(l.nll), HTML.f(l.ece), HTML.esc(l.trigger.rawValue)]
         }, numeric: [1, 2, 3, 4])
     }
 

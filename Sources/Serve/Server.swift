@@ -89,8 +89,8 @@ public enum Serve {
             let row = try site.run(c.parameters.get("id"))
             let errors = try RunPage.errorIndices(site, row.id)
             guard let index = c.parameters.get("index").flatMap({ Int($0) }), errors.contains(index),
-                  let p = try site.registry.prediction(run: row.id, split: "val", index: index) else { throw NotFound("no such error") }
-            let names = try errors.compactMap { try site.registry.prediction(run: row.id, split: "val", index: $0)?.image }
+                  let p = try site.registry.prediction(run: row.id, split: .val, index: index) else { throw NotFound("no such error") }
+            let names = try errors.compactMap { try site.registry.prediction(run: row.id, split: .val, index: $0)?.image }
             guard let jpeg = site.gradCAM(run: row.id, image: p.image, errors: names, completed: row.status == .completed) else {
                 throw NotFound("\(p.image): the run's faces or checkpoint are not at hand")
             }
@@ -134,7 +134,7 @@ public enum Serve {
     /// A face addressed by (run, split, index in that split's predictions).
     static func image(_ site: Site, _ c: BasicRequestContext) throws -> Response {
         let row = try site.run(c.parameters.get("id"))
-        guard let split = c.parameters.get("split"), ["val", "test"].contains(split),
+        guard let split = c.parameters.get("split").flatMap(EvalSplit.init(rawValue:)),
               let index = c.parameters.get("index").flatMap({ Int($0) }),
               let p = try site.registry.prediction(run: row.id, split: split, index: index) else { throw NotFound("no such prediction") }
         guard let url = site.images.file(root: row.datasetRoot, image: p.image), let data = FileManager.default.contents(atPath: url.path) else {

@@ -1,6 +1,7 @@
 import Engine
 import Faces
 import Foundation
+import Registry
 
 /// A closed set of spellings a spec key accepts.
 public protocol SpecChoice: RawRepresentable<String>, CaseIterable, Codable, Sendable, Hashable {}
@@ -199,8 +200,8 @@ public struct EvaluateSpec: Codable, Equatable, Sendable {
     public init() {}
 }
 
-/// The held-out splits a run is evaluated and explained on.
-public enum EvalSplit: String, SpecChoice { case val, test }
+/// The held-out splits a run is evaluated and explained on (the registry's type).
+extension EvalSplit: SpecChoice {}
 
 public struct ExplainSpec: Codable, Equatable, Sendable {
     public typealias Split = EvalSplit

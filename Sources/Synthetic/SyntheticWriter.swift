@@ -30,7 +30,7 @@ public enum SyntheticWriter {
             while k < total {
                 let isTrain = k < train
                 let number = isTrain ? k + 1 : k - train + 1
-                let stem = String(format: "%@_%05d", isTrain ? "train" : "test", number)
+                let stem = String(format: "%@_%05d", (isTrain ? Split.train : Split.test).rawValue, number)
                 // Test faces come from a disjoint index range of the same generator.
                 let face = SyntheticFaces.render(seed: seed, index: isTrain ? k : 10_000_000 + (k - train))
                 // JPEG quality varies like a crawled image set's does.

@@ -23,7 +23,7 @@ public enum DatasetInspection {
         let train = set.counts(.train), test = set.counts(.test)
         let rows = Emotion.allCases.map { e in [e.name, "\(e.rafCode)", "\(train[e.rawValue])", "\(test[e.rawValue])"] }
             + [["total", "", "\(train.reduce(0, +))", "\(test.reduce(0, +))"]]
-        out.append(TextTable.render(["class", "RAF code", "train", "test"], rows, rightAligned: [1, 2, 3]))
+        out.append(TextTable.render(["class", "RAF code"] + Split.allCases.map(\.rawValue), rows, rightAligned: [1, 2, 3]))
         out.append("")
         if report.problems.isEmpty {
             out.append("no missing or corrupt images")

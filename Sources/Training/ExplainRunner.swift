@@ -38,13 +38,14 @@ public enum ExplainRunner {
         let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
         let faces = try subject(row, options: o, imageSize: model.imageSize, normalization: normalization, reporter: reporter)
         let computed = try maps(explainer, faces, options: o, reporter: reporter)
-        var scored = score(model, explainer.layer, faces, computed, reporter: reporter)
+        var scored = score(model, faces, computed, reporter: reporter)
         let randomization = try randomizationCheck(checkpoint: [UInt8](best.data), explainer.layer, faces, computed, options: o, into: &scored)
-        if faces.split != "files" {
-            try reg.recordExplanations(run: row.id, layer: explainer.layer, split: faces.split, maskSource: scored.maskSource, maskArea: scored.maskArea,
-                                       rows: scored.rows, randomization: randomization)
+        if let split = faces.split {
+            try reg.recordExplanations(run: row.id, layer: explainer.layer, split: split, maskSource: scored.maskSource,
+                                       maskArea: scored.maskArea, rows: records(scored.rows, faces, computed, layer: explainer.layer, split: split),
+                                       randomization: randomization)
         }
-        let defaultOut = faces.split == "files" ? "explain-\(row.id.prefix(10))" : "explain-\(row.id.prefix(10))-\(faces.split)"
+        let defaultOut = "explain-\(row.id.prefix(10))" + (faces.split.map { "-\($0.rawValue)" } ?? "")
         let outURL = o.writeImages ? try writeOverlays(faces, computed, to: URL(fileURLWithPath: o.out ?? defaultOut)) : nil
         let text = summary(row, layer: explainer.layer, faces, scored, randomization: randomization, methods: o.methods, outURL: outURL)
         return Report(text: text, outDirectory: outURL)
@@ -56,7 +57,7 @@ public enum ExplainRunner {
         var indices: [Int]
         var trueClasses: [Int?]
         var runID: String
-        var split: String                   // val | test | files
+        var split: EvalSplit?               // nil: files given by path
         var x: [Float]                      // (N, S, S, 3) normalized
         var S: Int
         var normalization: Normalization
@@ -66,7 +67,7 @@ public enum ExplainRunner {
 
     static func subject(_ row: RunRow, options o: ExplainOptions, imageSize S: Int, normalization: Normalization,
                         reporter: Reporter) throws -> Subject {
-        let set: FaceSet, indices: [Int], trueClasses: [Int?], split: String
+        let set: FaceSet, indices: [Int], trueClasses: [Int?], split: EvalSplit?
         if !o.imagePaths.isEmpty {
             var imgs = [RGBImage]()
             for p in o.imagePaths {
@@ -74,7 +75,7 @@ public enum ExplainRunner {
                 do { imgs.append(try JPEG.decode([UInt8](d))) } catch { throw Failure(.data, "\(p): \(error)") }
             }
             set = FaceSet.inMemory(imgs, classes: imgs.map { _ in 0 }, imageSize: S, names: o.imagePaths.map { ($0 as NSString).lastPathComponent })
-            indices = Array(0..<imgs.count); trueClasses = imgs.map { _ in nil }; split = "files"
+            indices = Array(0..<imgs.count); trueClasses = imgs.map { _ in nil }; split = nil
         } else {
             let data = try row.prepareData(spec: try row.resolvedSpec(), data: o.data, threads: o.threads, reporter: reporter)
             let pool = o.split == .test ? data.test : data.validation
@@ -82,7 +83,7 @@ public enum ExplainRunner {
             // An even spread over the split, so every class tends to appear.
             let n = min(o.images, pool.count)
             indices = (0..<n).map { pool[$0 * pool.count / max(n, 1)] }
-            set = data.set; trueClasses = indices.map { data.set.classes[$0] }; split = o.split.rawValue
+            set = data.set; trueClasses = indices.map { data.set.classes[$0] }; split = o.split
         }
         var x = [Float](repeating: 0, count: indices.count * S * S * 3)
         var t = [Float](repeating: 0, count: indices.count * Emotion.count)
@@ -129,16 +130,23 @@ public enum ExplainRunner {
         return c
     }
 
+    /// One face's scores under one map.
+    struct FaceScore {
+        var method: ExplanationMethod
+        var face: Int                       // index into the subject
+        var energyInMask: Double, pointingHit: Bool, deletionAuc: Double, insertionAuc: Double, confidenceDrop: Double
+    }
+
     struct Scored {
-        var rows = [Explanation]()
-        var methods = [String]()            // in table order
+        var rows = [FaceScore]()
+        var methods = [ExplanationMethod]()  // in table order
         var masks = [[UInt8]]()
         var maskSource = "", maskArea = 0.0
         var images = [[Float]](), baselines = [[Float]]()
     }
 
     /// Scores against the expressive regions, with chance baselines.
-    static func score(_ model: Model, _ layer: String, _ f: Subject, _ c: Computed, reporter: Reporter) -> Scored {
+    static func score(_ model: Model, _ f: Subject, _ c: Computed, reporter: Reporter) -> Scored {
         let S = f.S
         var s = Scored()
         if let m = f.set.masks {
@@ -148,38 +156,53 @@ public enum ExplainRunner {
         }
         s.maskArea = s.masks.reduce(0.0) { $0 + Double($1.filter { $0 >= 128 }.count) } / Double(max(1, s.masks.count * S * S))
         var rng = RNG(seed: 17)
-        var allMaps = c.maps.map { ($0.key.rawValue, $0.value) }.sorted { $0.0 < $1.0 }
-        allMaps.append(("center_prior", f.indices.map { _ in Localization.centerPrior(S) }))
-        allMaps.append(("random", f.indices.map { _ in Localization.randomMap(S, rng: &rng) }))
+        var allMaps = c.maps.map { (method(of: $0.key), $0.value) }.sorted { $0.0.rawValue < $1.0.rawValue }
+        allMaps.append((.centerPrior, f.indices.map { _ in Localization.centerPrior(S) }))
+        allMaps.append((.random, f.indices.map { _ in Localization.randomMap(S, rng: &rng) }))
         let faith = Faithfulness(model: model)
         s.images = (0..<f.count).map { Array(f.image($0)) }
         s.baselines = s.images.map { Faithfulness.blurred($0, S: S) }
         for (method, ms) in allMaps {
             for k in 0..<f.count {
-                s.rows.append(row(method, layer, f, c, k, map: ms[k], mask: s.masks[k],
+                s.rows.append(row(method, k, map: ms[k], mask: s.masks[k],
                                   faith.scores(image: s.images[k], baseline: s.baselines[k], map: ms[k], target: c.targets[k])))
             }
             s.methods.append(method)
-            reporter.status("scoring \(method)")
+            reporter.status("scoring \(method.rawValue)")
         }
         return s
     }
 
-    static func row(_ method: String, _ layer: String, _ f: Subject, _ c: Computed, _ k: Int, map: [Float], mask: [UInt8],
-                    _ scores: Faithfulness.Scores) -> Explanation {
-        let names = Emotion.allCases.map(\.name)
-        return .init(runId: f.runID, method: method, layer: layer, split: f.split, image: f.set.names[f.indices[k]],
-                     targetClass: names[c.targets[k]], predictedClass: names[c.predicted[k]],
-                     trueClass: f.trueClasses[k].map { names[$0] } ?? "unknown",
-                     energyInMask: Double(Localization.energyInMask(map, mask)),
-                     pointingHit: Localization.pointingHit(map, mask),
-                     deletionAuc: Double(scores.deletionAUC), insertionAuc: Double(scores.insertionAUC), confidenceDrop: Double(scores.confidenceDrop))
+    /// The stored name of a CAM method's maps.
+    static func method(of m: CAMMethod) -> ExplanationMethod {
+        switch m {
+        case .gradCAM: return .gradCAM
+        case .gradCAMPlusPlus: return .gradCAMPlusPlus
+        }
+    }
+
+    static func row(_ method: ExplanationMethod, _ k: Int, map: [Float], mask: [UInt8], _ scores: Faithfulness.Scores) -> FaceScore {
+        FaceScore(method: method, face: k, energyInMask: Double(Localization.energyInMask(map, mask)),
+                  pointingHit: Localization.pointingHit(map, mask), deletionAuc: Double(scores.deletionAUC),
+                  insertionAuc: Double(scores.insertionAUC), confidenceDrop: Double(scores.confidenceDrop))
+    }
+
+    /// The registry's rows of a split's faces.
+    static func records(_ rows: [FaceScore], _ f: Subject, _ c: Computed, layer: String, split: EvalSplit) -> [Explanation] {
+        let classes = Emotion.allCases
+        return rows.map { r in
+            Explanation(runId: f.runID, method: r.method, layer: layer, split: split, image: f.set.names[f.indices[r.face]],
+                        targetClass: classes[c.targets[r.face]], predictedClass: classes[c.predicted[r.face]],
+                        trueClass: classes[f.trueClasses[r.face] ?? f.set.classes[f.indices[r.face]]],
+                        energyInMask: r.energyInMask, pointingHit: r.pointingHit, deletionAuc: r.deletionAuc,
+                        insertionAuc: r.insertionAuc, confidenceDrop: r.confidenceDrop)
+        }
     }
 
     /// Cascading randomization: trained-model maps must not survive re-initialization.
     /// The fully re-initialized model, scored the same way, says what training added.
     static func randomizationCheck(checkpoint: [UInt8], _ layer: String, _ f: Subject, _ c: Computed, options o: ExplainOptions,
-                                   into s: inout Scored) throws -> [String: [(String, Double)]] {
+                                   into s: inout Scored) throws -> [ExplanationMethod: [(String, Double)]] {
         let nr = min(o.randomizationImages, f.count)
         guard nr > 0 else { return [:] }
         let copy = try Model.load(checkpoint: checkpoint, threads: o.threads).model
@@ -189,14 +212,15 @@ public enum ExplainRunner {
         }
         let faithU = Faithfulness(model: check.untrained)
         for m in o.methods {
+            let untrained = method(of: m).untrained!
             for k in 0..<nr {
                 let map = check.untrainedMaps[m]![k]
-                s.rows.append(row("\(m.rawValue) untrained", layer, f, c, k, map: map, mask: s.masks[k],
+                s.rows.append(row(untrained, k, map: map, mask: s.masks[k],
                                   faithU.scores(image: s.images[k], baseline: s.baselines[k], map: map, target: c.targets[k])))
             }
-            s.methods.append("\(m.rawValue) untrained")
+            s.methods.append(untrained)
         }
-        return check.correlations
+        return Dictionary(uniqueKeysWithValues: o.methods.compactMap { m in check.correlations[m.rawValue].map { (method(of: m), $0) } })
     }
 
     /// Overlays and a contact sheet.
@@ -222,22 +246,28 @@ public enum ExplainRunner {
         return dir
     }
 
-    static func summary(_ row: RunRow, layer: String, _ f: Subject, _ s: Scored, randomization: [String: [(String, Double)]],
+    static func summary(_ row: RunRow, layer: String, _ f: Subject, _ s: Scored, randomization: [ExplanationMethod: [(String, Double)]],
                         methods: [CAMMethod], outURL: URL?) -> String {
-        var lines = ["run \(row.id) (\(row.experiment)), layer \(layer), \(f.count) \(f.split) images, regions from \(s.maskSource) (\(String(format: "%.1f", 100 * s.maskArea))% of pixels)", ""]
+        var lines = ["run \(row.id) (\(row.experiment)), layer \(layer), \(f.count) \(f.split?.rawValue ?? "files") images, regions from "
+                     + "\(s.maskSource) (\(String(format: "%.1f", 100 * s.maskArea))% of pixels)", ""]
         let table = s.methods.map { method -> [String] in
             let rs = s.rows.filter { $0.method == method }
-            func mean(_ v: (Explanation) -> Double) -> String { String(format: "%.3f", rs.map(v).reduce(0, +) / Double(max(1, rs.count))) }
-            return [method, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAuc }, mean { $0.insertionAuc }, mean { $0.confidenceDrop }]
+            func mean(_ v: (FaceScore) -> Double) -> String { String(format: "%.3f", rs.map(v).reduce(0, +) / Double(max(1, rs.count))) }
+            return [method.rawValue, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAuc }, mean { $0.insertionAuc },
+                    mean { $0.confidenceDrop }]
         }
-        lines.append(TextTable.render(["map", "energy in regions", "pointing hit", "deletion AUC (low)", "insertion AUC (high)", "drop @top20% (low)"], table, rightAligned: [1, 2, 3, 4, 5]))
-        for v in verdicts(s.rows, methods: methods) { lines.append(""); lines.append(v.text) }
-        for (m, stages) in randomization.sorted(by: { $0.key < $1.key }) {
+        lines.append(TextTable.render(["map", "energy in regions", "pointing hit", "deletion AUC (low)", "insertion AUC (high)",
+                                       "drop @top20% (low)"], table, rightAligned: [1, 2, 3, 4, 5]))
+        for v in verdicts(s.rows, methods: methods.map(method(of:))) { lines.append(""); lines.append(v.text) }
+        for (m, stages) in randomization.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             lines.append("")
-            lines.append("randomization check (\(m)): rank correlation with the trained maps as layers are re-initialized top-down")
+            lines.append("randomization check (\(m.rawValue)): rank correlation with the trained maps as layers are re-initialized top-down")
             lines.append("  " + stages.map { "\($0.0) \(String(format: "%.2f", $0.1))" }.joined(separator: " -> "))
         }
-        if let outURL { lines.append(""); lines.append("overlays and contact sheet (input, Grad-CAM, Grad-CAM++; green frame = correct): \(outURL.path)/contact_sheet.jpg") }
+        if let outURL {
+            lines.append("")
+            lines.append("overlays and contact sheet (input, Grad-CAM, Grad-CAM++; green frame = correct): \(outURL.path)/contact_sheet.jpg")
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -245,10 +275,10 @@ public enum ExplainRunner {
 extension ExplainRunner {
     /// Each CAM method against the centre prior on the same faces (rows
     /// of both are in image order, one per explained face).
-    static func verdicts(_ rows: [Explanation], methods: [CAMMethod]) -> [PriorVerdict] {
-        let prior = rows.filter { $0.method == "center_prior" }
+    static func verdicts(_ rows: [FaceScore], methods: [ExplanationMethod]) -> [PriorVerdict] {
+        let prior = rows.filter { $0.method == .centerPrior }
         return methods.compactMap { m in
-            let mine = rows.filter { $0.method == m.rawValue }
+            let mine = rows.filter { $0.method == m }
             guard mine.count == prior.count else { return nil }
             return PriorVerdict(method: m.rawValue, pairs: zip(mine, prior).map {
                 .init(energy: $0.energyInMask, priorEnergy: $1.energyInMask, hit: $0.pointingHit, priorHit: $1.pointingHit)

@@ -281,10 +281,10 @@ public final class Runner {
         guard let best = try registry.checkpoint(run: t.id, kind: .best) else { throw Failure(.registry, "run \(t.id) has no best checkpoint") }
         try t.model.load(stateDict: Safetensors.decode([UInt8](best.data)).tensors)
         let val = evaluate(t.model, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
-        try record(runID: t.id, split: "val", probs: val, indices: data.validation, data: data)
+        try record(runID: t.id, split: .val, probs: val, indices: data.validation, data: data)
         if spec.evaluate.test {
             try testEvaluation(runID: t.id, model: t.model, checkpointSHA: best.sha256, data: data, batch: spec.train.batchSize,
-                               trigger: "spec")
+                               trigger: .spec)
         }
         if spec.explain.enabled { explain(t) }
         try registry.endRun(t.id, .completed, trainSeconds: state.trainSeconds)
@@ -320,8 +320,7 @@ public final class Runner {
             for i in idx { c[data.set.classes[i]] += 1 }
             return c
         }
-        let d = ["train": counts(data.train), "val": counts(data.validation), "test": counts(data.test)]
-        return String(data: try! JSONEncoder.sorted.encode(d), encoding: .utf8)!
+        return ClassCounts(train: counts(data.train), val: counts(data.validation), test: counts(data.test)).json
     }
 
     /// Eval-mode probabilities for `indices`, [n * 6].
@@ -344,20 +343,20 @@ public final class Runner {
     }
 
     @discardableResult
-    func record(runID: String, split: String, probs: [Float], indices: [Int], data: PreparedData) throws -> Metrics {
+    func record(runID: String, split: EvalSplit, probs: [Float], indices: [Int], data: PreparedData) throws -> Metrics {
         let truth = indices.map { data.set.classes[$0] }
         let m = Metrics(probs: probs, truth: truth, classes: Emotion.count)
-        let names = Emotion.allCases.map(\.name)
+        let classes = Emotion.allCases
         let preds = indices.enumerated().map { k, i in
-            Prediction(runId: runID, split: split, image: data.set.names[i], trueClass: names[truth[k]], predictedClass: names[m.predicted[k]],
+            Prediction(runId: runID, split: split, image: data.set.names[i], trueClass: classes[truth[k]], predictedClass: classes[m.predicted[k]],
                        probabilities: Array(probs[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
         }
-        let metrics = (0..<Emotion.count).map {
-            ClassMetric(runId: runID, split: split, className: names[$0], precision: m.precision[$0], recall: m.recall[$0], f1: m.f1[$0],
-                        support: m.confusion[$0].reduce(0, +))
+        let metrics = classes.map { e in
+            ClassMetric(runId: runID, split: split, emotion: e, precision: m.precision[e.rawValue], recall: m.recall[e.rawValue],
+                        f1: m.f1[e.rawValue], support: m.confusion[e.rawValue].reduce(0, +))
         }
         let cells = m.confusion.enumerated().flatMap { i, row in
-            row.enumerated().map { j, n in ConfusionCell(runId: runID, split: split, trueClass: names[i], predictedClass: names[j], count: n) }
+            row.enumerated().map { j, n in ConfusionCell(runId: runID, split: split, trueClass: classes[i], predictedClass: classes[j], count: n) }
         }
         try registry.recordEvaluation(run: runID, split: split, confusion: cells, metrics: metrics, predictions: preds)
         return m
@@ -365,9 +364,10 @@ public final class Runner {
 
     /// One recorded look at the test split.
     @discardableResult
-    public func testEvaluation(runID: String, model: Model, checkpointSHA: String, data: PreparedData, batch: Int, trigger: String) throws -> Metrics {
+    public func testEvaluation(runID: String, model: Model, checkpointSHA: String, data: PreparedData, batch: Int,
+                               trigger: TestTrigger) throws -> Metrics {
         let probs = evaluate(model, data: data, indices: data.test, batch: batch, S: data.set.imageSize)
-        let m = try record(runID: runID, split: "test", probs: probs, indices: data.test, data: data)
+        let m = try record(runID: runID, split: .test, probs: probs, indices: data.test, data: data)
         let looks = try registry.recordTestEvaluation(run: runID, accuracy: m.accuracy, macroF1: m.macroF1, nll: m.nll, ece: m.ece,
                                                       checkpointSHA256: checkpointSHA, trigger: trigger)
         reporter.log(String(format: "test split: accuracy %.4f, macro-F1 %.4f (look %d at the test split for this experiment)", m.accuracy, m.macroF1, looks))

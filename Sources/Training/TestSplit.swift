@@ -30,6 +30,6 @@ public enum TestSplit {
         guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw Failure(.registry, "run \(row.id) has no best checkpoint") }
         let (model, _) = try Engine.Model.load(checkpoint: [UInt8](best.data), threads: threads)
         let runner = Runner(registry: reg, reporter: Reporter(status: { _ in }, log: { FileHandle.standardError.write(Data(("\($0)\n").utf8)) }))
-        try runner.testEvaluation(runID: row.id, model: model, checkpointSHA: best.sha256, data: prepared, batch: spec.train.batchSize, trigger: "lab test")
+        try runner.testEvaluation(runID: row.id, model: model, checkpointSHA: best.sha256, data: prepared, batch: spec.train.batchSize, trigger: .labTest)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Explain
 import Foundation
+import Registry
 import Specs
 
 // Spec choices as option values: ArgumentParser lists their cases in the

@@ -2,6 +2,7 @@ import ArgumentParser
 import Explain
 import Faces
 import Foundation
+import Registry
 import Specs
 import Training
 

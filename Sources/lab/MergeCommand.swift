@@ -9,9 +9,10 @@ extension Lab {
             abstract: "Fold registries (cluster shards, another machine's runs.db) into one.",
             discussion: """
                 Experiments are matched by spec hash and runs by id, with all their rows; merging the same \
-                file twice changes nothing. A run both files hold with different content is reported and \
-                kept as the target has it, except that a completed copy replaces an unfinished one. Sources \
-                are only read; one written by a newer lab is refused.
+                file twice changes nothing. A run both files hold with different content (in any table) is \
+                reported by run and table, kept as the target has it, and makes the exit status non-zero, \
+                except that a completed copy replaces an unfinished one. Sources are only read; one written \
+                by a newer lab is refused.
                 """)
 
         @Argument(help: "Registries to merge from.", completion: .file(extensions: ["db"]))
@@ -22,7 +23,7 @@ extension Lab {
 
         func run() throws {
             let target = try Registry(path: into)
-            var refused = 0
+            var refused = 0, conflicts = 0
             for source in sources {
                 if URL(fileURLWithPath: source).standardized.path == URL(fileURLWithPath: into).standardized.path {
                     Progress.log("skipped \(source): it is the target"); continue
@@ -31,12 +32,14 @@ extension Lab {
                     let s = try target.merge(from: source)
                     print(s.line)
                     for c in s.conflicts { Progress.log(c) }
+                    conflicts += s.conflicts.count
                 } catch let e as Failure where e.kind == .registry {
                     Progress.log("Error: \(e)")
                     refused += 1
                 }
             }
-            if refused > 0 { throw ExitCode.failure }
+            // A conflict keeps the target's rows; the exit status says the registries disagree.
+            if refused > 0 || conflicts > 0 { throw ExitCode.failure }
         }
     }
 }

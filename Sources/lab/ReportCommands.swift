@@ -27,9 +27,9 @@ extension Lab {
 
         func run() throws {
             let reg = try registry.open()
-            let all = try Compare.load(reg, split: split.rawValue)
+            let all = try Compare.load(reg, split: split)
             if all.isEmpty {
-                print("no completed runs with \(split == .val ? "validation" : "test") predictions in \(registry.path)")
+                print("no completed runs with \(split.name) predictions in \(registry.path)")
                 return
             }
             var names = [String]()
@@ -39,7 +39,7 @@ extension Lab {
                 names.append(row.experiment)
             }
             let rows = try Compare.rows(all, only: names.uniqued(), baseline: baseline)
-            print(csv ? Compare.csv(rows, split: split.rawValue) : Compare.text(rows, split: split.rawValue), terminator: csv ? "" : "\n")
+            print(csv ? Compare.csv(rows, split: split) : Compare.text(rows, split: split), terminator: csv ? "" : "\n")
         }
     }
 
@@ -71,7 +71,7 @@ extension Lab {
 
         func run() throws {
             let reg = try registry.open()
-            let runs = try Compare.latestRuns(of: experiment, in: Compare.load(reg, split: split.rawValue))
+            let runs = try Compare.latestRuns(of: experiment, in: Compare.load(reg, split: split))
             print(try Calibration(experiment: experiment, correct: Compare.correctness(runs), arm: arm, splits: splits).text)
         }
     }

@@ -114,6 +114,29 @@ extension CLITests {
         XCTAssertEqual(missing.err, "Error: sweeps/x/shards/task-0.db: no such registry\n")
     }
 
+    /// `lab merge` of a copy of a run whose content differs: reported by run
+    /// and table, the target unchanged, a non-zero exit.
+    func testMergeOfAConflictingRunExitsNonZeroAndKeepsTheTarget() throws {
+        let shard = dir.appendingPathComponent("shard.db").path
+        XCTAssertEqual(try lab("run", spec("tiny", epochs: 2), "--db", shard, "--threads", "1").status, 0)
+        XCTAssertEqual(try lab("merge", shard, "--into", db).status, 0)
+        let run = try sql("SELECT id FROM runs")
+        let kept = try sql("SELECT val_accuracy FROM epochs WHERE epoch = 1")
+        let changed = dir.appendingPathComponent("changed.db").path
+        try FileManager.default.copyItem(atPath: shard, toPath: changed)
+        let edit = Process()
+        edit.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        edit.arguments = ["sqlite3", changed, "UPDATE epochs SET val_accuracy = 0.5 WHERE epoch = 1"]
+        try edit.run(); edit.waitUntilExit()
+        let r = try lab("merge", changed, "--into", db)
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertEqual(r.out, "\(changed): 0 runs added, 0 already there, 1 conflict kept as in the target (0 rows)\n")
+        XCTAssertTrue(r.err.hasPrefix("conflict: run \(run) differs in epochs (1 row; epoch 1: val_accuracy "), r.err)
+        XCTAssertTrue(r.err.contains(" here, 0.5 there); kept the target's"), r.err)
+        XCTAssertEqual(try sql("SELECT val_accuracy FROM epochs WHERE epoch = 1"), kept)
+        XCTAssertEqual(try lab("merge", shard, "--into", db).status, 0, "an identical copy merges as before")
+    }
+
     /// Why Slurm tests cannot run here, or nil when a cluster answers.
     func slurmMissing() -> String? {
         let p = Process()

@@ -70,6 +70,27 @@ final class MergeTests: XCTestCase {
         XCTAssertEqual(try target.read { try String.fetchOne($0, sql: "SELECT status FROM runs") }, "completed")
     }
 
+    /// The same run with one epoch's val_accuracy changed: the run rows agree,
+    /// the epochs do not. Reported by run and table, the target keeps its rows.
+    func testARunWhoseRowsDifferIsAConflictByRunAndTable() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let (a, runs) = try registry(ws, "a.db", seeds: [1])
+        let shard = try copy(a, path(ws, "shard.db"), "UPDATE epochs SET val_accuracy = 0.125 WHERE epoch = 2")
+        let target = try Registry(path: path(ws, "runs.db"))
+        _ = try target.merge(from: a)
+        func epochs() throws -> [Row] { try target.read { try Row.fetchAll($0, sql: "SELECT * FROM epochs ORDER BY run_id, epoch") } }
+        let (before, rows) = (try counts(target), try epochs())
+        let kept = try XCTUnwrap(rows.last?["val_accuracy"] as Double?)
+        let s = try target.merge(from: shard)
+        XCTAssertEqual(s.conflicts, ["conflict: run \(runs[0]) differs in epochs (1 row; epoch 2: val_accuracy \(kept) here, 0.125 there); "
+                                     + "kept the target's"])
+        XCTAssertEqual(s.unchanged, 0)
+        XCTAssertEqual(s.line, "\(shard): 0 runs added, 0 already there, 1 conflict kept as in the target (0 rows)")
+        XCTAssertEqual(try counts(target), before)
+        XCTAssertEqual(try epochs(), rows, "the target's rows stay as they were")
+        XCTAssertEqual(try target.merge(from: a).unchanged, 1, "the unchanged copy still merges as before")
+    }
+
     func testCompletedCopyReplacesAnUnfinishedOne() throws {
         let ws = try Workspace(); defer { ws.remove() }
         let (a, _) = try registry(ws, "a.db", seeds: [1])

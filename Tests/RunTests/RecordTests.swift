@@ -34,22 +34,22 @@ final class RecordTests: XCTestCase {
         let id = run.id
         try roundTrip(reg, Epoch(runId: id, epoch: 1, trainLoss: 1, trainAccuracy: 0.5, valLoss: 2, valAccuracy: 0.25, valMacroF1: 0.125,
                                  lr: 0.001, seconds: 3, imagesPerSecond: 40))
-        try roundTrip(reg, ConfusionCell(runId: id, split: "val", trueClass: "fear", predictedClass: "anger", count: 3))
-        try roundTrip(reg, ClassMetric(runId: id, split: "test", className: "fear", precision: 0.5, recall: nil, f1: 0.25, support: 4))
-        try roundTrip(reg, Prediction(runId: id, split: "val", image: "a.jpg", trueClass: "fear", predictedClass: "anger",
+        try roundTrip(reg, ConfusionCell(runId: id, split: .val, trueClass: .fear, predictedClass: .anger, count: 3))
+        try roundTrip(reg, ClassMetric(runId: id, split: .test, emotion: .fear, precision: 0.5, recall: nil, f1: 0.25, support: 4))
+        try roundTrip(reg, Prediction(runId: id, split: .val, image: "a.jpg", trueClass: .fear, predictedClass: .anger,
                                       probabilities: [0.1, 0.2, 0.3, 0.4, 0, 0]))
         try roundTrip(reg, TestEvaluation(id: 5, runId: id, evaluatedAt: "t2", accuracy: 0.5, macroF1: 0.25, nll: 1.5, ece: 0.125,
-                                          checkpointSha256: "00ff", trigger: "lab test"))
+                                          checkpointSha256: "00ff", trigger: .labTest))
         for kind in Checkpoint.Kind.allCases {
             try roundTrip(reg, Checkpoint(runId: id, kind: kind, epoch: 2, isBest: kind == .best, data: [1, 2, 3], optimizer: [4], stateJson: "{}"))
         }
-        try roundTrip(reg, Explanation(runId: id, method: "gradcam", layer: "l", split: "val", image: "a.jpg", targetClass: "fear",
-                                       predictedClass: "anger", trueClass: "fear", energyInMask: 0.5, pointingHit: true, deletionAuc: 0.25,
+        try roundTrip(reg, Explanation(runId: id, method: .gradCAM, layer: "l", split: .val, image: "a.jpg", targetClass: .fear,
+                                       predictedClass: .anger, trueClass: .fear, energyInMask: 0.5, pointingHit: true, deletionAuc: 0.25,
                                        insertionAuc: 0.75, confidenceDrop: 0.125))
-        try roundTrip(reg, ExplanationSummary(runId: id, method: "gradcam", layer: "l", split: "val", maskSource: "masks", images: 4,
+        try roundTrip(reg, ExplanationSummary(runId: id, method: .gradCAM, layer: "l", split: .val, maskSource: "masks", images: 4,
                                               energyInMask: 0.5, maskArea: 0.1, pointingHitRate: 0.75, deletionAuc: 0.25, insertionAuc: 0.75,
                                               confidenceDrop: 0.125, createdAt: "t3"))
-        try roundTrip(reg, RandomizationCheck(runId: id, method: "gradcam", layer: "l", split: "val", stage: 1, randomizedDownTo: "fc2",
+        try roundTrip(reg, RandomizationCheck(runId: id, method: .gradCAM, layer: "l", split: .val, stage: 1, randomizedDownTo: "fc2",
                                               rankCorrelation: 0.5))
         // Columns by name, as `sqlite3 runs.db` shows them.
         let raw = try reg.read { try Row.fetchOne($0, sql: "SELECT val_macro_f1, images_per_second FROM epochs")! }
@@ -111,5 +111,29 @@ final class RecordTests: XCTestCase {
         XCTAssertEqual(message { _ = try RunRow.one(reg, id) }, status)
         XCTAssertEqual(message { _ = try reg.read { try Checkpoint.fetchAll($0) } },
                        "\(ws.db) holds a checkpoint kind 'middle' that this lab does not know (it knows best, last); written by a newer lab?")
+    }
+
+    /// Classes, splits and test triggers cross the boundary as enums too: a
+    /// spelling this lab does not know is the same one-line error.
+    func testAnUnknownClassSplitOrTriggerIsAClearErrorToo() throws {
+        let ws = try Workspace(); defer { ws.remove() }
+        let reg = try ws.registry()
+        let exp = try reg.experiment(name: "e", parent: nil, specJSON: "{}", description: nil)
+        let id = try reg.startRun(Run(experimentId: exp, seed: 1))
+        try reg.recordEvaluation(run: id, split: .val, confusion: [], metrics: [], predictions: [
+            Prediction(runId: id, split: .val, image: "a.jpg", trueClass: .fear, predictedClass: .anger, probabilities: [0, 0, 0, 1, 0, 0]),
+        ])
+        try reg.recordTestEvaluation(run: id, accuracy: 1, macroF1: 1, nll: 0, ece: 0, checkpointSHA256: "00", trigger: .spec)
+        let q = try DatabaseQueue(path: ws.db)
+        try q.writeWithoutTransaction { db in
+            try db.execute(sql: "UPDATE predictions SET true_class = 'neutral'; UPDATE test_evaluations SET trigger = 'cron'")
+        }
+        try q.close()
+        XCTAssertEqual(message { _ = try reg.predictions(run: id, split: .val) },
+                       "\(ws.db) holds a class 'neutral' that this lab does not know (it knows happiness, surprise, sadness, anger, disgust, fear); "
+                       + "written by a newer lab?")
+        XCTAssertEqual(message { _ = try reg.testEvaluations(run: id) },
+                       "\(ws.db) holds a test trigger 'cron' that this lab does not know (it knows spec, lab test); written by a newer lab?")
+        XCTAssertEqual(try reg.read { try String.fetchOne($0, sql: "SELECT split FROM predictions") }, "val", "stored by its name")
     }
 }

@@ -27,7 +27,7 @@ final class ReportTests: XCTestCase {
     func testCompareMatchesSQLAndHandWorkedStatistics() throws {
         let ws = try Workspace(); defer { ws.remove() }
         let reg = try makeRegistry(ws)
-        let rows = try Compare.rows(try Compare.load(reg, split: "val"))
+        let rows = try Compare.rows(try Compare.load(reg, split: .val))
         XCTAssertEqual(rows.map(\.experiment), ["base", "abl"])
         let abl = rows[1]
         XCTAssertEqual(abl.baseline, "base"); XCTAssertEqual(abl.runs, 2)
@@ -48,7 +48,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(abl.holmP, abl.pValue, "a family of one test is not adjusted")
         XCTAssertNil(rows[0].holmP, "the baseline is not tested")
         XCTAssertNotNil(abl.ciLow); XCTAssertLessThanOrEqual(abl.ciLow!, abl.ciHigh!)
-        let text = Compare.text(rows, split: "val")
+        let text = Compare.text(rows, split: .val)
         XCTAssertTrue(text.hasPrefix("split: validation (best epoch)"))
         // Balanced accuracy beside accuracy, the mean of the per-class recall that class_metrics records.
         let sqlBalanced = try reg.read { db in
@@ -110,7 +110,7 @@ final class ReportTests: XCTestCase {
             _ = FileManager.default.createFile(atPath: path, contents: Data(#"{"name": "\#(name)", "extends": "base.json", "model": {"skip": false}}"#.utf8))
             for seed in seeds { try runner.run(try SpecLoader.load(path), seed: seed, options: RunOptions(threads: 1)) }
         }
-        let rows = try Compare.rows(try Compare.load(reg, split: "val"))
+        let rows = try Compare.rows(try Compare.load(reg, split: .val))
         XCTAssertEqual(rows.map(\.experiment), ["base", "one", "three"])
         let three = rows[2], one = rows[1]
         XCTAssertEqual(three.runs, 3)
@@ -134,9 +134,9 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(one.mcnemarP), Statistics.mcnemarExact(b: b, c: c), accuracy: 1e-12)
         XCTAssertEqual(one.note, "one run in an arm: the change and the seed cannot be told apart; McNemar p = \(Compare.pString(one.mcnemarP)) "
                        + "compares two trained models (seeds 2 and 2) on these images, not the two procedures")
-        let text = Compare.text(rows, split: "val")
+        let text = Compare.text(rows, split: .val)
         XCTAssertTrue(text.contains("one vs base: model.skip=false  [one run in an arm:"), text)
-        let csv = Compare.csv(rows, split: "val").split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let csv = Compare.csv(rows, split: .val).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
         let column = { (name: String) in csv[0].firstIndex(of: Substring(name))! }
         XCTAssertEqual(csv[1][column("mcnemar_p")], "", "the baseline row")
         XCTAssertEqual(Double(csv[2][column("mcnemar_p")])!, one.mcnemarP!, accuracy: 1e-6)
@@ -158,11 +158,11 @@ final class ReportTests: XCTestCase {
         for (r, e) in zip(rows.dropFirst(), [0.03, 0.06, 0.06, 0.02]) { XCTAssertEqual(r.holmP!, e, accuracy: 1e-12, r.experiment) }
         XCTAssertEqual(Compare.holmFootnote(rows, marker: "*"), "* significant at 5% family-wise (Holm over the 4 seed-aware tests shown): a vs base, d vs base")
         XCTAssertNil(Compare.holmFootnote([rows[0]], marker: "*"), "no tests, no footnote")
-        let text = Compare.text(rows, split: "val")
+        let text = Compare.text(rows, split: .val)
         let lines = text[text.range(of: "against the baseline")!.lowerBound...].split(separator: "\n")
         let b = lines.first { $0.hasPrefix("b ") }!, d = lines.first { $0.hasPrefix("d ") }!
         XCTAssertTrue(b.contains("0.040  0.060 "), String(b)); XCTAssertTrue(d.contains("0.005  0.020*"), String(d))
-        let csv = Compare.csv(rows, split: "val").split(separator: "\n")
+        let csv = Compare.csv(rows, split: .val).split(separator: "\n")
         XCTAssertTrue(csv[0].contains(",delta_accuracy,ci_low,ci_high,p_value,holm_p,p_improve,p_improve_low,p_improve_high,min_detectable,mcnemar_p,macro_f1,"))
         XCTAssertTrue(csv[3].contains(",0.040000,0.060000,"), String(csv[3]))
     }
@@ -173,7 +173,7 @@ final class ReportTests: XCTestCase {
         // Edit base.json (a different lr) and run it once more.
         let path = ws.spec("base", extra: #", "lr": 0.001"#, epochs: 2)
         try Runner(registry: reg, reporter: .silent).run(try SpecLoader.load(path), seed: 1, options: RunOptions(threads: 1))
-        let rows = try Compare.rows(try Compare.load(reg, split: "val"))
+        let rows = try Compare.rows(try Compare.load(reg, split: .val))
         let base = rows.first { $0.experiment == "base" }!
         XCTAssertEqual(base.runs, 1)
         XCTAssertEqual(base.note, "2 runs of an earlier spec with this name left out")
@@ -185,7 +185,7 @@ final class ReportTests: XCTestCase {
         let ws = try Workspace(); defer { ws.remove() }
         let reg = try makeRegistry(ws)
         _ = try reg.write { try $0.execute(sql: "UPDATE runs SET dataset_fingerprint = 'other' WHERE experiment_id = (SELECT id FROM experiments WHERE name = 'abl')") }
-        let abl = try Compare.rows(try Compare.load(reg, split: "val"))[1]
+        let abl = try Compare.rows(try Compare.load(reg, split: .val))[1]
         XCTAssertNil(abl.pValue); XCTAssertNil(abl.ciLow)
         XCTAssertEqual(abl.note, "not paired: trained on different data (fingerprints differ)")
     }
@@ -211,7 +211,7 @@ final class ReportTests: XCTestCase {
         let files = try Export.write(reg, to: ws.dir.appendingPathComponent("nb"))
         XCTAssertEqual(Set(files.map(\.lastPathComponent)), ["runs.csv", "epochs.csv", "confusion.csv", "predictions.csv", "explanations.csv", "test_evaluations.csv", "comparison_val.csv", "analysis.ipynb", "README.md"])
         let comparison = try String(contentsOf: ws.dir.appendingPathComponent("nb/comparison_val.csv"), encoding: .utf8)
-        XCTAssertEqual(comparison, Compare.csv(try Compare.rows(try Compare.load(reg, split: "val")), split: "val"), "lab compare --csv")
+        XCTAssertEqual(comparison, Compare.csv(try Compare.rows(try Compare.load(reg, split: .val)), split: .val), "lab compare --csv")
         let epochs = try String(contentsOf: ws.dir.appendingPathComponent("nb/epochs.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(epochs.count, 1 + 4 * 2)
         let nb = try JSONSerialization.jsonObject(with: Data(contentsOf: ws.dir.appendingPathComponent("nb/analysis.ipynb"))) as! [String: Any]

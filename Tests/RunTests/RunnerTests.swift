@@ -232,7 +232,7 @@ final class ExplainRunTests: XCTestCase {
         }
         XCTAssertEqual(rows.count, 8)
         let p = Statistics.wilcoxonSignedRank(rows.map { $0["d"] as Double })
-        let verdict = try XCTUnwrap(Report.priorVerdict(reg, experiment: "tiny", layer: "block2.conv2", method: "gradcam"))
+        let verdict = try XCTUnwrap(Report.priorVerdict(reg, experiment: "tiny", layer: "block2.conv2", method: .gradCAM))
         XCTAssertEqual(verdict.energy.p, p, accuracy: 1e-12)
         XCTAssertEqual(verdict.pointing.p, Statistics.mcnemarExact(b: rows.filter { ($0["h"] as Bool) && !($0["ch"] as Bool) }.count,
                                                                    c: rows.filter { !($0["h"] as Bool) && ($0["ch"] as Bool) }.count), accuracy: 1e-12)

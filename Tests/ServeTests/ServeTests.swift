@@ -64,7 +64,7 @@ final class ServeTests: XCTestCase {
     }
 
     func testFacesCheckpointAndAssetsAreServedFromWhatTheRegistryNames() throws {
-        let preds = try fx.writer.predictions(run: fx.base, split: "val")
+        let preds = try fx.writer.predictions(run: fx.base, split: .val)
         XCTAssertFalse(preds.isEmpty)
         let face = try get("/runs/\(fx.base)/images/val/\(preds.count - 1)")
         XCTAssertEqual(face.status, 200)
@@ -147,7 +147,7 @@ final class ServeTests: XCTestCase {
         XCTAssertTrue(rows.first!.hasPrefix("<td>base</td><td>-</td>"), String(rows.first!))
         XCTAssertTrue(rows.last!.hasPrefix("<td>abl</td><td>base</td>"), String(rows.last!))
         XCTAssertTrue(rows.last!.contains("model.skip"), "changed keys: \(rows.last!)")
-        let expected = try Compare.rows(try Compare.load(fx.writer, split: "val"), only: ["base", "abl"])
+        let expected = try Compare.rows(try Compare.load(fx.writer, split: .val), only: ["base", "abl"])
         // One run a side: no seed-aware test, the model-level McNemar in the note, as lab compare prints it.
         XCTAssertNil(expected[1].pValue)
         XCTAssertTrue(rows.last!.contains("McNemar p = \(Compare.pString(expected[1].mcnemarP)) compares two trained models"), String(rows.last!))
@@ -268,7 +268,7 @@ extension ServeTests {
     /// A run page's confident errors carry their Grad-CAM pictures: the same
     /// pixels `lab report` draws, computed from the best checkpoint.
     func testConfidentErrorsCarryTheReportsGradCAMPictures() throws {
-        let preds = try fx.writer.predictions(run: fx.base, split: "val")
+        let preds = try fx.writer.predictions(run: fx.base, split: .val)
         let wrong = try XCTUnwrap(preds.indices.filter { preds[$0].trueClass != preds[$0].predictedClass }
             .max { (preds[$0].confidence, -$0) < (preds[$1].confidence, -$1) }, "the tiny model makes errors")
         let page = try get("/runs/\(fx.base)").text

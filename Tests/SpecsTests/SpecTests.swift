@@ -165,6 +165,33 @@ final class SpecTests: XCTestCase {
                        "setting a key to its value changes nothing")
     }
 
+    /// Every key is declared twice: by the Codable sections (Spec.swift) and
+    /// by SpecSchema's table that checks files. The two must name the same
+    /// keys, and every key added later must be one of them.
+    func testSchemaAndCodableSectionsDeclareTheSameKeys() throws {
+        var full = ExperimentSpec()
+        full.description = "d"; full.parent = "p"; full.dataset.root = "r"; full.train.seeds = [1]; full.explain.layer = "l"
+        func paths(_ v: JSONValue, _ prefix: String = "") -> Set<String> {
+            guard let o = v.object else { return [] }
+            return o.reduce(into: Set<String>()) { all, kv in
+                let path = prefix.isEmpty ? kv.key : "\(prefix).\(kv.key)"
+                all.insert(path)
+                all.formUnion(paths(kv.value, path))
+            }
+        }
+        func paths(_ schema: [String: SpecSchema.Kind], _ prefix: String = "") -> Set<String> {
+            schema.reduce(into: Set<String>()) { all, kv in
+                let path = prefix.isEmpty ? kv.key : "\(prefix).\(kv.key)"
+                all.insert(path)
+                if case .object(let sub) = kv.value { all.formUnion(paths(sub, path)) }
+            }
+        }
+        let codable = paths(try JSONValue(encoding: full)), schema = paths(SpecSchema.root)
+        // `extends` is read from files only; `parent` is derived from it and stored.
+        XCTAssertEqual(codable.subtracting(["parent"]), schema.subtracting(["extends"]))
+        for (section, key, _) in SpecLoader.addedLater { XCTAssertTrue(schema.contains("\(section).\(key)"), "\(section).\(key)") }
+    }
+
     func testBadSetNamesTheSetNotTheFile() {
         let path = write("base.json", #"{"name": "base"}"#)
         XCTAssertEqual(error(path, set("model.skp=false")),
