@@ -46,7 +46,9 @@ let package = Package(
         // The one way lab starts another program (git, sbatch, python, its own children): swift-subprocess.
         .target(
             name: "ChildProcess",
-            dependencies: [.product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .target(name: "Engine", dependencies: ["CBLAS", "LabRandom"], swiftSettings: numeric),
         .target(
@@ -56,7 +58,9 @@ let package = Package(
         ),
         .target(
             name: "Registry",
-            dependencies: ["Faces", "Failures", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "Faces", "Failures", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // The built-in synthetic face set (procedural renderer and its RAF-DB-layout writer),
         // apart from Faces so that the real-data pipeline stays easy to read.

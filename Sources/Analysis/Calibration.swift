@@ -59,7 +59,8 @@ public struct Calibration: Sendable {
         return [
             "A/A calibration: \(experiment), \(runs) runs on \(images) images, \(splits) random splits into two arms of \(arm) runs",
             "  p < 0.05 in \(share(rejected)); the 95% interval misses 0 in \(share(missedZero)) (a sound test: about 5%)",
-            String(format: "  run-to-run spread of accuracy: sd %.2f points; mean smallest detectable difference at %d vs %d runs: %.2f points",
+            String(format: "  run-to-run spread of accuracy: sd %.2f points; mean smallest detectable difference at %d vs %d runs: "
+                + "%.2f points",
                    runSD * 100, arm, arm, meanMinDetectable * 100),
             "  runs per arm to detect a 1-point difference with 80% power at 5%: "
                 + (runsForOnePoint.map { "\($0) (at this spread, before any image-by-change interaction)" } ?? "more than 1000"),

@@ -98,8 +98,12 @@ public enum Compare {
             if current.count < runs.count { leftOut[name] = runs.count - current.count; all[name] = current }
         }
         let wanted = only.isEmpty ? all.keys.sorted() : only
-        for w in wanted where all[w] == nil { throw Failure(.registry, "no completed runs of experiment \(w) with predictions on this split") }
-        if let baseline, all[baseline] == nil { throw Failure(.registry, "baseline \(baseline) has no completed runs with predictions on this split") }
+        for w in wanted where all[w] == nil {
+            throw Failure(.registry, "no completed runs of experiment \(w) with predictions on this split")
+        }
+        if let baseline, all[baseline] == nil {
+            throw Failure(.registry, "baseline \(baseline) has no completed runs with predictions on this split")
+        }
         // Baselines first, then their ablations.
         let ordered = wanted.sorted { a, b in
             let pa = all[a]!.first!.parent == nil || a == baseline, pb = all[b]!.first!.parent == nil || b == baseline
@@ -148,7 +152,8 @@ public enum Compare {
         let fps = Set((runs + base).map(\.fingerprint))
         let images = Set(runs.first!.correct.keys)
         guard fps.count == 1, (runs + base).allSatisfy({ Set($0.correct.keys) == images }) else {
-            row.note = fps.count > 1 ? "not paired: trained on different data (fingerprints differ)" : "not paired: different evaluation images (split settings differ)"
+            row.note = fps.count > 1 ? "not paired: trained on different data (fingerprints differ)" : "not paired: different "
+                + "evaluation images (split settings differ)"
             return
         }
         let imgs = images.sorted()
@@ -206,7 +211,8 @@ public enum Compare {
         let tested = rows.filter { $0.holmP != nil }
         guard !tested.isEmpty else { return nil }
         let kept = tested.filter { $0.holmP! < familyWiseAlpha }.map { "\($0.experiment) vs \($0.baseline ?? "-")" }
-        return "\(marker) significant at 5% family-wise (Holm over the \(tested.count) seed-aware test\(tested.count == 1 ? "" : "s") shown): "
+        return "\(marker) significant at 5% family-wise (Holm over the \(tested.count) seed-aware test\(tested.count == 1 ? "" : "s") "
+            + "shown): "
             + (kept.isEmpty ? "none" : kept.joined(separator: ", "))
     }
 
@@ -234,7 +240,8 @@ public enum Compare {
 
     /// How the table's statistics are made, for the lines above every rendering of it.
     public static let method = [
-        "Δ: the difference of the runs' mean accuracy, with a 95% interval and p from a t-test whose variance counts the runs (seeds) of each arm "
+        "Δ: the difference of the runs' mean accuracy, with a 95% interval and p from a t-test whose variance counts the runs (seeds) "
+            + "of each arm "
             + "and the images (paired across arms), Welch-Satterthwaite df; Holm adjusts p over the rows shown.",
         "P(A>B): the chance that a run of the experiment beats a run of its baseline (95% interval: bootstrap over runs). "
             + "MDE: the smallest Δ this comparison detects with 80% power at 5%.",
@@ -286,7 +293,8 @@ public enum Compare {
             out.append(TextTable.render(
                 ["experiment", "vs", "Δ acc [95% CI]", "p", "Holm p", "P(A>B) [95% CI]", "MDE"],
                 compared.map { r in
-                    [r.experiment, r.baseline ?? "-", deltaString(r), pString(r.pValue), holmString(r, marker: "*", pad: true), improveString(r), mdeString(r)]
+                    [r.experiment, r.baseline ?? "-", deltaString(r), pString(r.pValue), holmString(r, marker: "*", pad: true),
+                     improveString(r), mdeString(r)]
                 }, rightAligned: Set(2...6)))
             if let note = holmFootnote(rows, marker: "*") { out.append(note) }
         }
@@ -301,7 +309,8 @@ public enum Compare {
         if !changed.isEmpty {
             out.append("")
             for r in changed {
-                out.append("\(r.experiment) vs \(r.baseline ?? "-"): \(r.changes.isEmpty ? "same spec" : r.changes.joined(separator: ", "))\(r.note.map { "  [\($0)]" } ?? "")")
+                out.append("\(r.experiment) vs \(r.baseline ?? "-"): "
+                    + "\(r.changes.isEmpty ? "same spec" : r.changes.joined(separator: ", "))\(r.note.map { "  [\($0)]" } ?? "")")
             }
         }
         return out.joined(separator: "\n")
@@ -313,8 +322,9 @@ public enum Compare {
         return pairs.isEmpty ? "no errors" : pairs.map { "\($0.0) → \($0.1) \($0.2)" }.joined(separator: ", ")
     }
 
-    public static let csvHeader = ["experiment", "baseline", "split", "runs", "accuracy_mean", "accuracy_std", "delta_accuracy", "ci_low", "ci_high",
-                                   "p_value", "holm_p", "p_improve", "p_improve_low", "p_improve_high", "min_detectable", "mcnemar_p",
+    public static let csvHeader = ["experiment", "baseline", "split", "runs", "accuracy_mean", "accuracy_std", "delta_accuracy",
+                                   "ci_low", "ci_high", "p_value", "holm_p", "p_improve", "p_improve_low", "p_improve_high",
+                                   "min_detectable", "mcnemar_p",
                                    "macro_f1", "balanced_accuracy"] + Emotion.allCases.map { "recall_\($0.name)" }
         + ["params", "flops", "best_epoch", "train_seconds", "most_confused", "changes", "note"]
 
@@ -322,11 +332,12 @@ public enum Compare {
         func p6(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "" }
         var lines = [csvHeader.joined(separator: ",")]
         for r in rows {
-            let cells: [String] = [r.experiment, r.baseline ?? "", split.rawValue, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4), f(r.delta, 4), f(r.ciLow, 4),
-                                   f(r.ciHigh, 4), p6(r.pValue), p6(r.holmP), f(r.pImprove, 4), f(r.pImproveLow, 4), f(r.pImproveHigh, 4),
-                                   f(r.minDetectable, 4), p6(r.mcnemarP)]
-                + [f(r.macroF1, 4), f(r.balancedAccuracy, 4)] + r.recall.map { f($0, 4) } + ["\(r.params)", f(r.flops, 0), f(r.bestEpoch, 1), f(r.trainSeconds, 1),
-                                                                  confusedSummary(r.confusion), r.changes.joined(separator: "; "), r.note ?? ""]
+            let cells: [String] = [r.experiment, r.baseline ?? "", split.rawValue, "\(r.runs)", f(r.accMean, 4), f(r.accStd, 4),
+                                   f(r.delta, 4), f(r.ciLow, 4), f(r.ciHigh, 4), p6(r.pValue), p6(r.holmP),
+                                   f(r.pImprove, 4), f(r.pImproveLow, 4), f(r.pImproveHigh, 4), f(r.minDetectable, 4), p6(r.mcnemarP)]
+                + [f(r.macroF1, 4), f(r.balancedAccuracy, 4)] + r.recall.map { f($0, 4) }
+                + ["\(r.params)", f(r.flops, 0), f(r.bestEpoch, 1), f(r.trainSeconds, 1),
+                   confusedSummary(r.confusion), r.changes.joined(separator: "; "), r.note ?? ""]
             lines.append(cells.map(CSV.escape).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -31,7 +31,11 @@ public struct Metrics: Sendable {
             let pj = predictedJ > 0 ? tp / predictedJ : nil
             let rj = support > 0 ? tp / support : nil
             p.append(pj); r.append(rj)
-            if support > 0 { f.append((pj ?? 0) + (rj ?? 0) > 0 ? 2 * (pj ?? 0) * (rj ?? 0) / ((pj ?? 0) + (rj ?? 0)) : 0) } else { f.append(nil) }
+            if support > 0 {
+                f.append((pj ?? 0) + (rj ?? 0) > 0 ? 2 * (pj ?? 0) * (rj ?? 0) / ((pj ?? 0) + (rj ?? 0)) : 0)
+            } else {
+                f.append(nil)
+            }
         }
         precision = p; recall = r; f1 = f
         let present = f.compactMap { $0 }

@@ -11,7 +11,10 @@ public enum NextSteps {
         if let report { lines.append("  report        \(report.path)   (figures beside it; lab report --markdown rewrites it)") } else {
             lines.append("  report        lab report --markdown   (writes reports/report.md)")
         }
-        for dir in explanations { lines.append("  Grad-CAM      \(dir.appendingPathComponent("contact_sheet.jpg").path)   (face, Grad-CAM, Grad-CAM++; green frame = correct)") }
+        for dir in explanations {
+            lines.append("  Grad-CAM      \(dir.appendingPathComponent("contact_sheet.jpg").path)   "
+                         + "(face, Grad-CAM, Grad-CAM++; green frame = correct)")
+        }
         lines.append("  this run      lab show \(short)")
         lines.append("  all runs      lab runs   ·   lab compare")
         lines.append("  registry      sqlite3 \(registryPath) \"\(Registry.summaryQueryExample)\"")

@@ -29,7 +29,9 @@ public enum Report {
                 cells += try reg.confusion(run: r.id, split: .val)
                 for p in try reg.predictions(run: r.id, split: .val) {
                     confidence.append(p.confidence); correct.append(p.trueClass == p.predictedClass)
-                    if p.trueClass != p.predictedClass { errors.append((r.id, p.image, p.trueClass.name, p.predictedClass.name, p.confidence)) }
+                    if p.trueClass != p.predictedClass {
+                        errors.append((r.id, p.image, p.trueClass.name, p.predictedClass.name, p.confidence))
+                    }
                 }
             }
             let ece = Metrics.expectedCalibrationError(confidence: confidence, correct: correct)
@@ -102,15 +104,22 @@ public enum Report {
             if all.isEmpty { continue }
             let rows = try Compare.rows(all)
             md += ["## Comparison (\(split.name))", "",
-                   "Accuracy in %, Δ and MDE in points, against the experiment each one extends. " + Compare.method.joined(separator: " "), "",
-                   "| experiment | vs | runs | accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | p | Holm p | P(A>B) [95% CI] | MDE | "
-                       + Compare.shortClass.map { "recall \($0)" }.joined(separator: " | ") + " | most confused | params | FLOPs | best epoch | changes |",
-                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + String(repeating: "---:|", count: 6) + "---|---:|---:|---:|---|"]
+                   "Accuracy in %, Δ and MDE in points, against the experiment each one extends. "
+                       + Compare.method.joined(separator: " "), "",
+                   "| experiment | vs | runs | accuracy | balanced accuracy | macro-F1 | Δ accuracy [95% CI] | p | Holm p | P(A>B) "
+                       + "[95% CI] | MDE | "
+                       + Compare.shortClass.map { "recall \($0)" }.joined(separator: " | ") + " | most confused | params | FLOPs | "
+                           + "best epoch | changes |",
+                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + String(repeating: "---:|", count: 6)
+                       + "---|---:|---:|---:|---|"]
             for r in rows {
-                md.append("| \(r.experiment) | \(r.baseline ?? "-") | \(r.runs) | \(Compare.accuracy(r)) | \(Compare.pct(r.balancedAccuracy)) | \(f(r.macroF1)) | "
+                md.append("| \(r.experiment) | \(r.baseline ?? "-") | \(r.runs) | \(Compare.accuracy(r)) | "
+                    + "\(Compare.pct(r.balancedAccuracy)) | \(f(r.macroF1)) | "
                           + "\(Compare.deltaString(r)) | \(Compare.pString(r.pValue)) | \(Compare.holmString(r, marker: "\\*")) | "
                           + "\(Compare.improveString(r)) | \(Compare.mdeString(r)) | "
-                          + r.recall.map { Compare.pct($0) }.joined(separator: " | ") + " | \(Compare.confusedSummary(r.confusion)) | \(r.params) | \(Compare.flopsString(r.flops)) | \(Compare.epoch(r.bestEpoch)) | \(r.changes.joined(separator: ", "))\(r.note.map { " **\($0)**" } ?? "") |")
+                          + r.recall.map { Compare.pct($0) }.joined(separator: " | ") + " | \(Compare.confusedSummary(r.confusion)) | "
+                              + "\(r.params) | \(Compare.flopsString(r.flops)) | \(Compare.epoch(r.bestEpoch)) | "
+                                  + "\(r.changes.joined(separator: ", "))\(r.note.map { " **\($0)**" } ?? "") |")
             }
             if let note = Compare.holmFootnote(rows, marker: "\\*") { md += ["", note] }
             md.append("")
@@ -120,13 +129,18 @@ public enum Report {
 
     static func explanationSection(_ reg: Registry, _ explanations: [ExplanationAverage]) throws -> [String] {
         guard !explanations.isEmpty else { return [] }
-        var md = ["## Explanations", "", "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful). "
-                  + "Against the centre prior on the same faces: Wilcoxon signed-rank on energy, exact McNemar on pointing; \"beats\" and \"worse\" at p < 0.05.", "",
-                  "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC | energy vs centre prior | pointing vs centre prior |",
+        var md = ["## Explanations", "",
+                  "Share of map energy inside the expressive regions (uniform attention scores the region area), pointing-game hit "
+                      + "rate, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful). "
+                  + "Against the centre prior on the same faces: Wilcoxon signed-rank on energy, exact McNemar on pointing; \"beats\" "
+                      + "and \"worse\" at p < 0.05.", "",
+                  "| experiment | layer | map | images | energy in regions | region area | pointing | deletion AUC | insertion AUC | "
+                      + "energy vs centre prior | pointing vs centre prior |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
         for e in explanations {
             let verdict = try priorVerdict(reg, experiment: e.experiment, layer: e.layer, method: e.method)
-            md.append("| \(e.experiment) | \(e.layer) | \(e.method) | \(e.images) | \(f(e.energyInMask)) | \(f(e.maskArea)) | \(f(e.pointingHitRate)) | \(f(e.deletionAuc)) | \(f(e.insertionAuc)) | "
+            md.append("| \(e.experiment) | \(e.layer) | \(e.method) | \(e.images) | \(f(e.energyInMask)) | \(f(e.maskArea)) | "
+                + "\(f(e.pointingHitRate)) | \(f(e.deletionAuc)) | \(f(e.insertionAuc)) | "
                       + "\(verdict?.energyCell ?? "-") | \(verdict?.pointingCell ?? "-") |")
         }
         md.append("")
@@ -138,20 +152,26 @@ public enum Report {
                                   pictures: Pictures) throws -> [String] {
         let s = slug(e.name)
         var md = ["## \(e.name)", ""]
-        md.append("\(e.runs.count) completed run\(e.runs.count == 1 ? "" : "s"); validation ECE \(f(e.ece)); test split evaluated \(e.testLooks) time\(e.testLooks == 1 ? "" : "s")\(e.testLooks > e.runs.count ? " (more than once per run: selection on test?)" : "").")
+        md.append("\(e.runs.count) completed run\(e.runs.count == 1 ? "" : "s"); validation ECE \(f(e.ece)); test split evaluated "
+            + "\(e.testLooks) time\(e.testLooks == 1 ? "" : "s")"
+            + "\(e.testLooks > e.runs.count ? " (more than once per run: selection on test?)" : "").")
         md.append("")
         let curves = e.runs.map { r in Figures.RunCurve(seed: r.seed, epochs: e.epochs[r.id] ?? []) }
         try Data(Figures.loss(title: "\(e.name): loss", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_loss.svg"))
-        try Data(Figures.accuracy(title: "\(e.name): accuracy", runs: curves).utf8).write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
-        try Data(SVG.confusion(title: "\(e.name): validation confusion (counts)", classes: classes, counts: e.confusion, normalized: false).utf8)
+        try Data(Figures.accuracy(title: "\(e.name): accuracy", runs: curves).utf8)
+            .write(to: figs.appendingPathComponent("\(s)_accuracy.svg"))
+        try Data(SVG.confusion(title: "\(e.name): validation confusion (counts)", classes: classes, counts: e.confusion,
+                               normalized: false).utf8)
             .write(to: figs.appendingPathComponent("\(s)_confusion.svg"))
-        try Data(SVG.confusion(title: "\(e.name): validation confusion (row %)", classes: classes, counts: e.confusion, normalized: true).utf8)
+        try Data(SVG.confusion(title: "\(e.name): validation confusion (row %)", classes: classes, counts: e.confusion,
+                               normalized: true).utf8)
             .write(to: figs.appendingPathComponent("\(s)_confusion_normalized.svg"))
         md += ["![loss](figures/\(s)_loss.svg) ![accuracy](figures/\(s)_accuracy.svg)", "",
                "![confusion](figures/\(s)_confusion.svg) ![confusion, row-normalized](figures/\(s)_confusion_normalized.svg)", ""]
         let pairs = confusedPairs(e.confusion).prefix(5)
         if !pairs.isEmpty {
-            md += ["Most confused (true → predicted, summed over runs): " + pairs.map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", "), ""]
+            let listed = pairs.map { "\($0.0) → \($0.1) (\($0.2))" }.joined(separator: ", ")
+            md += ["Most confused (true → predicted, summed over runs): " + listed, ""]
         }
         guard !e.errors.isEmpty else { return md }
         let overlays = explained ? errorOverlays(reg, Array(e.errors.prefix(8)), figures: figs, prefix: s, pictures: pictures) : [:]
@@ -170,13 +190,15 @@ public enum Report {
     static func priorVerdict(_ reg: Registry, experiment: String, layer: String, method: ExplanationMethod) throws -> PriorVerdict? {
         guard method.isTrainedCAM else { return nil }
         let pairs = try reg.pairedExplanationScores(experiment: experiment, layer: layer, method: method, against: .centerPrior)
-        return PriorVerdict(method: method.rawValue, pairs: pairs.map { .init(energy: $0.energy, priorEnergy: $0.otherEnergy, hit: $0.hit, priorHit: $0.otherHit) })
+        return PriorVerdict(method: method.rawValue,
+                            pairs: pairs.map { .init(energy: $0.energy, priorEnergy: $0.otherEnergy, hit: $0.hit, priorHit: $0.otherHit) })
     }
 
     /// Grad-CAM overlays (predicted class, last conv) for the given errors,
     /// written into `figures`; keyed "run/image". Empty when the run's data
     /// is not at hand (RAF-DB moved): the table then goes without pictures.
-    static func errorOverlays(_ reg: Registry, _ errors: [(run: String, image: String, truth: String, predicted: String, confidence: Double)],
+    static func errorOverlays(_ reg: Registry,
+                              _ errors: [(run: String, image: String, truth: String, predicted: String, confidence: Double)],
                               figures: URL, prefix: String, pictures: Pictures) -> [String: String] {
         var out = [String: String]()
         for run in errors.map(\.run).uniqued() {
@@ -205,14 +227,20 @@ public enum Report {
             written.append(url)
         }
         let exps = try load(reg)
-        var pairs = ["experiment,true_class,predicted_class,count"], errors = ["experiment,run_id,image,true_class,predicted_class,confidence"]
+        var pairs = ["experiment,true_class,predicted_class,count"]
+        var errors = ["experiment,run_id,image,true_class,predicted_class,confidence"]
         var calib = ["experiment,runs,ece"]
         var conf = ["experiment,true_class,predicted_class,count"]
         for e in exps {
             for (t, p, n) in confusedPairs(e.confusion) { pairs.append("\(CSV.escape(e.name)),\(t),\(p),\(n)") }
-            for err in e.errors.prefix(20) { errors.append("\(CSV.escape(e.name)),\(err.run),\(CSV.escape(err.image)),\(err.truth),\(err.predicted),\(f(err.confidence, 6))") }
+            for err in e.errors.prefix(20) {
+                let cells = [CSV.escape(e.name), err.run, CSV.escape(err.image), err.truth, err.predicted, f(err.confidence, 6)]
+                errors.append(cells.joined(separator: ","))
+            }
             calib.append("\(CSV.escape(e.name)),\(e.runs.count),\(f(e.ece, 6))")
-            for i in 0..<classes.count { for j in 0..<classes.count { conf.append("\(CSV.escape(e.name)),\(classes[i]),\(classes[j]),\(e.confusion[i][j])") } }
+            for i in 0..<classes.count {
+                for j in 0..<classes.count { conf.append("\(CSV.escape(e.name)),\(classes[i]),\(classes[j]),\(e.confusion[i][j])") }
+            }
         }
         for (name, lines) in [("confused_pairs", pairs), ("confident_errors", errors), ("calibration", calib), ("confusion_val", conf)] {
             let url = dir.appendingPathComponent("\(name).csv")

@@ -10,8 +10,10 @@ public enum RunTable {
             ["run", "experiment", "status", "seed", "epochs", "best val acc", "val bal acc", "val macro-F1",
              "val recall % " + Compare.shortClass.joined(separator: " "), "test acc", "duration"],
             rows.map { r in
-                [String(r.id.prefix(10)), r.experiment, r.status.rawValue, String(r.seed), "\(r.bestEpoch.map { "\($0)/" } ?? "")\(r.epochsRun)",
-                 Format.percent(r.bestValAccuracy), Format.percent(r.valBalancedAccuracy), r.bestValMacroF1.map { String(format: "%.4f", $0) } ?? "-",
+                [String(r.id.prefix(10)), r.experiment, r.status.rawValue, String(r.seed),
+                 "\(r.bestEpoch.map { "\($0)/" } ?? "")\(r.epochsRun)",
+                 Format.percent(r.bestValAccuracy), Format.percent(r.valBalancedAccuracy),
+                 r.bestValMacroF1.map { String(format: "%.4f", $0) } ?? "-",
                  recallCells(r.valRecall), Format.percent(r.testAccuracy), r.trainSeconds.map { Format.duration($0) } ?? "-"]
             },
             rightAligned: [3, 4, 5, 6, 7, 8, 9, 10])

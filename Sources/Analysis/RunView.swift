@@ -72,7 +72,8 @@ public struct RunView: Sendable {
         if !testLooks.isEmpty {
             out.append("\ntest evaluations:")
             for l in testLooks {
-                out.append(String(format: "  %@  accuracy %.4f  macro-F1 %.4f  (%@)", l.evaluatedAt, l.accuracy, l.macroF1, l.trigger.rawValue))
+                out.append(String(format: "  %@  accuracy %.4f  macro-F1 %.4f  (%@)", l.evaluatedAt, l.accuracy, l.macroF1,
+                                  l.trigger.rawValue))
             }
         }
         return out.joined(separator: "\n")

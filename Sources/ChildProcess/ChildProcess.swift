@@ -48,7 +48,8 @@ public enum ChildProcess {
     /// Returns the child's exit status once it has ended.
     public static func runLogged(_ executable: String, _ arguments: [String], log: String,
                                  stop: @escaping @Sendable () -> Bool) async throws -> Int32 {
-        let fd = try FileDescriptor.open(FilePath(log), .writeOnly, options: [.append, .create], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        let fd = try FileDescriptor.open(FilePath(log), .writeOnly, options: [.append, .create],
+                                         permissions: [.ownerReadWrite, .groupRead, .otherRead])
         var options = PlatformOptions()
         options.processGroupID = 0      // its own group, led by itself
         let r = try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments), platformOptions: options,

@@ -236,7 +236,9 @@ public final class CBAMLayer {
         spatialBN = batchNorm ? BatchNormLayer("\(name).spatial.bn", C: 1) : nil
     }
 
-    var parameters: [Parameter] { [fc1w, fc1b, fc2w, fc2b, spatialWeight] + [spatialBias].compactMap { $0 } + (spatialBN?.parameters ?? []) }
+    var parameters: [Parameter] {
+        [fc1w, fc1b, fc2w, fc2b, spatialWeight] + [spatialBias].compactMap { $0 } + (spatialBN?.parameters ?? [])
+    }
 
     func allocate(batch N: Int) {
         pools = Tensor([2 * N, C]); mlp = Tensor([2 * N, C]); hidden = Tensor([2 * N, R]); gate = Tensor([N, C])

@@ -98,7 +98,11 @@ private func im2colRows(
                 let dst = rowBase + x * K + ky * kC
                 for kx in 0..<k {
                     let ix = x + kx - p
-                    if ix < 0 || ix >= W { (dst + kx * C).update(repeating: 0, count: C) } else { (dst + kx * C).update(from: src + ix * C, count: C) }
+                    if ix < 0 || ix >= W {
+                        (dst + kx * C).update(repeating: 0, count: C)
+                    } else {
+                        (dst + kx * C).update(from: src + ix * C, count: C)
+                    }
                 }
             }
             for x in 0..<x0 { border(x) }

@@ -109,7 +109,9 @@ public struct ModelConfig: Codable, Equatable, Hashable, Sendable {
         if hidden < 0 { p.append("hidden: must be >= 0 (0: no fc1)") }
         if !(0..<1).contains(dropout) { p.append("dropout: must be in [0, 1)") }
         if classes < 2 { p.append("classes: must be >= 2") }
-        if !Self.kernels.contains(kernel) { p.append("kernel: must be one of \(Self.kernels.map(String.init).joined(separator: ", ")), got \(kernel)") }
+        if !Self.kernels.contains(kernel) {
+            p.append("kernel: must be one of \(Self.kernels.map(String.init).joined(separator: ", ")), got \(kernel)")
+        }
         if attentionReduction < 1 { p.append("attention_reduction: must be >= 1") }
         if shortcut == .projection && !skip {
             p.append("shortcut: projection adds a shortcut, but skip is false (set skip true, or shortcut inner)")
@@ -119,7 +121,8 @@ public struct ModelConfig: Codable, Equatable, Hashable, Sendable {
         }
         let pools = max(0, widths.count - 1)
         if imageSize < 1 || imageSize % (1 << pools) != 0 {
-            p.append("image_size: \(imageSize) is not divisible by 2^\(pools) = \(1 << pools): widths has \(widths.count) blocks, with a 2x2 pool after each but the last")
+            p.append("image_size: \(imageSize) is not divisible by 2^\(pools) = \(1 << pools): widths has \(widths.count) blocks, "
+                     + "with a 2x2 pool after each but the last")
         }
         return p
     }

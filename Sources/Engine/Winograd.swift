@@ -12,7 +12,8 @@
 //
 // Layouts: V [T, a, C], U [a, C, OC], products [T, a, OC]; a = (m+2)^2,
 // T = tiles in a chunk. Tile-major, so a transform reads and writes one
-// contiguous run per tile; the GEMM of point k reads every a-th row (lda = a C). Chunks of tile rows go round-robin to workers, as in im2col.
+// contiguous run per tile; the GEMM of point k reads every a-th row (lda = a C). Chunks of tile rows go
+// round-robin to workers, as in im2col.
 //
 // F(2x2): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 //         G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
@@ -286,8 +287,12 @@ func winogradInputTransform(
             let o = V + t * 16 * C, st = C
             var c = 0
             while c < C {
-                @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + c).loadUnaligned(as: SIMD8<Float>.self) }
-                @inline(__always) func st8(_ k: Int, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(o + k * st + c).storeBytes(of: v, as: SIMD8<Float>.self) }
+                @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+                    UnsafeRawPointer(p + c).loadUnaligned(as: SIMD8<Float>.self)
+                }
+                @inline(__always) func st8(_ k: Int, _ v: SIMD8<Float>) {
+                    UnsafeMutableRawPointer(o + k * st + c).storeBytes(of: v, as: SIMD8<Float>.self)
+                }
                 let d4 = ld(q4), d5 = ld(q5), d6 = ld(q6), d7 = ld(q7), d8 = ld(q8), d9 = ld(q9), d10 = ld(q10), d11 = ld(q11)
                 let t00 = ld(q0) - d8, t01 = ld(q1) - d9, t02 = ld(q2) - d10, t03 = ld(q3) - d11
                 let t10 = d4 + d8, t11 = d5 + d9, t12 = d6 + d10, t13 = d7 + d11
@@ -392,8 +397,12 @@ func winogradOutputGradientTransform(
             let m = M + t * 16 * OC
             var o = 0
             while o < OC {
-                @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + o).loadUnaligned(as: SIMD8<Float>.self) }
-                @inline(__always) func put(_ k: Int, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(m + k * s + o).storeBytes(of: v, as: SIMD8<Float>.self) }
+                @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+                    UnsafeRawPointer(p + o).loadUnaligned(as: SIMD8<Float>.self)
+                }
+                @inline(__always) func put(_ k: Int, _ v: SIMD8<Float>) {
+                    UnsafeMutableRawPointer(m + k * s + o).storeBytes(of: v, as: SIMD8<Float>.self)
+                }
                 let a = ld(y00), b = ld(y01), c = ld(y10), d = ld(y11)
                 // Rows: Z = A dy (4x2); then columns: M = Z A^T (4x4).
                 let z00 = a, z01 = b, z10 = a + c, z11 = b + d, z20 = a - c, z21 = b - d, z30 = -c, z31 = -d

@@ -163,7 +163,8 @@ public enum FaceLoader {
         }
         report.problems = problems.array.compactMap { $0 }
         if !report.problems.isEmpty && !collectProblems {
-            let more = report.problems.count > 1 ? " (and \(report.problems.count - 1) more problems; `lab dataset inspect \(index.root.path)` lists them)" : ""
+            let more = report.problems.count > 1
+                ? " (and \(report.problems.count - 1) more problems; `lab dataset inspect \(index.root.path)` lists them)" : ""
             throw Failure(.data, report.problems[0] + more)
         }
         // Soft labels: neutral dropped, renormalized over the six classes, in class order.

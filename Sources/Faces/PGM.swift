@@ -13,7 +13,9 @@ public enum PGM {
         while fields.count < 4 && i < data.count {
             while i < data.count, data[i] == 0x20 || data[i] == 0x0A || data[i] == 0x0D || data[i] == 0x09 { i += 1 }
             var s = ""
-            while i < data.count, !(data[i] == 0x20 || data[i] == 0x0A || data[i] == 0x0D || data[i] == 0x09) { s.append(Character(UnicodeScalar(data[i]))); i += 1 }
+            while i < data.count, !(data[i] == 0x20 || data[i] == 0x0A || data[i] == 0x0D || data[i] == 0x09) {
+                s.append(Character(UnicodeScalar(data[i]))); i += 1
+            }
             if !s.isEmpty { fields.append(s) }
         }
         i += 1

@@ -38,7 +38,8 @@ public enum RAFDB {
 
     /// What a user is told when nothing usable is at `root`.
     public static func expectedLayout(_ root: URL) -> String {
-        "no RAF-DB dataset at \(root.path): expected EmoLabel/list_patition_label.txt with Image/aligned/*_aligned.jpg (the official basic release), or train_labels.csv and test_labels.csv with DATASET/{train,test}/{1..7}/*.jpg"
+        "no RAF-DB dataset at \(root.path): expected EmoLabel/list_patition_label.txt with Image/aligned/*_aligned.jpg "
+            + "(the official basic release), or train_labels.csv and test_labels.csv with DATASET/{train,test}/{1..7}/*.jpg"
     }
 
     /// Reads the label files of either layout. `root` may also be the folder
@@ -117,7 +118,9 @@ public enum RAFDB {
         for split in Split.allCases {
             let file = "\(split.rawValue)_labels.csv"
             let path = root.appendingPathComponent(file).path
-            guard fm.fileExists(atPath: path) else { throw Failure(.data, "\(path): missing (the folder layout needs train_labels.csv and test_labels.csv)") }
+            guard fm.fileExists(atPath: path) else {
+                throw Failure(.data, "\(path): missing (the folder layout needs train_labels.csv and test_labels.csv)")
+            }
             for (i, raw) in try readLines(root, file).enumerated() {
                 let line = raw.trimmingCharacters(in: .whitespaces)
                 if line.isEmpty || (i == 0 && line.lowercased().hasPrefix("image")) { continue }
@@ -151,7 +154,8 @@ public enum RAFDB {
                 let values = parts.dropFirst().compactMap { Float($0) }
                 guard parts.count == 8 || parts.count == 7, values.count == parts.count - 1,
                       values.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
-                    throw Failure(.data, "\(path):\(i + 1): expected an image name and 7 (or 6, without neutral) non-negative numbers, got '\(line)'")
+                    throw Failure(.data, "\(path):\(i + 1): expected an image name and 7 (or 6, without neutral) non-negative numbers, "
+                                  + "got '\(line)'")
                 }
                 // Six numbers are the six emotions in RAF order without neutral.
                 rows[String(parts[0])] = values.count == 7 ? values : values + [0]
@@ -169,7 +173,9 @@ public enum RAFDB {
             let maskFiles = Set((try? fm.contentsOfDirectory(atPath: masks.path)) ?? [])
             for r in index.records.indices {
                 let stem = index.records[r].stem
-                if manualFiles.contains("\(stem)_manu_attri.txt") { index.records[r].landmarksPath = "Annotation/manual/\(stem)_manu_attri.txt" }
+                if manualFiles.contains("\(stem)_manu_attri.txt") {
+                    index.records[r].landmarksPath = "Annotation/manual/\(stem)_manu_attri.txt"
+                }
                 if maskFiles.contains("\(stem)_mask.pgm") { index.records[r].maskPath = "Annotation/mask/\(stem)_mask.pgm" }
             }
         }
@@ -178,10 +184,14 @@ public enum RAFDB {
     /// The first five landmark lines (x y): eye centres, nose tip, mouth corners.
     public static func landmarks(root: URL, path rel: String) throws -> [SIMD2<Float>] {
         let lines = try readLines(root, rel).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        guard lines.count >= 5 else { throw Failure(.data, "\(root.appendingPathComponent(rel).path): needs 5 landmark lines, has \(lines.count)") }
+        guard lines.count >= 5 else {
+            throw Failure(.data, "\(root.appendingPathComponent(rel).path): needs 5 landmark lines, has \(lines.count)")
+        }
         return try lines.prefix(5).enumerated().map { i, l in
             let v = l.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Float($0) }
-            guard v.count >= 2 else { throw Failure(.data, "\(root.appendingPathComponent(rel).path):\(i + 1): expected 'x y', got '\(l)'") }
+            guard v.count >= 2 else {
+                throw Failure(.data, "\(root.appendingPathComponent(rel).path):\(i + 1): expected 'x y', got '\(l)'")
+            }
             return SIMD2(v[0], v[1])
         }
     }

@@ -5,13 +5,15 @@ extension Registry {
     /// Per-image scores of `method` beside another method's (the centre
     /// prior's) on the same images, over every run of an experiment that was
     /// explained: (energy, other's energy, hit, other's hit).
-    public func pairedExplanationScores(experiment: String, layer: String, method: ExplanationMethod, against other: ExplanationMethod) throws
+    public func pairedExplanationScores(experiment: String, layer: String, method: ExplanationMethod,
+                                        against other: ExplanationMethod) throws
         -> [(energy: Double, otherEnergy: Double, hit: Bool, otherHit: Bool)] {
         try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT m.energy_in_mask AS energy, o.energy_in_mask AS other_energy, m.pointing_hit AS hit, o.pointing_hit AS other_hit
                 FROM explanations m
-                JOIN explanations o ON o.run_id = m.run_id AND o.layer = m.layer AND o.split = m.split AND o.image = m.image AND o.method = ?
+                JOIN explanations o
+                  ON o.run_id = m.run_id AND o.layer = m.layer AND o.split = m.split AND o.image = m.image AND o.method = ?
                 JOIN runs r ON r.id = m.run_id JOIN experiments e ON e.id = r.experiment_id
                 WHERE e.name = ? AND m.layer = ? AND m.method = ?
                 ORDER BY m.run_id, m.split, m.image

@@ -68,7 +68,9 @@ extension Registry {
             let q = try DatabaseQueue(path: source, configuration: config)
             let v = try q.read { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 }
             if v > Schema.version {
-                throw Failure(.registry, "\(source) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); not merged")
+                throw Failure(.registry,
+                              "\(source) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); "
+                                  + "not merged")
             }
             try q.inDatabase { try $0.execute(sql: "VACUUM INTO ?", arguments: [tmp]) }
             try q.close()
@@ -86,8 +88,8 @@ extension Registry {
             let theirs = try Row.fetchOne(db, sql: "SELECT * FROM src.runs WHERE id = ?", arguments: [id])!
             if let ours = try Row.fetchOne(db, sql: "SELECT * FROM main.runs WHERE id = ?", arguments: [id]) {
                 if ours != theirs {
-                    guard ours["status"] as String != Run.Status.completed.rawValue && theirs["status"] as String == Run.Status.completed.rawValue
-                    else {
+                    let completed = Run.Status.completed.rawValue
+                    guard ours["status"] as String != completed && theirs["status"] as String == completed else {
                         s.conflicts.append(Registry.conflict(id, ours: ours, theirs: theirs))
                         continue
                     }
@@ -165,7 +167,8 @@ extension Registry {
         let ours = try Row.fetchOne(db, sql: "SELECT * FROM main.\(table) WHERE \(match)", arguments: args)!
         let theirs = try Row.fetchOne(db, sql: "SELECT * FROM src.\(table) WHERE \(match)", arguments: args)!
         let shownKey = key.filter { $0 != "run_id" }.map { "\($0) \((first[$0] as DatabaseValue).description)" }.joined(separator: ", ")
-        return "\(table) (\(keys.count) row\(keys.count == 1 ? "" : "s"); \(shownKey.isEmpty ? "" : shownKey + ": ")\(Registry.differences(ours, theirs)))"
+        return "\(table) (\(keys.count) row\(keys.count == 1 ? "" : "s"); "
+            + "\(shownKey.isEmpty ? "" : shownKey + ": ")\(Registry.differences(ours, theirs)))"
     }
 
     /// The first columns that differ between two rows of one table.

@@ -25,11 +25,15 @@ extension Registry {
     func checkReadableVersion() throws {
         let v = try read { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 }
         if v > Schema.version {
-            throw Failure(.registry, "\(path) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); update lab to use it")
+            throw Failure(.registry,
+                          "\(path) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); update "
+                              + "lab to use it")
         }
         if v == 0 { throw Failure(.registry, "\(path) is a SQLite file but not a lab registry (no schema version)") }
         if v < Schema.version {
-            throw Failure(.registry, "\(path) has registry schema v\(v), older than this lab's v\(Schema.version); run `lab runs --db \(path)` once to upgrade it")
+            throw Failure(.registry,
+                          "\(path) has registry schema v\(v), older than this lab's v\(Schema.version); run `lab runs --db \(path)` "
+                              + "once to upgrade it")
         }
     }
 }

@@ -41,9 +41,11 @@ public enum ExportTable: String, CaseIterable, Sendable {
         switch self {
         case .runs: return "SELECT * FROM run_summary ORDER BY run_id"
         case .epochs: return "SELECT e.name AS experiment, x.* FROM epochs x \(named) ORDER BY x.run_id, x.epoch"
-        case .confusion: return "SELECT e.name AS experiment, x.* FROM confusion x \(named) ORDER BY x.run_id, x.split, x.true_class, x.predicted_class"
+        case .confusion: return "SELECT e.name AS experiment, x.* FROM confusion x \(named) ORDER BY x.run_id, x.split, x.true_class, "
+            + "x.predicted_class"
         case .predictions: return "SELECT e.name AS experiment, x.* FROM predictions x \(named) ORDER BY x.run_id, x.split, x.image"
-        case .explanations: return "SELECT e.name AS experiment, x.* FROM explanations x \(named) ORDER BY x.run_id, x.layer, x.method, x.image"
+        case .explanations: return "SELECT e.name AS experiment, x.* FROM explanations x \(named) ORDER BY x.run_id, x.layer, "
+            + "x.method, x.image"
         case .testEvaluations: return "SELECT * FROM test_evaluations ORDER BY id"
         }
     }
@@ -64,13 +66,14 @@ extension Registry {
         try read { db in
             let runs = try (id.map { Run.filter(key: $0) } ?? Run.all()).order(Run.Columns.id).fetchAll(db)
             // One run's page must not pay for the whole registry: filter the view when an id is given.
-            let experiments = Dictionary(uniqueKeysWithValues: try Experiment.filter(keys: Set(runs.map(\.experimentId))).fetchAll(db).map { ($0.id, $0) })
+            let mine = try Experiment.filter(keys: Set(runs.map(\.experimentId))).fetchAll(db)
+            let experiments = Dictionary(uniqueKeysWithValues: mine.map { ($0.id, $0) })
             let summary = id == nil ? "SELECT run_id, status FROM run_summary" : "SELECT run_id, status FROM run_summary WHERE run_id = ?"
-            let shown = Dictionary(uniqueKeysWithValues: try ShownStatus.fetchAll(db, sql: summary, arguments: StatementArguments(id.map { [$0] } ?? [])).map {
-                ($0.runId, $0.status)
-            })
+            let statuses = try ShownStatus.fetchAll(db, sql: summary, arguments: StatementArguments(id.map { [$0] } ?? []))
+            let shown = Dictionary(uniqueKeysWithValues: statuses.map { ($0.runId, $0.status) })
             return try runs.map { r in
-                guard let e = experiments[r.experimentId] else { throw Failure(.registry, "\(path): run \(r.id) has no experiment \(r.experimentId)") }
+                guard let e = experiments[r.experimentId] else { throw Failure(.registry, "\(path): run \(r.id) has no experiment "
+                    + "\(r.experimentId)") }
                 return RunListing(run: r, experiment: e, shownStatus: shown[r.id] ?? r.status)
             }
         }
@@ -117,7 +120,8 @@ extension Registry {
     public func testLooks(experiment: String) throws -> Int {
         try read { db in
             try Int.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?
+                SELECT COUNT(*) FROM test_evaluations t JOIN runs r ON r.id = t.run_id JOIN experiments e ON e.id = r.experiment_id
+                WHERE e.name = ?
                 """, arguments: [experiment]) ?? 0
         }
     }
@@ -133,12 +137,14 @@ extension Registry {
     public func explanationAverages() throws -> [ExplanationAverage] {
         try read { db in
             try Row.fetchAll(db, sql: """
-                SELECT e.name, s.method, s.layer, AVG(s.energy_in_mask) AS energy, AVG(s.mask_area) AS area, AVG(s.pointing_hit_rate) AS hit,
+                SELECT e.name, s.method, s.layer, AVG(s.energy_in_mask) AS energy, AVG(s.mask_area) AS area,
+                       AVG(s.pointing_hit_rate) AS hit,
                        AVG(s.deletion_auc) AS del, AVG(s.insertion_auc) AS ins, SUM(s.images) AS images
                 FROM explanation_summaries s JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id
                 GROUP BY e.name, s.method, s.layer ORDER BY e.name, s.layer, s.method
                 """).map { (r: Row) in
-                ExplanationAverage(experiment: r["name"], method: try r.decode(ExplanationMethod.self, forColumn: "method"), layer: r["layer"],
+                ExplanationAverage(experiment: r["name"], method: try r.decode(ExplanationMethod.self, forColumn: "method"),
+                                   layer: r["layer"],
                                    images: r["images"],
                                    energyInMask: r["energy"], maskArea: r["area"], pointingHitRate: r["hit"],
                                    deletionAuc: r["del"], insertionAuc: r["ins"])
@@ -154,7 +160,8 @@ extension Registry {
     /// The stored checkpoint bytes of one kind, without the optimizer state.
     public func checkpointData(run: String, kind: Checkpoint.Kind) throws -> Data? {
         try read {
-            try Data.fetchOne($0, Checkpoint.select(Checkpoint.Columns.data).filter(Checkpoint.Columns.runId == run && Checkpoint.Columns.kind == kind))
+            typealias C = Checkpoint.Columns
+            return try Data.fetchOne($0, Checkpoint.select(C.data).filter(C.runId == run && C.kind == kind))
         }
     }
 

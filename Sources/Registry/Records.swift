@@ -139,7 +139,8 @@ extension Registry {
     public func recordTestEvaluation(run: String, accuracy: Double, macroF1: Double, nll: Double, ece: Double,
                                      checkpointSHA256: String, trigger: TestTrigger) throws -> Int {
         try write { db in
-            try TestEvaluation(id: nil, runId: run, evaluatedAt: Registry.timestamp(), accuracy: accuracy, macroF1: macroF1, nll: nll, ece: ece,
+            try TestEvaluation(id: nil, runId: run, evaluatedAt: Registry.timestamp(), accuracy: accuracy, macroF1: macroF1, nll: nll,
+                               ece: ece,
                                checkpointSha256: checkpointSHA256, trigger: trigger).insert(db)
             try Run.filter(key: run).updateAll(db, [Run.Columns.testAccuracy.set(to: accuracy), Run.Columns.testMacroF1.set(to: macroF1)])
             return try Int.fetchOne(db, sql: """

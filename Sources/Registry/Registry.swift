@@ -38,7 +38,9 @@ public final class Registry: @unchecked Sendable {
     static func describe(_ error: Error, path: String) -> Failure {
         if let e = error as? Failure, e.kind == .registry { return e }
         if let e = error as? UnknownValue ?? UnknownValue(decodingError: error) {
-            return Failure(.registry, "\(path) holds a \(e.what) '\(e.value)' that this lab does not know (it knows \(e.known.joined(separator: ", "))); written by a newer lab?")
+            return Failure(.registry,
+                           "\(path) holds a \(e.what) '\(e.value)' that this lab does not know (it knows "
+                               + "\(e.known.joined(separator: ", "))); written by a newer lab?")
         }
         if let e = error as? DatabaseError {
             switch e.resultCode {
@@ -63,7 +65,8 @@ public final class Registry: @unchecked Sendable {
         let head = (try? h.read(upToCount: 16)) ?? Data()
         if head.isEmpty { return }
         if head != Data("SQLite format 3\0".utf8) {
-            throw Failure(.registry, "\(path) is not a SQLite database (lab's registry is a SQLite file such as runs.db); pass another --db")
+            throw Failure(.registry,
+                          "\(path) is not a SQLite database (lab's registry is a SQLite file such as runs.db); pass another --db")
         }
     }
 
@@ -74,7 +77,9 @@ public final class Registry: @unchecked Sendable {
         try write { db in
             let v = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
             if v > Schema.version {
-                throw Failure(.registry, "\(self.path) was written by a newer lab (registry schema v\(v); this lab knows up to v\(Schema.version)); update lab to use it")
+                throw Failure(.registry,
+                              "\(self.path) was written by a newer lab (registry schema v\(v); this lab knows up to "
+                                  + "v\(Schema.version)); update lab to use it")
             }
             for i in v..<Schema.version {
                 try db.execute(sql: Schema.migrations[i])
@@ -138,6 +143,7 @@ public final class Registry: @unchecked Sendable {
         }
         if ids.count == 1 { return ids[0] }
         if ids.isEmpty { throw Failure(.registry, "no run \(prefix) in \(path) (`lab runs` lists them)") }
-        throw Failure(.registry, "run id \(prefix) is ambiguous in \(path): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", ..." : "")")
+        throw Failure(.registry,
+                      "run id \(prefix) is ambiguous in \(path): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", ..." : "")")
     }
 }

@@ -118,7 +118,8 @@ struct UnknownValue: Error {
     init?(decodingError error: Error) {
         let text = "\(error)"
         let prefix = "could not decode "
-        guard let start = text.range(of: prefix), let from = text.range(of: " from database value ", range: start.upperBound..<text.endIndex),
+        guard let start = text.range(of: prefix),
+              let from = text.range(of: " from database value ", range: start.upperBound..<text.endIndex),
               let choice = UnknownValue.choices[String(text[start.upperBound..<from.lowerBound])] else { return nil }
         let rest = text[from.upperBound...]
         let value: Substring

@@ -8,7 +8,8 @@ enum Reply {
     static func bytes(_ data: Data, type: String, status: HTTPResponse.Status = .ok, extra: HTTPFields = [:]) -> Response {
         var headers: HTTPFields = [.contentType: type, .cacheControl: "no-store", .init("X-Content-Type-Options")!: "nosniff",
                                    // The page may load only what lab serves.
-                                   .init("Content-Security-Policy")!: "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"]
+                                   .init("Content-Security-Policy")!: "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                       + "script-src 'self'"]
         headers.append(contentsOf: extra)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
@@ -24,7 +25,8 @@ enum Reply {
     }
 
     static func problem(_ status: HTTPResponse.Status, _ line: String) -> Response {
-        html(HTML.page(title: "\(status.code)", body: "<h1>\(status.code) \(HTML.esc(status.reasonPhrase))</h1><p>\(HTML.esc(line))</p>"), status: status)
+        html(HTML.page(title: "\(status.code)",
+                       body: "<h1>\(status.code) \(HTML.esc(status.reasonPhrase))</h1><p>\(HTML.esc(line))</p>"), status: status)
     }
 }
 

@@ -12,7 +12,8 @@ enum RunPage {
         <h1>\(HTML.esc(row.experiment)) <small>seed \(row.seed)</small></h1>
         <p class="summary">run <code>\(HTML.esc(row.id))</code>\(row.parent.map { " · extends \(HTML.esc($0))" } ?? "") · \
         status <b id="status" class="status-\(HTML.esc(row.status.rawValue))">\(HTML.esc(row.status.rawValue))</b> · \
-        <span id="epochs">\(row.epochsRun)</span> epoch\(row.epochsRun == 1 ? "" : "s")\(heartbeat(row))\(row.error.map { " · note: \(HTML.esc($0))" } ?? "")</p>
+        <span id="epochs">\(row.epochsRun)</span> epoch\(row.epochsRun == 1 ? "" : "s")\(heartbeat(row))\
+        \(row.error.map { " · note: \(HTML.esc($0))" } ?? "")</p>
         \(summary(run))
         <h2>Learning curves</h2>
         <div class="figures" id="curves" data-epochs="\(epochs.count)" \
@@ -27,7 +28,9 @@ enum RunPage {
         body += provenance(run)
         body += "<h2>Resolved spec</h2><pre>\(HTML.esc(SpecFacts.pretty(row.specJSON)))</pre>"
         if view.hasBestCheckpoint {
-            body += "<h2>Checkpoint</h2><p><a download href=\"/runs/\(HTML.url(row.id))/checkpoint/best.safetensors\">best.safetensors</a> (epoch \(run.bestEpoch.map(String.init) ?? "-"); PyTorch <code>state_dict</code> names)</p>"
+            body += "<h2>Checkpoint</h2><p><a download "
+                + "href=\"/runs/\(HTML.url(row.id))/checkpoint/best.safetensors\">best.safetensors</a> (epoch "
+                    + "\(run.bestEpoch.map(String.init) ?? "-"); PyTorch <code>state_dict</code> names)</p>"
         }
         return HTML.page(title: "\(row.experiment) \(row.id.prefix(10))", body: body)
     }
@@ -91,20 +94,29 @@ enum RunPage {
             let p = preds[i]
             let found = site.images.file(root: row.datasetRoot, image: p.image) != nil
             if !found { missing += 1 }
-            let img = found ? "<img src=\"/runs/\(HTML.url(row.id))/images/\(EvalSplit.val)/\(i)\" alt=\"\(HTML.esc(p.image))\" width=\"72\" height=\"72\">" : "-"
-            let cam = found ? "<img src=\"/runs/\(HTML.url(row.id))/gradcam/\(i)\" alt=\"Grad-CAM of \(HTML.esc(p.image))\" height=\"72\" loading=\"lazy\">" : "-"
+            let img = found ? "<img src=\"/runs/\(HTML.url(row.id))/images/\(EvalSplit.val)/\(i)\" alt=\"\(HTML.esc(p.image))\" "
+                + "width=\"72\" height=\"72\">" : "-"
+            let cam = found ? "<img src=\"/runs/\(HTML.url(row.id))/gradcam/\(i)\" alt=\"Grad-CAM of \(HTML.esc(p.image))\" "
+                + "height=\"72\" loading=\"lazy\">" : "-"
             return [img, cam, HTML.esc(p.image), HTML.esc(p.trueClass.name), HTML.esc(p.predictedClass.name), HTML.f(p.confidence, 3)]
         }
-        let note = missing > 0 ? "<p class=\"summary\">\(missing) face\(missing == 1 ? "" : "s") not found under \(HTML.esc(row.datasetRoot ?? "the run's dataset folder")).</p>" : ""
-        return "<h3>Most confident errors (validation)</h3>" + HTML.table(["face", "Grad-CAM (predicted class)", "image", "true", "predicted", "confidence"], rows, id: "errors", numeric: [5]) + note
+        let note = missing > 0 ? "<p class=\"summary\">\(missing) face\(missing == 1 ? "" : "s") not found under "
+            + "\(HTML.esc(row.datasetRoot ?? "the run's dataset folder")).</p>" : ""
+        let header = ["face", "Grad-CAM (predicted class)", "image", "true", "predicted", "confidence"]
+        return "<h3>Most confident errors (validation)</h3>" + HTML.table(header, rows, id: "errors", numeric: [5]) + note
     }
 
     static func explanations(_ ex: [ExplanationSummary]) -> String {
         guard !ex.isEmpty else { return "" }
-        return "<h2>Grad-CAM scores</h2><p class=\"summary\">Energy inside the expressive regions (a uniform map scores the region area), pointing-game hits, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful).</p>"
-            + HTML.table(["split", "layer", "map", "images", "energy in regions", "region area", "pointing", "deletion AUC", "insertion AUC"],
-                         ex.map { e in [HTML.esc(e.split.rawValue), HTML.esc(e.layer), HTML.esc(e.method.rawValue), "\(e.images)", HTML.f(e.energyInMask, 3),
-                                        HTML.f(e.maskArea, 3), HTML.f(e.pointingHitRate, 3), HTML.f(e.deletionAuc, 3), HTML.f(e.insertionAuc, 3)] },
+        return "<h2>Grad-CAM scores</h2><p class=\"summary\">Energy inside the expressive regions (a uniform map scores the region "
+            + "area), pointing-game hits, deletion AUC (lower is more faithful), insertion AUC (higher is more faithful).</p>"
+            + HTML.table(["split", "layer", "map", "images", "energy in regions", "region area", "pointing", "deletion AUC",
+                          "insertion AUC"],
+                         ex.map { e in
+                             [HTML.esc(e.split.rawValue), HTML.esc(e.layer), HTML.esc(e.method.rawValue), "\(e.images)",
+                              HTML.f(e.energyInMask, 3), HTML.f(e.maskArea, 3), HTML.f(e.pointingHitRate, 3), HTML.f(e.deletionAuc, 3),
+                              HTML.f(e.insertionAuc, 3)]
+                         },
                          numeric: Set(3...8))
     }
 
@@ -121,7 +133,8 @@ enum RunPage {
             ("git commit", commit), ("host", r.host), ("pid", r.pid.map(String.init)), ("threads", r.threads.map(String.init)),
             ("BLAS", r.blas), ("build", r.build), ("Swift", r.swiftVersion), ("started", r.startedAt), ("finished", r.finishedAt),
             ("dataset", r.datasetSource), ("dataset folder", r.datasetRoot), ("dataset fingerprint", r.datasetFingerprint),
-            ("labels", r.labelMode), ("images train/val/test", "\(r.nTrain.map(String.init) ?? "-")/\(r.nVal.map(String.init) ?? "-")/\(r.nTest.map(String.init) ?? "-")"),
+            ("labels", r.labelMode),
+            ("images train/val/test", [r.nTrain, r.nVal, r.nTest].map { $0.map(String.init) ?? "-" }.joined(separator: "/")),
         ])
     }
 }

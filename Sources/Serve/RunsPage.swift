@@ -35,7 +35,8 @@ enum RunsPage {
         let age = running ? Time.parse(r.heartbeatAt).map { now.timeIntervalSince($0) } : nil
         let seconds = running ? Time.parse(r.startedAt).map { now.timeIntervalSince($0) } : r.trainSeconds
         // As `lab runs` shows it (best/run), or how far a running run has come.
-        let epochs = running ? "\(r.epochsRun)\(maxEpochs.map { " of \($0)" } ?? "")" : "\(r.bestEpoch.map { "\($0)/" } ?? "")\(r.epochsRun)"
+        let epochs = running ? "\(r.epochsRun)\(maxEpochs.map { " of \($0)" } ?? "")"
+            : "\(r.bestEpoch.map { "\($0)/" } ?? "")\(r.epochsRun)"
         return [
             Cell(text: String(r.id.prefix(10)), href: "/runs/\(r.id)"),
             Cell(text: r.experiment),
@@ -81,10 +82,12 @@ enum RunsPage {
         let head = header.enumerated().map { i, h in "<th\(numeric.contains(i) ? " class=\"num\"" : "")>\(HTML.esc(h))</th>" }.joined()
         let body = """
         <h1>Runs</h1>
-        <p class="summary"><span id="summary-count">\(HTML.esc(summary(runs)))</span> Epochs: best/run, or done of planned while running. Click a heading to sort.</p>
+        <p class="summary"><span id="summary-count">\(HTML.esc(summary(runs)))</span> \
+        Epochs: best/run, or done of planned while running. Click a heading to sort.</p>
         <form method="get" action="/"><label>Filter <input id="filter" name="q" type="search" value="\(HTML.esc(query))" \
         placeholder="experiment, status, host…"></label></form>
-        <div class="wide"><table id="runs" class="sortable" data-live="/api/runs"><thead><tr>\(head)</tr></thead><tbody>\(tr.joined())</tbody></table></div>
+        <div class="wide"><table id="runs" class="sortable" data-live="/api/runs">\
+        <thead><tr>\(head)</tr></thead><tbody>\(tr.joined())</tbody></table></div>
         \(runs.isEmpty ? "<p>No runs yet: <code>lab run experiments/quickstart.json</code>.</p>" : "")
         """
         return HTML.page(title: "Runs", body: body)

@@ -29,7 +29,8 @@ enum SweepsPage {
             return n > 0 ? "\(n) \(s.rawValue)" : nil
         }
         let rows = states.enumerated().map { i, s -> [String] in
-            ["\(s.task.index)", HTML.esc(s.task.name), "\(s.task.seed)", "<span class=\"state-\(s.state.rawValue)\">\(s.state.rawValue)</span>",
+            ["\(s.task.index)", HTML.esc(s.task.name), "\(s.task.seed)",
+             "<span class=\"state-\(s.state.rawValue)\">\(s.state.rawValue)</span>",
              s.run.map { "<a href=\"/runs/\(HTML.url($0.id))\">\(HTML.esc(String($0.id.prefix(10))))</a>" } ?? "-",
              s.run.map { "\($0.epochsRun)" } ?? "0", HTML.pct(s.run?.bestValAccuracy)]
         }

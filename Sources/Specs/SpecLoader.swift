@@ -43,7 +43,9 @@ public enum SpecLoader {
     public static func loadMerged(_ url: URL, chain: inout [String]) throws -> JSONValue {
         let path = url.standardizedFileURL.path
         if chain.contains(path) {
-            throw Failure(.spec, "\(chain.last!): extends cycle: \((chain + [path]).map { ($0 as NSString).lastPathComponent }.joined(separator: " -> "))")
+            throw Failure(.spec,
+                          "\(chain.last!): extends cycle: "
+                              + "\((chain + [path]).map { ($0 as NSString).lastPathComponent }.joined(separator: " -> "))")
         }
         var merged = try read(path, from: chain.last)
         chain.append(path)
@@ -117,7 +119,9 @@ public enum SpecLoader {
             throw Failure(.spec, "\(file): \(p.hasPrefix("image_size:") ? "dataset" : "model").\(p)")
         }
         if let layer = spec.explain.layer, !spec.model.convolutionNames.contains(layer) {
-            throw Failure(.spec, "\(file): explain.layer: no layer \(layer) in this model; layers: \(spec.model.convolutionNames.joined(separator: ", "))")
+            throw Failure(.spec,
+                          "\(file): explain.layer: no layer \(layer) in this model; layers: "
+                              + "\(spec.model.convolutionNames.joined(separator: ", "))")
         }
         if spec.train.warmupEpochs >= spec.train.maxEpochs {
             throw Failure(.spec, "\(file): train.warmup_epochs: must be less than train.max_epochs (\(spec.train.maxEpochs))")

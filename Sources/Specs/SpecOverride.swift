@@ -40,9 +40,12 @@ extension SpecLoader {
                 throw Failure(.spec, "--set \(o.key): cannot be set; --set applies after extends is merged")
             }
             let sparse = JSONValue.nested(o.keyPath, o.value)
-            do { try SpecSchema.check(sparse.object ?? [:], against: SpecSchema.root, path: "", file: "--set") } catch let e as Failure where e.kind == .spec {
+            do {
+                try SpecSchema.check(sparse.object ?? [:], against: SpecSchema.root, path: "", file: "--set")
+            } catch let e as Failure where e.kind == .spec {
                 // check() writes "<file>: <key>: ..."; here the key already names the culprit.
-                throw Failure(.spec, e.description.hasPrefix("--set: ") ? "--set " + e.description.dropFirst("--set: ".count) : e.description)
+                throw Failure(.spec,
+                              e.description.hasPrefix("--set: ") ? "--set " + e.description.dropFirst("--set: ".count) : e.description)
             }
             out = out.merging(sparse)
         }

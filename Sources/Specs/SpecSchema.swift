@@ -109,7 +109,8 @@ enum SpecSchema {
         case (.int(let r), _):
             guard integer(v, in: r) else { throw fail("an integer in \(r.lowerBound)...\(r.upperBound)") }
         case (.intChoice(let allowed), _):
-            guard allowed.contains(where: { integer(v, in: $0...$0) }) else { throw fail("one of \(allowed.map(String.init).joined(separator: ", "))") }
+            guard allowed.contains(where: { integer(v, in: $0...$0) }) else { throw fail("one of "
+                + "\(allowed.map(String.init).joined(separator: ", "))") }
         case (.number(let r), .number(let n)):
             guard r.contains(n) else { throw fail("a number in \(r.lowerBound)...\(r.upperBound)") }
         case (.number(let r), _): throw fail("a number in \(r.lowerBound)...\(r.upperBound)")

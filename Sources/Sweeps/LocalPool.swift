@@ -55,7 +55,8 @@ public struct LocalPool {
         let ends = Ends()
         var queue = todo[...], running = [Int: Child](), failed = [SweepTask]()
         var lastPrint = Date.distantPast, done = 0, launchError: (any Error)?
-        display.log("running \(todo.count) task\(todo.count == 1 ? "" : "s"), \(jobs) at a time, \(threads) thread\(threads == 1 ? "" : "s") each; "
+        display.log("running \(todo.count) task\(todo.count == 1 ? "" : "s"), \(jobs) at a time, \(threads) "
+            + "thread\(threads == 1 ? "" : "s") each; "
                     + "logs in \(store.logs(plan.id).path)")
         // After a Ctrl-C the queue stays as it is: the loop ends when the running tasks have.
         while (!queue.isEmpty && !Interrupt.requested && launchError == nil) || !running.isEmpty {
@@ -78,10 +79,12 @@ public struct LocalPool {
                 display.block([])   // the block goes; the line stays
                 if status != 0 { failed.append(c.task) } else { done += 1 }
                 let outcome = status == 0 ? "completed" : "stopped with exit \(status), see \(logPath(c.task))"
-                display.log("task \(c.task.index) (\(c.task.label)) \(outcome) after \(Format.duration(Date().timeIntervalSince(c.started)))")
+                display.log("task \(c.task.index) (\(c.task.label)) \(outcome) after "
+                    + "\(Format.duration(Date().timeIntervalSince(c.started)))")
             }
             if Date().timeIntervalSince(lastPrint) >= display.interval, !running.isEmpty {
-                display.block(progress(running.values.sorted { $0.task.index < $1.task.index }, reg, todo: Set(todo.map(\.index)), done: done))
+                display.block(progress(running.values.sorted { $0.task.index < $1.task.index }, reg, todo: Set(todo.map(\.index)),
+                                       done: done))
                 lastPrint = Date()
             }
         }
@@ -98,7 +101,8 @@ public struct LocalPool {
         let log = logPath(t)
         Task {
             do {
-                let status = try await ChildProcess.runLogged(LabExecutable.path, arguments, log: log) { Interrupt.requested || ends.stopping }
+                let status = try await ChildProcess.runLogged(LabExecutable.path, arguments,
+                                                              log: log) { Interrupt.requested || ends.stopping }
                 ends.end(t.index, .success(status))
             } catch {
                 ends.end(t.index, .failure(error))
@@ -121,7 +125,8 @@ public struct LocalPool {
             seconds = mean.flatMap { m in seconds.map { $0 + m * Double(max(0, s.task.maxEpochs - epochs(s.task))) } }
         }
         let eta = seconds.map { Format.duration($0 / Double(jobs)) } ?? "?"
-        return ["sweep \(plan.id): \(done)/\(todo.count) done, \(running.count) running, ETA \(eta) (at most: early stopping may end sooner)"]
+        return ["sweep \(plan.id): \(done)/\(todo.count) done, \(running.count) running, ETA \(eta) (at most: early stopping may end "
+            + "sooner)"]
             + lines
     }
 
@@ -131,7 +136,9 @@ public struct LocalPool {
             return .interrupted
         }
         if !failed.isEmpty {
-            throw Failure(.sweep, "\(failed.count) of \(todo.count) tasks did not complete (tasks \(failed.map { String($0.index) }.joined(separator: ", ")); "
+            throw Failure(.sweep,
+                          "\(failed.count) of \(todo.count) tasks did not complete (tasks "
+                              + "\(failed.map { String($0.index) }.joined(separator: ", ")); "
                           + "logs in \(store.logs(plan.id).path)); rerun: \(plan.resubmitCommand)")
         }
         display.log("sweep \(plan.id): all \(todo.count) task\(todo.count == 1 ? "" : "s") completed")

@@ -22,7 +22,8 @@ public enum SlurmScript {
         return list + (maxParallel.map { "%\($0)" } ?? "")
     }
 
-    public static func render(plan: SweepPlan, indices: [Int], settings s: SlurmSettings, lab: String, workdir: String, store: SweepStore) -> String {
+    public static func render(plan: SweepPlan, indices: [Int], settings s: SlurmSettings, lab: String, workdir: String,
+                              store: SweepStore) -> String {
         var head = ["--job-name=lab-sweep-\(plan.id)", "--array=\(array(indices, total: plan.tasks.count, maxParallel: s.maxParallel))",
                     "--requeue", "--signal=B:USR1@120", "--output=\(store.logs(plan.id).path)/%A_%a.out", "--open-mode=append",
                     "--cpus-per-task=\(s.cpusPerTask)"]

@@ -40,7 +40,8 @@ public struct SweepPlan: Codable, Sendable {
     public var resubmitCommand: String { command.map(SweepPlan.shellQuoted).joined(separator: " ") }
 
     static func shellQuoted(_ s: String) -> String {
-        s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=,:@%+".contains($0) }) ? s : "'" + s.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+        s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=,:@%+".contains($0) }) ? s
+            : "'" + s.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 
     static func id(_ tasks: [SweepTask]) -> String {
@@ -118,7 +119,9 @@ public enum SweepPlanner {
         guard !combo.isEmpty else { return try SpecLoader.load(file, overrides: overrides) }
         var chain = [String]()
         var merged = try SpecLoader.applying(overrides, to: SpecLoader.loadMerged(URL(fileURLWithPath: file), chain: &chain))
-        do { merged = try SpecLoader.applying(combo, to: merged) } catch let e as Failure where e.kind == .spec && e.description.hasPrefix("--set ") {
+        do {
+            merged = try SpecLoader.applying(combo, to: merged)
+        } catch let e as Failure where e.kind == .spec && e.description.hasPrefix("--set ") {
             throw Failure(.spec, "--grid " + e.description.dropFirst("--set ".count))
         }
         let base = merged["name"]?.string ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent

@@ -98,7 +98,8 @@ extension SweepPlan {
         let rows = try registries.flatMap { try RunRow.all($0) }
         return tasks.map { t in
             let mine = rows.filter { $0.experimentID == t.experimentID && $0.seed == t.seed }
-            let best = mine.max { (TaskState(rawValue: $0.status.rawValue) ?? .failed, $0.id) < (TaskState(rawValue: $1.status.rawValue) ?? .failed, $1.id) }
+            func rank(_ r: RunRow) -> (TaskState, String) { (TaskState(rawValue: r.status.rawValue) ?? .failed, r.id) }
+            let best = mine.max { rank($0) < rank($1) }
             return TaskStatus(task: t, state: best.flatMap { TaskState(rawValue: $0.status.rawValue) } ?? .pending, run: best)
         }
     }
@@ -121,7 +122,9 @@ public enum SweepTaskRunner {
         }
         if let live = mine.first(where: { $0.status == .running }) {
             guard ownShard else {
-                throw Failure(.registry, "task \(task.index) (\(task.label)): run \(live.id) is running (pid \(live.pid.map(String.init) ?? "?") on \(live.host ?? "?"))")
+                throw Failure(.registry,
+                              "task \(task.index) (\(task.label)): run \(live.id) is running (pid \(live.pid.map(String.init) ?? "?") "
+                                  + "on \(live.host ?? "?"))")
             }
             try registry.endRun(live.id, .interrupted, error: "an earlier attempt of its Slurm task ended without saving")
         }

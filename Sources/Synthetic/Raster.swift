@@ -472,7 +472,8 @@ final class Raster {
             let yu = max(y - 1, 0), yd = min(y + 1, s - 1)
             for x in 0..<s {
                 for ch in 0..<3 {
-                    let b = 0.25 * scratch[3 * (yu * s + x) + ch] + 0.5 * scratch[3 * (y * s + x) + ch] + 0.25 * scratch[3 * (yd * s + x) + ch]
+                    let b = 0.25 * scratch[3 * (yu * s + x) + ch] + 0.5 * scratch[3 * (y * s + x) + ch]
+                        + 0.25 * scratch[3 * (yd * s + x) + ch]
                     let i = 3 * (y * s + x) + ch
                     rgb[i] += amount * (b - rgb[i])
                 }

@@ -206,12 +206,17 @@ struct ExpressionAct {
     static func confusions(_ code: Int) -> [(Int, Float)] {
         switch code {
         case Emotion.surprise.rafCode: return [(Emotion.fear.rafCode, 0.5), (Emotion.happiness.rafCode, 0.2), (Emotion.rafNeutral, 0.3)]
-        case Emotion.fear.rafCode: return [(Emotion.surprise.rafCode, 0.6), (Emotion.sadness.rafCode, 0.2), (Emotion.disgust.rafCode, 0.1), (Emotion.anger.rafCode, 0.1)]
+        case Emotion.fear.rafCode:
+            return [(Emotion.surprise.rafCode, 0.6), (Emotion.sadness.rafCode, 0.2), (Emotion.disgust.rafCode, 0.1),
+                    (Emotion.anger.rafCode, 0.1)]
         case Emotion.disgust.rafCode: return [(Emotion.anger.rafCode, 0.45), (Emotion.sadness.rafCode, 0.3), (Emotion.rafNeutral, 0.25)]
-        case Emotion.happiness.rafCode: return [(Emotion.rafNeutral, 0.7), (Emotion.surprise.rafCode, 0.15), (Emotion.disgust.rafCode, 0.15)]
+        case Emotion.happiness.rafCode:
+            return [(Emotion.rafNeutral, 0.7), (Emotion.surprise.rafCode, 0.15), (Emotion.disgust.rafCode, 0.15)]
         case Emotion.sadness.rafCode: return [(Emotion.rafNeutral, 0.6), (Emotion.fear.rafCode, 0.15), (Emotion.disgust.rafCode, 0.25)]
         case Emotion.anger.rafCode: return [(Emotion.disgust.rafCode, 0.6), (Emotion.sadness.rafCode, 0.2), (Emotion.rafNeutral, 0.2)]
-        default: return [(Emotion.sadness.rafCode, 0.5), (Emotion.happiness.rafCode, 0.2), (Emotion.anger.rafCode, 0.15), (Emotion.disgust.rafCode, 0.15)]
+        default:
+            return [(Emotion.sadness.rafCode, 0.5), (Emotion.happiness.rafCode, 0.2), (Emotion.anger.rafCode, 0.15),
+                    (Emotion.disgust.rafCode, 0.15)]
         }
     }
 
@@ -674,7 +679,8 @@ struct FacePainter {
         case .bald:
             return
         case .short:
-            raster.paint(.ellipse(center: V2(0, -0.14), radii: V2(a + 0.07 + 0.06 * look.hairVolume, 0.98 + 0.05 * look.hairVolume), angle: 0),
+            raster.paint(.ellipse(center: V2(0, -0.14), radii: V2(a + 0.07 + 0.06 * look.hairVolume, 0.98 + 0.05 * look.hairVolume),
+                                  angle: 0),
                          .rimmed(look.hair, rim: 0.35, width: 4))
         case .long:
             let len = look.hairLength

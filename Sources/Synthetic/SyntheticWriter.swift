@@ -53,7 +53,8 @@ public enum SyntheticWriter {
             }
         }
         if let failure { throw Failure(.data, "\(out.path): cannot write the synthetic set: \(failure.localizedDescription)") }
-        try Data((labels.array.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/list_patition_label.txt"))
+        let labelFile = out.appendingPathComponent("EmoLabel/list_patition_label.txt")
+        try Data((labels.array.joined(separator: "\n") + "\n").utf8).write(to: labelFile)
         try Data((dists.array.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/distribution.txt"))
         try Data("""
             lab synthetic face set v\(version): \(train) train and \(test) test images, seed \(seed).

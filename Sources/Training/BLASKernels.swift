@@ -46,7 +46,8 @@ public enum BLASKernels {
     /// passes the environment to compute nodes, whose CPUs lab has not seen
     /// (a node without AVX2 would die on Haswell kernels). Each node's lab
     /// chooses again.
-    public static func environmentForOtherMachines(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+    public static func environmentForOtherMachines(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> [String: String] {
         guard environment[chosenByLabVariable] != nil else { return environment }
         var env = environment
         env["OPENBLAS_CORETYPE"] = nil; env[chosenByLabVariable] = nil

@@ -52,12 +52,14 @@ public enum Benchmark {
         var r = BenchmarkResult()
         r.modelName = modelName; r.config = config; r.imageSize = imageSize
         r.threads = threads; r.batch = batch; r.buildConfiguration = engineBuildConfiguration
-        r.convolution = winograd ? "Winograd F(4x4,3x3) where C >= 16 (F(2x2) where H or W is not a multiple of 4), im2col elsewhere" : "im2col + GEMM only"
+        r.convolution = winograd ? "Winograd F(4x4,3x3) where C >= 16 (F(2x2) where H or W is not a multiple of 4), im2col "
+            + "elsewhere" : "im2col + GEMM only"
         r.blas = BLAS.config; r.kernels = BLASKernels.summary(); r.cpu = BLASKernels.cpuModel; r.parameters = model.parameterCount
         r.forwardGFLOPPerImage = config.forwardFLOPs(imageSize: imageSize) / 1e9
         training(model, x: x, batch: batch, steps: steps, rng: &rng, into: &r, progress: progress)
         progress("inference")
-        r.inferenceImagesPerSecond = Double(batch) / medianTime(runs: steps, warmup: 1) { model.forward(x, N: batch, training: false, rng: &rng) }
+        r.inferenceImagesPerSecond = Double(batch) / medianTime(runs: steps,
+                                                                warmup: 1) { model.forward(x, N: batch, training: false, rng: &rng) }
         progress("latency")
         let single = Model(config: config, imageSize: imageSize, threads: threads)
         single.winograd = winograd
@@ -144,16 +146,21 @@ extension BenchmarkResult {
         let r = self
         func f(_ v: Double, _ d: Int = 1) -> String { String(format: "%.\(d)f", v) }
         var lines = [
-            "lab bench — \(r.modelName) model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per \(r.imageSize)x\(r.imageSize) image)",
+            "lab bench — \(r.modelName) model (\(r.parameters) parameters, \(f(r.forwardGFLOPPerImage, 3)) GFLOP forward per "
+                + "\(r.imageSize)x\(r.imageSize) image)",
             "build: \(r.buildConfiguration); threads: \(r.threads); BLAS: \(r.blas)",
             "CPU: \(r.cpu); \(r.kernels)",
             "convolutions: \(r.convolution)",
             "",
-            "training   \(f(r.trainImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.stepSeconds * 1000)) ms/step, \(f(r.trainGFLOPPerSecond)) GFLOP/s)",
+            "training   \(f(r.trainImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.stepSeconds * 1000)) ms/step, "
+                + "\(f(r.trainGFLOPPerSecond)) GFLOP/s)",
             "inference  \(f(r.inferenceImagesPerSecond)) img/s  (batch \(r.batch), \(f(r.inferenceGFLOPPerSecond)) GFLOP/s)",
             "latency    \(f(r.latencyMilliseconds, 2)) ms  (one image, eval)",
-            "Grad-CAM   \(f(r.gradCAMMillisecondsPerImage, 2)) ms per image  (Grad-CAM and Grad-CAM++ at \(r.explainLayer), batch \(r.batch))",
-            "data       decode+resize \(f(r.decodeImagesPerSecond, 0)) img/s, augmented batch assembly \(f(r.assemblyImagesPerSecond, 0)) img/s (one thread each; assembly = \(f(100 * r.dataShareOfStep)) % of a step, overlapped on a background thread)",
+            "Grad-CAM   \(f(r.gradCAMMillisecondsPerImage, 2)) ms per image  (Grad-CAM and Grad-CAM++ at \(r.explainLayer), batch "
+                + "\(r.batch))",
+            "data       decode+resize \(f(r.decodeImagesPerSecond, 0)) img/s, augmented batch assembly "
+                + "\(f(r.assemblyImagesPerSecond, 0)) img/s (one thread each; assembly = \(f(100 * r.dataShareOfStep)) % of a step, "
+                    + "overlapped on a background thread)",
             "",
             "per layer, ms per training step:",
             "  layer              forward  backward   share",
@@ -161,7 +168,8 @@ extension BenchmarkResult {
         let total = r.layers.reduce(0) { $0 + $1.forward + $1.backward }
         for l in r.layers {
             lines.append("  " + l.name.padding(toLength: 17, withPad: " ", startingAt: 0)
-                + String(format: "%9.2f %9.2f %6.1f%%", l.forward * 1000, l.backward * 1000, 100 * (l.forward + l.backward) / max(total, 1e-12)))
+                + String(format: "%9.2f %9.2f %6.1f%%", l.forward * 1000, l.backward * 1000,
+                         100 * (l.forward + l.backward) / max(total, 1e-12)))
         }
         return lines.joined(separator: "\n")
     }

@@ -56,12 +56,17 @@ public enum DataSource {
                 if data != nil { _ = try RAFDB.index(root: url) }   // --data given: its own error is the clearest
             }
             guard let f = found else {
-                throw Failure(.data, "RAF-DB not found (looked in \(tried.joined(separator: ", "))). Expected EmoLabel/list_patition_label.txt and Image/aligned/*_aligned.jpg under the folder given by --data, dataset.root or $LAB_RAFDB (README: RAF-DB). To run this spec on the built-in synthetic faces instead: lab run \(spec.file) --dataset synthetic")
+                throw Failure(.data,
+                              "RAF-DB not found (looked in \(tried.joined(separator: ", "))). Expected "
+                                  + "EmoLabel/list_patition_label.txt and Image/aligned/*_aligned.jpg under the folder given by "
+                                      + "--data, dataset.root or $LAB_RAFDB (README: RAF-DB). To run this spec on the built-in "
+                                          + "synthetic faces instead: lab run \(spec.file) --dataset synthetic")
             }
             root = f
         }
         let index = try RAFDB.index(root: root)
-        let (set, report) = try FaceLoader.load(index, imageSize: spec.dataset.imageSize, cacheDirectory: LabPaths.cache.appendingPathComponent("decoded"),
+        let (set, report) = try FaceLoader.load(index, imageSize: spec.dataset.imageSize,
+                                                cacheDirectory: LabPaths.cache.appendingPathComponent("decoded"),
                                                 threads: threads, progress: status)
         let split = set.split(validationFraction: spec.dataset.validationFraction, seed: UInt64(spec.dataset.splitSeed))
         guard !split.train.isEmpty, !split.validation.isEmpty else {
@@ -89,5 +94,12 @@ extension RunRow {
                           + "but \(prepared.set.root.path) has \(prepared.set.fingerprint.prefix(12))")
         }
         return prepared
+    }
+}
+
+extension Normalization {
+    /// The normalization a checkpoint was trained with (its `lab.normalization` metadata), or the default.
+    init(checkpointMetadata meta: [String: String]) {
+        self = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
     }
 }

@@ -32,18 +32,20 @@ public enum ExplainRunner {
 
     public static func run(_ reg: Registry, run prefix: String, options o: ExplainOptions, reporter: Reporter) throws -> Report {
         let row = try RunRow.one(reg, prefix)
-        guard let best = try reg.checkpoint(run: row.id, kind: .best) else { throw Failure(.registry, "run \(row.id) has no checkpoint yet") }
+        guard let best = try reg.checkpoint(run: row.id,
+                                            kind: .best) else { throw Failure(.registry, "run \(row.id) has no checkpoint yet") }
         let (model, meta) = try Model.load(checkpoint: [UInt8](best.data), threads: o.threads)
         let explainer = try Explainer(model: model, layer: o.layer)
-        let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
+        let normalization = Normalization(checkpointMetadata: meta)
         let faces = try subject(row, options: o, imageSize: model.imageSize, normalization: normalization, reporter: reporter)
         let computed = try maps(explainer, faces, options: o, reporter: reporter)
         var scored = score(model, faces, computed, reporter: reporter)
-        let randomization = try randomizationCheck(checkpoint: [UInt8](best.data), explainer.layer, faces, computed, options: o, into: &scored)
+        let randomization = try randomizationCheck(checkpoint: [UInt8](best.data), explainer.layer, faces, computed, options: o,
+                                                   into: &scored)
         if let split = faces.split {
+            let rows = records(scored.rows, faces, computed, layer: explainer.layer, split: split)
             try reg.recordExplanations(run: row.id, layer: explainer.layer, split: split, maskSource: scored.maskSource,
-                                       maskArea: scored.maskArea, rows: records(scored.rows, faces, computed, layer: explainer.layer, split: split),
-                                       randomization: randomization)
+                                       maskArea: scored.maskArea, rows: rows, randomization: randomization)
         }
         let defaultOut = "explain-\(row.id.prefix(10))" + (faces.split.map { "-\($0.rawValue)" } ?? "")
         let outURL = o.writeImages ? try writeOverlays(faces, computed, to: URL(fileURLWithPath: o.out ?? defaultOut)) : nil
@@ -74,12 +76,14 @@ public enum ExplainRunner {
                 guard let d = FileManager.default.contents(atPath: p) else { throw Failure(.data, "\(p): no such image") }
                 do { imgs.append(try JPEG.decode([UInt8](d))) } catch { throw Failure(.data, "\(p): \(error)") }
             }
-            set = FaceSet.inMemory(imgs, classes: imgs.map { _ in 0 }, imageSize: S, names: o.imagePaths.map { ($0 as NSString).lastPathComponent })
+            set = FaceSet.inMemory(imgs, classes: imgs.map { _ in 0 }, imageSize: S,
+                                   names: o.imagePaths.map { ($0 as NSString).lastPathComponent })
             indices = Array(0..<imgs.count); trueClasses = imgs.map { _ in nil }; split = nil
         } else {
             let data = try row.prepareData(spec: try row.resolvedSpec(), data: o.data, threads: o.threads, reporter: reporter)
             let pool = o.split == .test ? data.test : data.validation
-            if o.split == .test { reporter.log("note: explaining test images shows test predictions; model selection belongs on validation") }
+            if o.split == .test { reporter.log("note: explaining test images shows test predictions; model selection belongs on "
+                + "validation") }
             // An even spread over the split, so every class tends to appear.
             let n = min(o.images, pool.count)
             indices = (0..<n).map { pool[$0 * pool.count / max(n, 1)] }
@@ -89,7 +93,8 @@ public enum ExplainRunner {
         var t = [Float](repeating: 0, count: indices.count * Emotion.count)
         Augmenter.assemble(x: &x, targets: &t, set: set, indices: indices[...], augmentation: nil, labelMode: .hard(smoothing: 0),
                            normalization: normalization, seed: 0)
-        return Subject(set: set, indices: indices, trueClasses: trueClasses, runID: row.id, split: split, x: x, S: S, normalization: normalization)
+        return Subject(set: set, indices: indices, trueClasses: trueClasses, runID: row.id, split: split, x: x, S: S,
+                       normalization: normalization)
     }
 
     /// The class each map explains: nil for the predicted one.
@@ -239,9 +244,11 @@ public enum ExplainRunner {
             }
             sheetRows.append(tiles)
             correct.append(f.trueClasses[k].map { $0 == c.predicted[k] } ?? true)
-            index.append("\(k + 1),\(f.set.names[i]),\(f.trueClasses[k].map { names[$0] } ?? "unknown"),\(names[c.predicted[k]]),\(names[c.targets[k]])")
+            let truth = f.trueClasses[k].map { names[$0] } ?? "unknown"
+            index.append("\(k + 1),\(f.set.names[i]),\(truth),\(names[c.predicted[k]]),\(names[c.targets[k]])")
         }
-        try Data(JPEG.encode(Overlay.sheet(faces: sheetRows, correct: correct, perRow: 4), quality: 92)).write(to: dir.appendingPathComponent("contact_sheet.jpg"))
+        try Data(JPEG.encode(Overlay.sheet(faces: sheetRows, correct: correct, perRow: 4),
+                             quality: 92)).write(to: dir.appendingPathComponent("contact_sheet.jpg"))
         try Data((index.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("contact_sheet.csv"))
         return dir
     }
@@ -253,7 +260,8 @@ public enum ExplainRunner {
         let table = s.methods.map { method -> [String] in
             let rs = s.rows.filter { $0.method == method }
             func mean(_ v: (FaceScore) -> Double) -> String { String(format: "%.3f", rs.map(v).reduce(0, +) / Double(max(1, rs.count))) }
-            return [method.rawValue, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAuc }, mean { $0.insertionAuc },
+            return [method.rawValue, mean { $0.energyInMask }, mean { $0.pointingHit ? 1 : 0 }, mean { $0.deletionAuc },
+                    mean { $0.insertionAuc },
                     mean { $0.confidenceDrop }]
         }
         lines.append(TextTable.render(["map", "energy in regions", "pointing hit", "deletion AUC (low)", "insertion AUC (high)",
@@ -261,12 +269,14 @@ public enum ExplainRunner {
         for v in verdicts(s.rows, methods: methods.map(method(of:))) { lines.append(""); lines.append(v.text) }
         for (m, stages) in randomization.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             lines.append("")
-            lines.append("randomization check (\(m.rawValue)): rank correlation with the trained maps as layers are re-initialized top-down")
+            lines.append("randomization check (\(m.rawValue)): rank correlation with the trained maps as layers are re-initialized "
+                + "top-down")
             lines.append("  " + stages.map { "\($0.0) \(String(format: "%.2f", $0.1))" }.joined(separator: " -> "))
         }
         if let outURL {
             lines.append("")
-            lines.append("overlays and contact sheet (input, Grad-CAM, Grad-CAM++; green frame = correct): \(outURL.path)/contact_sheet.jpg")
+            lines.append("overlays and contact sheet (input, Grad-CAM, Grad-CAM++; green frame = correct): "
+                + "\(outURL.path)/contact_sheet.jpg")
         }
         return lines.joined(separator: "\n")
     }

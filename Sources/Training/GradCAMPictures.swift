@@ -18,14 +18,16 @@ public enum GradCAMPictures {
               let best = try? reg.checkpoint(run: run, kind: .best),
               let (model, meta) = try? Engine.Model.load(checkpoint: [UInt8](best.data), threads: 2),
               let explainer = try? Explainer(model: model) else { return [:] }
-        let normalization = meta["lab.normalization"].flatMap { try? JSONDecoder().decode(Normalization.self, from: Data($0.utf8)) } ?? Normalization()
+        let normalization = Normalization(checkpointMetadata: meta)
         let indices = images.compactMap { data.set.names.firstIndex(of: $0) }
         guard indices.count == images.count, !indices.isEmpty else { return [:] }
         let S = data.set.imageSize
         var x = [Float](repeating: 0, count: indices.count * S * S * 3), t = [Float](repeating: 0, count: indices.count * Emotion.count)
         Augmenter.assemble(x: &x, targets: &t, set: data.set, indices: indices[...], augmentation: nil, labelMode: .hard(smoothing: 0),
                            normalization: normalization, seed: 0)
-        let r = x.withUnsafeBufferPointer { explainer.explain($0.baseAddress!, N: indices.count, targets: indices.map { _ in nil }, methods: [.gradCAM]) }
+        let r = x.withUnsafeBufferPointer {
+            explainer.explain($0.baseAddress!, N: indices.count, targets: indices.map { _ in nil }, methods: [.gradCAM])
+        }
         var out = [String: RGBImage]()
         for (k, image) in images.enumerated() {
             let face = Overlay.face(x[(k * S * S * 3)..<((k + 1) * S * S * 3)], S: S, normalization: normalization)

@@ -37,7 +37,8 @@ struct TrainerState: Codable {
     var stopped: Bool              // early stopping fired
 
     /// -greatestFiniteMagnitude, not -infinity: the state is stored as JSON, which has no infinities.
-    static let start = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.greatestFiniteMagnitude, badEpochs: 0, trainSeconds: 0, stopped: false)
+    static let start = TrainerState(epoch: 0, bestEpoch: 0, bestScore: -.greatestFiniteMagnitude, badEpochs: 0, trainSeconds: 0,
+                                    stopped: false)
 }
 
 public final class Runner {
@@ -118,7 +119,8 @@ public final class Runner {
                                       average: weightAverage(spec, model), options: opts), from: .start)
         }
         let (model, _) = try Model.load(checkpoint: [UInt8](last.data), threads: opts.threads)
-        let adam = Adam(parameters: model.parameters, config: AdamConfig(lr: Float(spec.train.lr), weightDecay: Float(spec.train.weightDecay)))
+        let adam = Adam(parameters: model.parameters,
+                        config: AdamConfig(lr: Float(spec.train.lr), weightDecay: Float(spec.train.weightDecay)))
         let meta = try adam.load(state: [UInt8](opt))
         // With a weight average the checkpoint holds the average; the weights training continues from are in the optimizer state.
         let average = weightAverage(spec, model)
@@ -212,7 +214,8 @@ public final class Runner {
             adam.config.lr = spec.train.lrSchedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
             adam.update()
             t.average?.update()
-            for k in 0..<n where argmax(model.probs.data + k * L, count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] {
+            for k in 0..<n where argmax(model.probs.data + k * L,
+                                        count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] {
                 p.correct += 1
             }
             p.lossSum += Double(loss) * Double(n); p.seen += n; b += 1
@@ -278,7 +281,8 @@ public final class Runner {
     /// second model would add its activations to the run's peak memory.
     func finish(_ t: RunInProgress, state: TrainerState) throws {
         let (spec, data) = (t.spec, t.data)
-        guard let best = try registry.checkpoint(run: t.id, kind: .best) else { throw Failure(.registry, "run \(t.id) has no best checkpoint") }
+        guard let best = try registry.checkpoint(run: t.id,
+                                                 kind: .best) else { throw Failure(.registry, "run \(t.id) has no best checkpoint") }
         try t.model.load(stateDict: Safetensors.decode([UInt8](best.data)).tensors)
         let val = evaluate(t.model, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
         try record(runID: t.id, split: .val, probs: val, indices: data.validation, data: data)
@@ -348,7 +352,8 @@ public final class Runner {
         let m = Metrics(probs: probs, truth: truth, classes: Emotion.count)
         let classes = Emotion.allCases
         let preds = indices.enumerated().map { k, i in
-            Prediction(runId: runID, split: split, image: data.set.names[i], trueClass: classes[truth[k]], predictedClass: classes[m.predicted[k]],
+            Prediction(runId: runID, split: split, image: data.set.names[i], trueClass: classes[truth[k]],
+                       predictedClass: classes[m.predicted[k]],
                        probabilities: Array(probs[(k * Emotion.count)..<((k + 1) * Emotion.count)]))
         }
         let metrics = classes.map { e in
@@ -356,7 +361,9 @@ public final class Runner {
                         f1: m.f1[e.rawValue], support: m.confusion[e.rawValue].reduce(0, +))
         }
         let cells = m.confusion.enumerated().flatMap { i, row in
-            row.enumerated().map { j, n in ConfusionCell(runId: runID, split: split, trueClass: classes[i], predictedClass: classes[j], count: n) }
+            row.enumerated().map { j, n in
+                ConfusionCell(runId: runID, split: split, trueClass: classes[i], predictedClass: classes[j], count: n)
+            }
         }
         try registry.recordEvaluation(run: runID, split: split, confusion: cells, metrics: metrics, predictions: preds)
         return m
@@ -370,9 +377,11 @@ public final class Runner {
         let m = try record(runID: runID, split: .test, probs: probs, indices: data.test, data: data)
         let looks = try registry.recordTestEvaluation(run: runID, accuracy: m.accuracy, macroF1: m.macroF1, nll: m.nll, ece: m.ece,
                                                       checkpointSHA256: checkpointSHA, trigger: trigger)
-        reporter.log(String(format: "test split: accuracy %.4f, macro-F1 %.4f (look %d at the test split for this experiment)", m.accuracy, m.macroF1, looks))
+        reporter.log(String(format: "test split: accuracy %.4f, macro-F1 %.4f (look %d at the test split for this experiment)",
+                            m.accuracy, m.macroF1, looks))
         if looks > 1 {
-            reporter.log("warning: the test split of this experiment has now been evaluated \(looks) times; select models on validation, not test")
+            reporter.log("warning: the test split of this experiment has now been evaluated \(looks) times; select models on "
+                + "validation, not test")
         }
         return m
     }

@@ -20,7 +20,8 @@ public enum TorchComparison {
     /// The ratio table, or one line saying why the comparison was skipped.
     public static func run(_ r: BenchmarkResult, threads: Int, status: (String) -> Void) -> String {
         let script = "python/bench_torch.py"
-        guard FileManager.default.fileExists(atPath: script) else { return "PyTorch comparison skipped: \(script) not found (run from the project folder)" }
+        guard FileManager.default.fileExists(atPath: script) else { return "PyTorch comparison skipped: \(script) not found (run from "
+            + "the project folder)" }
         status("running PyTorch (\(script))")
         switch measure(script: script, threads: threads, batch: r.batch, config: r.config, imageSize: r.imageSize) {
         case .measured(let m): return table(r, m, threads: threads)
@@ -30,7 +31,8 @@ public enum TorchComparison {
 
     static func measure(script: String, threads: Int, batch: Int, config: ModelConfig, imageSize: Int) -> Outcome {
         let json = String(decoding: (try? JSONEncoder.sorted.encode(config)) ?? Data("{}".utf8), as: UTF8.self)
-        let arguments = [script, "--threads", "\(threads)", "--batch", "\(batch)", "--image-size", "\(imageSize)", "--config", json, "--json"]
+        let arguments = [script, "--threads", "\(threads)", "--batch", "\(batch)", "--image-size", "\(imageSize)", "--config", json,
+                         "--json"]
         guard let r = try? ChildProcess.run("python3", arguments) else { return .skipped("python3 not found") }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -49,11 +51,13 @@ public enum TorchComparison {
             ("latency ms", r.latencyMilliseconds, m.latencyMs, false),
             ("Grad-CAM ms/image", r.gradCAMMillisecondsPerImage, m.gradcamMsPerImage, false),
         ]
-        var lines = ["PyTorch \(m.torchVersion), \(r.modelName) model (python/lab_model.py), \(threads) threads, batch \(r.batch), channels_last (ratio > 1: lab is faster)"]
+        var lines = ["PyTorch \(m.torchVersion), \(r.modelName) model (python/lab_model.py), \(threads) threads, batch \(r.batch), "
+            + "channels_last (ratio > 1: lab is faster)"]
         lines.append("  measure               lab    PyTorch   ratio")
         for (name, lab, pt, higherBetter) in rows {
             let ratio = higherBetter ? lab / pt : pt / lab
-            lines.append("  " + name.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: "%8.1f %10.1f %7.2fx", lab, pt, ratio))
+            lines.append("  " + name.padding(toLength: 18, withPad: " ", startingAt: 0)
+                         + String(format: "%8.1f %10.1f %7.2fx", lab, pt, ratio))
         }
         return lines.joined(separator: "\n")
     }

@@ -43,7 +43,8 @@ extension Lab.DatasetCommand {
 
         func run() throws {
             let url = URL(fileURLWithPath: out)
-            try SyntheticWriter.write(to: url, train: train, test: test, seed: UInt64(seed), threads: compute.threads, progress: Progress.show)
+            try SyntheticWriter.write(to: url, train: train, test: test, seed: UInt64(seed), threads: compute.threads,
+                                      progress: Progress.show)
             Progress.done()
             print("wrote \(train + test) synthetic faces to \(out) (RAF-DB basic layout)")
             try sheet.write(root: url, threads: compute.threads)

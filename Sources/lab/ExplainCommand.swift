@@ -23,7 +23,8 @@ extension Lab {
         @Option(help: "Which class activation maps.")
         var method = MethodChoice.both
 
-        @Option(help: "Layer to explain: a convolution (default: the last one, e.g. block3.conv3), a block's output (block3: after attention and the shortcut) or a projection shortcut (block3.shortcut).")
+        @Option(help: ArgumentHelp("Layer to explain: a convolution (default: the last one, e.g. block3.conv3), a block's output "
+                                   + "(block3: after attention and the shortcut) or a projection shortcut (block3.shortcut)."))
         var layer: String?
 
         @Option(help: "The split whose images are explained.")

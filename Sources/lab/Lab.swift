@@ -10,7 +10,8 @@ struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Facial expression recognition experiments on RAF-DB, tracked in a SQLite registry.",
-        subcommands: [Run.self, Resume.self, Test.self, Runs.self, Show.self, CompareCommand.self, CalibrateCommand.self, ReportCommand.self,
+        subcommands: [Run.self, Resume.self, Test.self, Runs.self, Show.self, CompareCommand.self, CalibrateCommand.self,
+                      ReportCommand.self,
                       ExportCommand.self, ExplainCommand.self, DatasetCommand.self, Bench.self, Sweep.self, Merge.self, ServeCommand.self]
     )
 

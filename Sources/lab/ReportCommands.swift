@@ -46,7 +46,8 @@ extension Lab {
     struct CalibrateCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "calibrate",
-            abstract: "A/A check of lab compare: split one experiment's runs into two arms many times and count how often it calls them different.",
+            abstract: "A/A check of lab compare: split one experiment's runs into two arms many times and count how often it calls "
+                + "them different.",
             discussion: "Every split compares a spec with itself, so a sound 5% test rejects in about 5% of them. "
                 + "Also prints the run-to-run spread and how many runs per arm a 1-point difference needs.")
 

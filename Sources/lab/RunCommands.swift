@@ -51,7 +51,8 @@ extension Lab {
             for spec in loaded {
                 for seed in seeds ?? spec.train.runSeeds {
                     do {
-                        ids.append(try runner.run(spec, seed: seed, options: RunOptions(source: source, data: data, threads: compute.threads)))
+                        let options = RunOptions(source: source, data: data, threads: compute.threads)
+                        ids.append(try runner.run(spec, seed: seed, options: options))
                     } catch let e as Interrupted {
                         Progress.log("\(e)")
                         throw ExitCode(130)
@@ -82,7 +83,8 @@ extension Lab {
             let reg = try registry.open()
             Interrupt.install()
             do {
-                let id = try Runner(registry: reg, reporter: reporter).resume(runID, options: RunOptions(data: moved.data, threads: compute.threads))
+                let options = RunOptions(data: moved.data, threads: compute.threads)
+                let id = try Runner(registry: reg, reporter: reporter).resume(runID, options: options)
                 Progress.done()
                 print(try RunTable.render(RunRow.all(reg).filter { $0.id == id }))
             } catch let e as Interrupted {
@@ -95,7 +97,8 @@ extension Lab {
     struct Test: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Evaluate on the untouched test split (the week-5 final evaluation).",
-            discussion: "Takes a run id (prefix) or an experiment name (every completed run of it). Every look is recorded in test_evaluations.")
+            discussion: "Takes a run id (prefix) or an experiment name (every completed run of it). Every look is recorded in "
+                + "test_evaluations.")
 
         @Argument(help: "Run id (prefix) or experiment name.")
         var target: String
@@ -123,7 +126,8 @@ extension Lab {
 
         func run() throws {
             let rows = try RunRow.all(registry.open())
-            print(rows.isEmpty ? "no runs in \(registry.path) yet; start one with: lab run experiments/quickstart.json" : RunTable.render(rows))
+            print(rows.isEmpty ? "no runs in \(registry.path) yet; start one with: lab run "
+                + "experiments/quickstart.json" : RunTable.render(rows))
         }
     }
 

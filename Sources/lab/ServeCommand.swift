@@ -32,7 +32,8 @@ extension Lab {
                              + "and download its checkpoints")
             }
             let app = Serve.application(site, host: host, port: port) {
-                Progress.log("lab serve: http://\(host.contains(":") ? "[\(host)]" : host):\(port)/  (read-only view of \(path); Ctrl-C stops)")
+                Progress.log("lab serve: http://\(host.contains(":") ? "[\(host)]" : host):\(port)/  (read-only view of \(path); "
+                    + "Ctrl-C stops)")
             }
             do { try Serve.runUntilStopped(app) } catch { throw Failure(.io, Serve.describe(error, host: host, port: port)) }
         }

@@ -61,7 +61,8 @@ extension Lab.Sweep {
         @OptionGroup var registry: RegistryOptions
 
         func validate() throws {
-            if let bad = overrides.first(where: { SpecOverride($0) == nil }) { throw ValidationError("\(SpecOverride.usage), not '\(bad)'") }
+            if let bad = overrides.first(where: { SpecOverride($0) == nil }) { throw ValidationError("\(SpecOverride.usage), not "
+                + "'\(bad)'") }
             if let bad = grid.first(where: { GridAxis($0) == nil }) { throw ValidationError("\(GridAxis.usage); not '\(bad)'") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -73,7 +74,8 @@ extension Lab.Sweep {
             let tasks = try SweepPlanner.tasks(specs: specs, seeds: seeds,
                                                overrides: overrides.compactMap(SpecOverride.init), grid: grid.compactMap(GridAxis.init))
             let plan = SweepPlan(tasks: tasks, command: ["lab"] + CommandLine.arguments.dropFirst().filter { $0 != "--dry-run" })
-            let mode: SweepLaunch.Mode = dryRun ? .dryRun : slurm.enabled ? .slurm(slurm.settings) : .local(jobs: jobs, threads: threadsPerTask)
+            let mode: SweepLaunch.Mode = dryRun ? .dryRun
+                : slurm.enabled ? .slurm(slurm.settings) : .local(jobs: jobs, threads: threadsPerTask)
             let outcome = try SweepLaunch.run(plan, registry: registry.open(), store: folder.store, mode: mode,
                                               print: { print($0) }, display: Progress.poolDisplay())
             if outcome == .interrupted { throw ExitCode(130) }
@@ -145,7 +147,8 @@ struct SlurmOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Time limit per task.", valueName: "HH:MM:SS")) var time: String?
     @Option(help: "CPUs per task (lab uses them all as threads).") var cpusPerTask = 2
     @Option(help: "Array tasks running at once (%K).") var maxParallel: Int?
-    @Option(name: .customLong("sbatch-arg"), parsing: .unconditionalSingleValue, help: ArgumentHelp("Extra sbatch option, e.g. --sbatch-arg=--mem=4G (repeatable).", valueName: "arg"))
+    @Option(name: .customLong("sbatch-arg"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("Extra sbatch option, e.g. --sbatch-arg=--mem=4G (repeatable).", valueName: "arg"))
     var extraOptions: [String] = []
 
     func validate() throws {
