@@ -134,5 +134,5 @@ let package = Package(
             swiftSettings: numeric
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Subprocess
+import Synchronization
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -91,15 +92,17 @@ public enum ChildProcess {
     public static func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
         let outcome = Outcome<T>(), done = DispatchSemaphore(value: 0)
         Task {
-            do { outcome.value = .success(try await body()) } catch { outcome.value = .failure(error) }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            outcome.value.withLock { $0 = result }
             done.signal()
         }
         done.wait()
-        return try outcome.value!.get()
+        return try outcome.value.withLock { $0! }.get()
     }
 }
 
-/// What a task left for the thread that waits on it.
-private final class Outcome<T>: @unchecked Sendable {   // written once by the task, read after the semaphore: ordered by it
-    var value: Result<T, any Error>?
+/// What a task leaves for the thread that waits on it.
+private final class Outcome<T: Sendable>: Sendable {
+    let value = Mutex<Result<T, any Error>?>(nil)
 }

@@ -26,7 +26,7 @@ func forRowChunks(_ M: Int, workers: Int, _ body: (Int, Int, Int) -> Void) {
     if w == 1 { body(0, 0, M); return }
     let per = (M + w - 1) / w
     // Late chunks can be empty (e.g. M = 256 rows over 28 workers): clamp both ends.
-    DispatchQueue.concurrentPerform(iterations: w) { k in body(k, min(M, k * per), min(M, (k + 1) * per)) }
+    concurrently(w) { k in body(k, min(M, k * per), min(M, (k + 1) * per)) }
 }
 
 @inline(__always) private func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }

@@ -67,7 +67,7 @@ public final class ConvWorkspace {
     /// Runs body(worker) on every worker, in parallel when there are several.
     @inline(__always)
     func parallel(_ body: (Int) -> Void) {
-        if workers == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: body) }
+        if workers == 1 { body(0) } else { concurrently(workers, body) }
     }
 }
 

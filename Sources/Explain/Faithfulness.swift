@@ -65,7 +65,7 @@ public struct Faithfulness {
         var start = 0
         while start < n {   // at most 16 images per forward keeps activations small
             let m = min(16, n - start)
-            batch.withUnsafeBufferPointer { model.forward($0.baseAddress! + start * P * 3, N: m, training: false, rng: &rng) }
+            _ = batch.withUnsafeBufferPointer { model.forward($0.baseAddress! + start * P * 3, N: m, training: false, rng: &rng) }
             model.softmax(N: m)
             for i in 0..<m { probs.append(model.probs[i * L + target]) }
             start += m

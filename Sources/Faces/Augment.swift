@@ -125,8 +125,10 @@ public enum Augmenter {
 
 /// Batches for one pass over `order`, assembled on a background thread
 /// while the caller computes on the previous one (three rotating buffers,
-/// nothing allocated per batch).
-public final class BatchStream: @unchecked Sendable {
+/// nothing allocated per batch). The producer thread holds the stream until
+/// it ends: a consumer that stops early must `cancel()` (`forEach` does,
+/// however it ends), or the thread stays blocked with three buffers.
+public final class BatchStream: @unchecked Sendable {   // safe: produced/cancelled under `lock`, buffers handed over by semaphores
     public struct Batch {
         public let x: UnsafeMutablePointer<Float>        // [count, S, S, 3]
         public let targets: UnsafeMutablePointer<Float>  // [count, 6]
@@ -184,7 +186,18 @@ public final class BatchStream: @unchecked Sendable {
     /// Hands a batch's buffers back to the producer.
     public func release(_ b: Batch) { free.signal() }
 
-    /// Stops the producer early (Ctrl-C, early exit).
+    /// Runs `body` on every batch in order, releasing each after it. The
+    /// producer is stopped however this ends, a throw from `body` included,
+    /// so no thread is left waiting for buffers that will not come back.
+    public func forEach(_ body: (Batch) throws -> Void) rethrows {
+        defer { cancel() }
+        while let batch = next() {
+            defer { release(batch) }
+            try body(batch)
+        }
+    }
+
+    /// Stops the producer early (Ctrl-C, early exit); a second call changes nothing.
     public func cancel() {
         lock.lock(); cancelled = true; lock.unlock()
         for _ in 0..<slots { free.signal() }

@@ -2,6 +2,7 @@ import Crypto
 import Failures
 import Foundation
 import LabRandom
+import Synchronization
 
 public enum LabelMode: Equatable, Sendable {
     /// The crowd distribution, neutral dropped, renormalized (needs a distribution file).
@@ -19,7 +20,7 @@ public enum LabelMode: Equatable, Sendable {
 
 /// Images decoded, resized to `imageSize` and kept as 8-bit RGB, with
 /// their labels. Neutral images are excluded (counted in `excludedNeutral`).
-public final class FaceSet: @unchecked Sendable {
+public final class FaceSet: Sendable {
     public let root: URL
     public let layout: FaceIndex.Layout
     public let imageSize: Int
@@ -118,12 +119,11 @@ public enum FaceLoader {
         let digests = SlotArray(repeating: "", count: kept.count)
         let problems = SlotArray<String?>(repeating: nil, count: kept.count)
         let sizes = SlotArray(repeating: "", count: kept.count)
-        let lock = NSLock()
-        var done = 0
+        let done = Mutex(0)
         pixels.withUnsafeMutableBufferPointer { px in
             let px = px
             let chunks = max(1, threads) * 8
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            concurrently(chunks) { chunk in
                 var i = chunk
                 while i < kept.count {
                     let rec = kept[i]
@@ -145,7 +145,7 @@ public enum FaceLoader {
                         problems[i] = "\(error)"
                     }
                     i += chunks
-                    lock.lock(); done += 1; let d = done; lock.unlock()
+                    let d = done.withLock { $0 += 1; return $0 }
                     if d % 500 == 0 { progress("decoding images \(d)/\(kept.count)") }
                 }
             }

@@ -24,7 +24,7 @@ public enum JPEG {
             lab_jpeg_decode(buf.baseAddress, buf.count, &rgb, &w, &h, &err, err.count)
         }
         guard rc == 0, let rgb else {
-            throw Failure(.data, String(cString: err).lowercasedFirst)
+            throw Failure(.data, cMessage(err).lowercasedFirst)
         }
         defer { lab_jpeg_free(rgb) }
         return RGBImage(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: rgb, count: Int(w) * Int(h) * 3)))
@@ -37,7 +37,7 @@ public enum JPEG {
         let rc = image.pixels.withUnsafeBufferPointer { buf in
             lab_jpeg_encode(buf.baseAddress, Int32(image.width), Int32(image.height), Int32(quality), &out, &size, &err, err.count)
         }
-        precondition(rc == 0, "JPEG encoding failed: \(String(cString: err))")
+        precondition(rc == 0, "JPEG encoding failed: \(cMessage(err))")
         defer { lab_jpeg_free(out) }
         return Array(UnsafeBufferPointer(start: out, count: Int(size)))
     }
@@ -45,4 +45,9 @@ public enum JPEG {
 
 extension String {
     var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
+}
+
+/// The C shim's NUL-terminated error text.
+private func cMessage(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

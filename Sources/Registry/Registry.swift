@@ -5,7 +5,7 @@ import GRDB
 /// runs.db: every experiment, run, epoch, evaluation and checkpoint.
 /// WAL mode, foreign keys on, a busy timeout, and short write transactions,
 /// so several `lab run` processes can share one file.
-public final class Registry: @unchecked Sendable {
+public final class Registry: Sendable {
     public let path: String
     /// A DatabaseQueue for writers; a read-only DatabasePool for `lab serve`.
     let database: any DatabaseWriter

@@ -6,39 +6,61 @@ import Training
 import Sweeps
 import Logging
 import Registry
+import Synchronization
 
 /// What one `lab serve` shares between requests: the registry, opened
 /// read-only, and the dataset indexes images are found through.
-public final class Site: @unchecked Sendable {
+public final class Site: Sendable {
     public let registry: Registry
     /// The sweeps folder `lab sweep` writes (plans and shards), for /sweeps.
     public let sweeps: SweepStore
     let images = ImageFinder()
-    private let lock = NSLock()
-    private var observer: (@Sendable (String) -> Void)?
+    private let observer = Mutex<(@Sendable (String) -> Void)?>(nil)
     /// Called with each request's path before it is answered (tests use it
     /// to change the registry between a page load and its next poll).
     public var onRequest: (@Sendable (String) -> Void)? {
-        get { lock.lock(); defer { lock.unlock() }; return observer }
-        set { lock.lock(); defer { lock.unlock() }; observer = newValue }
+        get { observer.withLock { $0 } }
+        set { observer.withLock { $0 = newValue } }
     }
 
-    private var gradCAMs = [String: [String: Data]]()
+    /// Draws a run's Grad-CAM pictures (GradCAMPictures.pairs; tests count and slow it).
+    let drawGradCAMs: @Sendable (Registry, String, [String]) -> [String: RGBImage]
+    /// Each run's Grad-CAM pictures as JPEG, computed or being computed: the
+    /// first request starts the work, later ones wait for the same task.
+    private let gradCAMs = Mutex([String: Task<[String: Data], Never>]())
+    /// Where Grad-CAM work runs: off Swift's cooperative pool, whose few
+    /// threads every other page needs; one run's pictures at a time.
+    private let gradCAMQueue = DispatchQueue(label: "lab.serve.gradcam", qos: .utility)
 
     /// The Grad-CAM pictures of a run's listed errors, computed together on
     /// the first request (one model load and one batch) and kept: a run's
-    /// best checkpoint never changes once the run has completed.
-    func gradCAM(run: String, image: String, errors: [String], completed: Bool) -> Data? {
-        lock.lock()
-        if let known = gradCAMs[run] { lock.unlock(); return known[image] }
-        lock.unlock()
-        let pictures = GradCAMPictures.pairs(registry, run: run, images: errors).compactMapValues { Data(JPEG.encode($0, quality: 90)) }
-        if completed { lock.lock(); gradCAMs[run] = pictures; lock.unlock() }
+    /// best checkpoint never changes once the run has completed. Requests
+    /// that arrive while they are computed wait for that computation.
+    func gradCAM(run: String, image: String, errors: [String], completed: Bool) async -> Data? {
+        let task = gradCAMs.withLock { tasks in
+            if let known = tasks[run] { return known }
+            let started = Task { await self.computeGradCAMs(run: run, errors: errors) }
+            tasks[run] = started
+            return started
+        }
+        let pictures = await task.value
+        // An unfinished run's best checkpoint may still change: its pictures are not kept.
+        if !completed { gradCAMs.withLock { tasks in if tasks[run] == task { tasks[run] = nil } } }
         return pictures[image]
     }
 
-    public init(registry: Registry, sweeps: SweepStore = SweepStore("sweeps")) {
-        self.registry = registry; self.sweeps = sweeps
+    private func computeGradCAMs(run: String, errors: [String]) async -> [String: Data] {
+        await withCheckedContinuation { done in
+            gradCAMQueue.async {
+                let pictures = self.drawGradCAMs(self.registry, run, errors).compactMapValues { Data(JPEG.encode($0, quality: 90)) }
+                done.resume(returning: pictures)
+            }
+        }
+    }
+
+    public init(registry: Registry, sweeps: SweepStore = SweepStore("sweeps"),
+                drawGradCAMs: @escaping @Sendable (Registry, String, [String]) -> [String: RGBImage] = GradCAMPictures.pairs) {
+        self.registry = registry; self.sweeps = sweeps; self.drawGradCAMs = drawGradCAMs
     }
 
     /// The run a URL names (any unique id prefix), or a 404.
@@ -91,7 +113,7 @@ public enum Serve {
             guard let index = c.parameters.get("index").flatMap({ Int($0) }), errors.contains(index),
                   let p = try site.registry.prediction(run: row.id, split: .val, index: index) else { throw NotFound("no such error") }
             let names = try errors.compactMap { try site.registry.prediction(run: row.id, split: .val, index: $0)?.image }
-            guard let jpeg = site.gradCAM(run: row.id, image: p.image, errors: names, completed: row.status == .completed) else {
+            guard let jpeg = await site.gradCAM(run: row.id, image: p.image, errors: names, completed: row.status == .completed) else {
                 throw NotFound("\(p.image): the run's faces or checkpoint are not at hand")
             }
             return Reply.bytes(jpeg, type: "image/jpeg")
@@ -162,14 +184,14 @@ public enum Serve {
     }
 
     static func block(_ body: @escaping @Sendable () async throws -> Void) throws {
-        final class Outcome: @unchecked Sendable { var error: Error? }   // written by the task before it signals: ordered by the semaphore
+        final class Outcome: Sendable { let error = Mutex<(any Error)?>(nil) }
         let outcome = Outcome(), done = DispatchSemaphore(value: 0)
         Task {
-            do { try await body() } catch { outcome.error = error }
+            do { try await body() } catch { outcome.error.withLock { $0 = error } }
             done.signal()
         }
         done.wait()
-        if let e = outcome.error { throw e }
+        if let e = outcome.error.withLock({ $0 }) { throw e }
     }
 
     /// One line for a server that could not start (NIO's errors name syscalls).

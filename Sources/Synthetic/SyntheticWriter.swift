@@ -1,6 +1,7 @@
 import Faces
 import Failures
 import Foundation
+import Synchronization
 
 /// Writes the built-in synthetic face set in RAF-DB basic's own layout, so
 /// that it is read by the same loader as the real dataset:
@@ -21,11 +22,10 @@ public enum SyntheticWriter {
         }
         let total = train + test
         let labels = SlotArray(repeating: "", count: total), dists = SlotArray(repeating: "", count: total)
-        let lock = NSLock()
-        var done = 0
-        var failure: Error?
+        let done = Mutex(0)
+        let failure = Mutex<(any Error)?>(nil)
         let chunks = max(1, threads) * 8
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        concurrently(chunks) { chunk in
             var k = chunk
             while k < total {
                 let isTrain = k < train
@@ -43,16 +43,18 @@ public enum SyntheticWriter {
                     try Data(PGM.encode(width: face.size, height: face.size, pixels: face.mask))
                         .write(to: out.appendingPathComponent("Annotation/mask/\(stem)_mask.pgm"))
                 } catch {
-                    lock.lock(); failure = failure ?? error; lock.unlock()
+                    failure.withLock { $0 = $0 ?? error }
                 }
                 labels[k] = "\(stem).jpg \(face.label)"
                 dists[k] = "\(stem).jpg " + face.distribution.map { String(format: "%.4f", $0) }.joined(separator: " ")
-                lock.lock(); done += 1; let d = done; lock.unlock()
+                let d = done.withLock { $0 += 1; return $0 }
                 if d % 250 == 0 || d == total { progress("drawing synthetic faces \(d)/\(total)") }
                 k += chunks
             }
         }
-        if let failure { throw Failure(.data, "\(out.path): cannot write the synthetic set: \(failure.localizedDescription)") }
+        if let failure = failure.withLock({ $0 }) {
+            throw Failure(.data, "\(out.path): cannot write the synthetic set: \(failure.localizedDescription)")
+        }
         let labelFile = out.appendingPathComponent("EmoLabel/list_patition_label.txt")
         try Data((labels.array.joined(separator: "\n") + "\n").utf8).write(to: labelFile)
         try Data((dists.array.joined(separator: "\n") + "\n").utf8).write(to: out.appendingPathComponent("EmoLabel/distribution.txt"))

@@ -16,7 +16,7 @@ public enum LabPaths {
 }
 
 /// The data a run trains and evaluates on.
-public struct PreparedData: @unchecked Sendable {
+public struct PreparedData: Sendable {
     public var set: FaceSet
     public var source: String               // "rafdb" | "synthetic"
     public var train: [Int]

@@ -199,14 +199,14 @@ public final class Runner {
                                  labelMode: data.labelMode, normalization: data.normalization,
                                  seed: RNG.mix(seed64, UInt64(epoch), 4))
         var p = EpochPass(epoch: epoch), b = 0
-        while let batch = stream.next() {
-            if Interrupt.requested { stream.release(batch); stream.cancel(); throw Interrupted(runID: t.id) }
+        // However the epoch ends, the stream's producer thread is stopped (forEach cancels it).
+        try stream.forEach { batch in
+            if Interrupt.requested { throw Interrupted(runID: t.id) }
             let n = batch.count
             model.forward(batch.x, N: n, training: true, rng: &dropout)
             let faceWeights = imbalance.faceWeights(batch.indices.map { data.set.classes[$0] })
             let loss = imbalance.loss(model, targets: batch.targets, faceWeights: faceWeights, N: n)
             if !loss.isFinite {
-                stream.release(batch); stream.cancel()
                 throw Failure(.data, "training diverged (loss \(loss)) at epoch \(epoch), batch \(b + 1); "
                               + "lower train.lr (now \(Float(spec.train.lr)))")
             }
@@ -214,12 +214,11 @@ public final class Runner {
             adam.config.lr = spec.train.lrSchedule.lr(step: adam.step + 1, stepsPerEpoch: stream.batchCount)
             adam.update()
             t.average?.update()
-            for k in 0..<n where argmax(model.probs.data + k * L,
-                                        count: L) == data.set.classes[batch.indices[batch.indices.startIndex + k]] {
-                p.correct += 1
+            for k in 0..<n {
+                let truth = data.set.classes[batch.indices[batch.indices.startIndex + k]]
+                if argmax(model.probs.data + k * L, count: L) == truth { p.correct += 1 }
             }
             p.lossSum += Double(loss) * Double(n); p.seen += n; b += 1
-            stream.release(batch)
             let ips = Double(p.seen) / max(Date().timeIntervalSince(t0), 1e-9)
             let remaining = Double(order.count - p.seen) / ips
                 + Double(spec.train.maxEpochs - epoch) * Double(order.count + data.validation.count / 3) / ips

@@ -10,7 +10,7 @@ final class CompareVersionTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("base.json").path
-        FileManager.default.createFile(atPath: path, contents: Data(#"{"name": "base"}"#.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(#"{"name": "base"}"#.utf8))
         func run(_ id: String, _ spec: ExperimentSpec) -> Compare.RunData {
             .init(id: id, experiment: spec.name, parent: nil, seed: 1, fingerprint: "f", specJSON: spec.resolvedJSON, params: 1,
                   bestEpoch: 1, trainSeconds: 1, flops: 1e6, correct: ["a": true],

@@ -52,7 +52,7 @@ final class CLITests: XCTestCase {
     func spec(_ name: String, epochs: Int = 3, slow: Bool = false) -> String {
         let path = dir.appendingPathComponent("\(name).json").path
         let model = slow ? "{}" : #"{"widths": [4, 8], "convs_per_block": [1, 2], "hidden": 8}"#
-        FileManager.default.createFile(atPath: path, contents: Data("""
+        _ = FileManager.default.createFile(atPath: path, contents: Data("""
             {"name": "\(name)",
              "dataset": {"source": "synthetic", "image_size": \(slow ? 32 : 16), "synthetic": {"train": 120, "test": 36, "seed": 3}},
              "model": \(model),
@@ -101,7 +101,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(missing.err, "Error: \(dir.appendingPathComponent("nope.json").path): no such spec file\n")
 
         let bad = dir.appendingPathComponent("bad.json").path
-        FileManager.default.createFile(atPath: bad, contents: Data(#"{"train": {"lr": "fast"}}"#.utf8))
+        _ = FileManager.default.createFile(atPath: bad, contents: Data(#"{"train": {"lr": "fast"}}"#.utf8))
         let typed = try lab("run", bad, "--db", db)
         XCTAssertEqual(typed.status, 1)
         XCTAssertEqual(typed.err, "Error: \(bad): train.lr: expected a number in 1e-07...1.0, got \"fast\"\n")
@@ -111,7 +111,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(unknown.err, "Error: no run 01ABC in \(db) (`lab runs` lists them)\n")
 
         let notDB = dir.appendingPathComponent("notes.txt").path
-        FileManager.default.createFile(atPath: notDB, contents: Data("my notes\n".utf8))
+        _ = FileManager.default.createFile(atPath: notDB, contents: Data("my notes\n".utf8))
         let r = try lab("runs", "--db", notDB)
         XCTAssertEqual(r.status, 1)
         XCTAssertEqual(r.err, "Error: \(notDB) is not a SQLite database (lab's registry is a SQLite file such as runs.db); pass another --db\n")
@@ -126,7 +126,7 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(threads.err.hasPrefix("Error: --threads must be at least 1\n"))
 
         let badSpec = dir.appendingPathComponent("bad_model.json").path
-        FileManager.default.createFile(atPath: badSpec, contents: Data(#"{"model": {"attention": "eca"}}"#.utf8))
+        _ = FileManager.default.createFile(atPath: badSpec, contents: Data(#"{"model": {"attention": "eca"}}"#.utf8))
         let spec = try lab("bench", "--spec", badSpec)
         XCTAssertEqual(spec.status, 1)
         XCTAssertEqual(spec.err, "Error: \(badSpec): model.attention: expected one of none, se, cbam, got \"eca\"\n")
@@ -135,7 +135,7 @@ final class CLITests: XCTestCase {
     /// `lab bench --spec` times the spec's model at its image size, and says which.
     func testBenchTimesASpecsModel() throws {
         let path = dir.appendingPathComponent("tiny_cbam.json").path
-        FileManager.default.createFile(atPath: path, contents: Data("""
+        _ = FileManager.default.createFile(atPath: path, contents: Data("""
             {"name": "tiny_cbam", "dataset": {"image_size": 16},
              "model": {"widths": [8, 16], "convs_per_block": [1, 2], "hidden": 0, "attention": "cbam", "conv": "separable", "shortcut": "projection"}}
             """.utf8))
@@ -252,7 +252,7 @@ extension CLITests {
     /// and end by pointing at each thing it made.
     func testARunEndsWithWhereToLookAndWhatItWrote() throws {
         let path = dir.appendingPathComponent("demo.json").path
-        FileManager.default.createFile(atPath: path, contents: Data("""
+        _ = FileManager.default.createFile(atPath: path, contents: Data("""
             {"name": "demo",
              "dataset": {"source": "synthetic", "image_size": 16, "synthetic": {"train": 120, "test": 36, "seed": 3}},
              "model": {"widths": [4, 8], "convs_per_block": [1, 2], "hidden": 8},

@@ -361,4 +361,29 @@ extension GridTests {
         XCTAssertEqual([sheet.width, sheet.height], [w, h])
         XCTAssertEqual(sheet.pixels, px)
     }
+
+    /// An epoch that throws part-way (a failed heartbeat write, Ctrl-C, a
+    /// diverged loss) must not leave the stream's producer thread blocked
+    /// on buffers that never come back: it holds the stream until it ends,
+    /// so the stream going away says the thread has ended.
+    func testAConsumerThatThrowsLeavesNoProducerThreadBehind() throws {
+        struct Stop: Error {}
+        let set = FaceSet.inMemory((0..<40).map { _ in RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 9, count: 8 * 8 * 3)) },
+                                   classes: (0..<40).map { $0 % Emotion.count }, imageSize: 8)
+        weak var gone: BatchStream?
+        var seen = 0
+        do {
+            let stream = BatchStream(set: set, order: Array(0..<40), batchSize: 2, augmentation: nil, labelMode: .hard(smoothing: 0),
+                                     normalization: Normalization(), seed: 1)
+            gone = stream
+            XCTAssertThrowsError(try stream.forEach { _ in
+                seen += 1
+                if seen == 2 { throw Stop() }
+            })
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while gone != nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertEqual(seen, 2)
+        XCTAssertNil(gone, "the producer thread still holds the stream: it is blocked waiting for buffers")
+    }
 }

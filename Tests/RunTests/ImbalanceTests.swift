@@ -136,7 +136,7 @@ final class ImbalanceTests: XCTestCase {
         }
         let s = try SpecLoader.load(ws.spec("sampled", extra: #", "sampling": "class_balanced""#, epochs: 3))
         let full = try Runner(registry: reg, reporter: .silent).run(s, seed: 4, options: RunOptions(threads: 1))
-        final class Flag: @unchecked Sendable { var fired = false }
+        final class Flag: @unchecked Sendable { var fired = false }   // safe: the runner reports from this thread only
         let flag = Flag()
         let stopper = Reporter(status: { line in
             if !flag.fired && line.contains("epoch 2/3 batch 3/") { flag.fired = true; Interrupt.request() }

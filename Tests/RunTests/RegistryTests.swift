@@ -35,7 +35,7 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: ws.db)), before)
 
         let text = ws.dir.appendingPathComponent("notes.txt").path
-        FileManager.default.createFile(atPath: text, contents: Data("hello, not a database\n".utf8))
+        _ = FileManager.default.createFile(atPath: text, contents: Data("hello, not a database\n".utf8))
         XCTAssertEqual(error { _ = try Registry(path: text) },
                        "\(text) is not a SQLite database (lab's registry is a SQLite file such as runs.db); pass another --db")
         XCTAssertEqual(try String(contentsOfFile: text, encoding: .utf8), "hello, not a database\n")

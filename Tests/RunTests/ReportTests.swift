@@ -15,7 +15,7 @@ final class ReportTests: XCTestCase {
         let reg = try ws.registry()
         let base = ws.spec("base", epochs: 2)
         let ablation = ws.dir.appendingPathComponent("abl.json").path
-        FileManager.default.createFile(atPath: ablation, contents: Data(#"{"name": "abl", "extends": "base.json", "model": {"skip": false}}"#.utf8))
+        _ = FileManager.default.createFile(atPath: ablation, contents: Data(#"{"name": "abl", "extends": "base.json", "model": {"skip": false}}"#.utf8))
         let runner = Runner(registry: reg, reporter: .silent)
         for path in [base, ablation] {
             let spec = try SpecLoader.load(path)

@@ -86,7 +86,7 @@ final class RunnerTests: XCTestCase {
         let full = try Runner(registry: reg, reporter: .silent).run(spec, seed: 5, options: RunOptions(threads: 1))
 
         // Ctrl-C in the middle of epoch 3.
-        final class Counter: @unchecked Sendable { var n = 0 }
+        final class Counter: @unchecked Sendable { var n = 0 }   // safe: the runner reports from this thread only
         let c = Counter()
         let stopper = Reporter(status: { line in
             if line.contains("epoch 3/4 batch 3/") { c.n += 1; Interrupt.request() }

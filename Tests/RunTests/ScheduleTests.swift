@@ -24,7 +24,7 @@ final class ScheduleTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         func write(_ name: String, _ text: String) -> String {
             let p = dir.appendingPathComponent(name).path
-            FileManager.default.createFile(atPath: p, contents: Data(text.utf8)); return p
+            _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8)); return p
         }
         let plain = try SpecLoader.load(write("a.json", #"{"name": "a"}"#))
         XCTAssertFalse(plain.resolvedJSON.contains("schedule"), "a spec at the defaults keeps the hash it had before the key existed")

@@ -27,7 +27,7 @@ final class Workspace {
           "evaluate": { "test": \(test) }
         }
         """
-        FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
         return path
     }
 

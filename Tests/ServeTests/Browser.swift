@@ -38,7 +38,7 @@ enum Browser {
         // Its own profile: other chromiums on this machine hold the default one.
         let profile = scratch.appendingPathComponent("chromium-profile")
         p.arguments = ["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--user-data-dir=\(profile.path)"] + args
-        FileManager.default.createFile(atPath: stdout.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: stdout)
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         let status: Int32 = try await withCheckedThrowingContinuation { c in

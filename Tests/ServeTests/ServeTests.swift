@@ -1,5 +1,6 @@
 import Faces
 import Foundation
+import Synchronization
 import XCTest
 @testable import Analysis
 @testable import Sweeps
@@ -9,7 +10,7 @@ import XCTest
 
 final class ServeTests: XCTestCase {
     /// Training the two tiny runs takes seconds: every test shares them.
-    nonisolated(unsafe) static var shared: Fixture?
+    nonisolated(unsafe) static var shared: Fixture?   // safe: XCTest runs one test of this class at a time
     var fx: Fixture!
     var server: LiveServer!
     var scratch: URL!
@@ -31,7 +32,7 @@ final class ServeTests: XCTestCase {
 
     /// Records one more epoch the first time a request's path ends with `suffix`, before it is answered.
     func addEpochOnFirstRequest(endingWith suffix: String) {
-        final class Once: @unchecked Sendable { let lock = NSLock(); var done = false }
+        final class Once: @unchecked Sendable { let lock = NSLock(); var done = false }   // safe: `done` only under `lock`
         let once = Once(), fx = fx!
         server.site.onRequest = { path in
             guard path.hasSuffix(suffix) else { return }
@@ -43,6 +44,48 @@ final class ServeTests: XCTestCase {
     }
 
     // MARK: plain HTTP
+
+    /// Grad-CAM pictures take seconds on real faces. Several first requests
+    /// for one run's pictures compute them once, off the cooperative pool:
+    /// meanwhile every other page answers at once.
+    func testConcurrentFirstGradCAMRequestsComputeOnceAndBlockNoOtherPage() throws {
+        final class Calls: Sendable { let count = Mutex(0) }
+        let calls = Calls()
+        let site = Site(registry: try Registry(readOnly: fx.db)) { registry, run, images in
+            calls.count.withLock { $0 += 1 }
+            Thread.sleep(forTimeInterval: 1.5)   // as slow as a real model on real faces
+            return GradCAMPictures.pairs(registry, run: run, images: images)
+        }
+        let slow = try awaitServer(site)
+        defer { slow.stop() }
+        let preds = try fx.writer.predictions(run: fx.base, split: .val)
+        let wrong = try XCTUnwrap(RunPage.errorIndices(preds).first)
+        let port = slow.port, path = "/runs/\(fx.base)/gradcam/\(wrong)"
+        // More first requests than the cooperative pool has threads: blocking handlers would take them all.
+        // Clients are plain threads, so that only the server's own work is on the pool.
+        let requests = max(2, ProcessInfo.processInfo.activeProcessorCount + 1)
+        final class Replies: Sendable { let statuses = Mutex([Int]()) }
+        let replies = Replies(), group = DispatchGroup()
+        for _ in 0..<requests {
+            group.enter()
+            Thread {
+                let status = (try? rawRequest(port: port, path))?.status ?? 0
+                replies.statuses.withLock { $0.append(status) }
+                group.leave()
+            }.start()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        let t0 = Date()
+        let runs = try rawRequest(port: port, "/api/runs")
+        let waited = Date().timeIntervalSince(t0)
+        XCTAssertEqual(runs.status, 200)
+        XCTAssertLessThan(waited, 0.75, "the runs page waited for Grad-CAM work")
+        XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(replies.statuses.withLock { $0 }, [Int](repeating: 200, count: requests))
+        XCTAssertEqual(calls.count.withLock { $0 }, 1, "the pictures were computed once")
+        XCTAssertEqual(try rawRequest(port: port, path).status, 200)
+        XCTAssertEqual(calls.count.withLock { $0 }, 1, "a completed run's pictures are kept")
+    }
 
     func testTraversalUnknownRunsAndUnknownImagesAre404() throws {
         let probes = ["/runs/../../etc/passwd", "/static/..%2f..%2fetc/passwd", "/static/..%2f..%2fetc%2fpasswd", "/static/%2e%2e/%2e%2e/etc/passwd",
@@ -255,7 +298,7 @@ extension ServeTests {
     }
 
     func awaitServer(_ site: Site) throws -> LiveServer {
-        final class Box: @unchecked Sendable { var server: LiveServer?; var error: Error? }
+        final class Box: @unchecked Sendable { var server: LiveServer?; var error: Error? }   // safe: set before done.signal()
         let box = Box(), done = DispatchSemaphore(value: 0)
         Task { do { box.server = try await LiveServer(site) } catch { box.error = error }; done.signal() }
         done.wait()

@@ -10,7 +10,7 @@ import Glibc
 
 /// A registry with two completed tiny runs (base, and abl extending it)
 /// and one run still training, written the way `lab run` writes them.
-final class Fixture: @unchecked Sendable {
+final class Fixture: @unchecked Sendable {   // safe: the ids are set in init, before any server thread sees it
     let dir: URL
     var db: String { dir.appendingPathComponent("runs.db").path }
     let writer: Registry
@@ -68,7 +68,7 @@ final class Fixture: @unchecked Sendable {
 }
 
 /// `lab serve`'s application, in this process, on a free port.
-final class LiveServer: @unchecked Sendable {
+final class LiveServer: @unchecked Sendable {   // safe: `task` is set in init and only cancelled after
     let site: Site
     let port: Int
     private var task: Task<Void, Error>?
