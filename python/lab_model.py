@@ -1,4 +1,4 @@
-"""PyTorch twin of lab's CNN (DESIGN.md sections 2 and 9) plus a
+"""PyTorch twin of lab's CNN (the README's model section) plus a
 dependency-free safetensors reader/writer.
 
 The module and parameter names are the checkpoint format: lab writes its

@@ -2,8 +2,8 @@
 
     python3 python/make_reference.py [NAME ...]    (default: every fixture)
 
-Small networks (8x8 images, widths [4, 8, 8]) for each key of the model
-section (DESIGN.md section 9) and some combinations of them, batch norm +
+Small networks (8x8 images, widths [4, 8, 8]) for each model key
+(the README's model section) and some combinations of them, batch norm +
 skip and neither, so every layer's conv-bias and batch-norm paths and every
 block ending are pinned down; and the baseline at widths [16, 32, 64] on
 64 images of 24x24 (reference_wide.safetensors), large enough that lab

@@ -21,7 +21,7 @@
 // - Layers that apply a nonlinearity are generic over it (Activation.swift)
 //   and dispatched once per call; a debug build compiles file by file, so
 //   the loops that apply one live in Activation.swift, where its type is.
-// - The engine knows nothing of files, JSON or SQLite (DESIGN.md §3);
+// - The engine knows nothing of files, JSON or SQLite (docs/architecture.md);
 //   safetensors encoding is bytes in, bytes out.
 
 import CBLAS

@@ -21,7 +21,7 @@ public final class LayerProfile {
     public func reset() { forward = [:]; backward = [:]; order = [] }
 }
 
-/// The residual CNN of DESIGN.md §2 with the vocabulary of §9
+/// The residual CNN of the README's model section, with every model key
 /// (ModelConfig), NHWC, with every activation it needs for backward
 /// preallocated for a batch capacity: a training step allocates nothing
 /// but a few per-channel scratch buffers.

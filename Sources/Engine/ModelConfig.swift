@@ -1,4 +1,4 @@
-/// The architecture of DESIGN.md §2, parameterized for the ablations, and
+/// The architecture of the README's model section, parameterized for the ablations, and
 /// the vocabulary of §9 (activation, pooling, kernel size, separable
 /// convolutions, projection shortcuts, attention). Every key added for §9
 /// defaults to today's network, and decoding a configuration written before

@@ -1,14 +1,14 @@
 import Foundation
 import LabRandom
 
-/// Training-time augmentation (DESIGN.md §2): horizontal flip with p = 0.5,
+/// Training-time augmentation (the research plan's recipe): horizontal flip with p = 0.5,
 /// rotation uniform in ±rotation degrees, translation uniform up to
 /// ±translation of the side; composed into one affine warp, bilinear.
 public struct Augmentation: Codable, Equatable, Hashable, Sendable {
     public var flip: Bool
     public var rotation: Float          // degrees, either way
     public var translation: Float       // fraction of the image side
-    /// No defaults here: the spec's augment section (LabKit's AugmentSpec) holds them.
+    /// No defaults here: the spec's augment section (Specs' AugmentSpec) holds them.
     public init(flip: Bool, rotation: Float, translation: Float) {
         self.flip = flip; self.rotation = rotation; self.translation = translation
     }

@@ -1,4 +1,4 @@
-/// The six classes, in the order the model's outputs use (DESIGN.md §2).
+/// The six classes, in the order the model's outputs use.
 /// RAF-DB numbers them differently (1 surprise, 2 fear, 3 disgust,
 /// 4 happiness, 5 sadness, 6 anger, 7 neutral): map by name, never by index.
 public enum Emotion: Int, CaseIterable, Sendable, Codable {

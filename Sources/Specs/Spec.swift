@@ -11,9 +11,9 @@ extension SpecChoice {
     public static var names: [String] { allCases.map(\.rawValue) }
 }
 
-/// A fully resolved experiment spec (DESIGN.md §4): every key has a value.
+/// A fully resolved experiment spec (docs/architecture.md: spec keys): every key has a value.
 /// The sections' initial values are the defaults, the research plan's
-/// baseline (DESIGN.md §2); SpecLoader fills them in under what a file sets.
+/// baseline (the README's model section); SpecLoader fills them in under what a file sets.
 public struct ExperimentSpec: Codable, Equatable, Sendable {
     public var name = ""
     public var description: String?
@@ -86,7 +86,7 @@ public struct AugmentSpec: Codable, Equatable, Sendable {
 
 /// The spec's `model` section: ModelConfig as a file spells it (its defaults
 /// are ModelConfig's; the class count comes from the data, not the spec).
-/// The keys of DESIGN.md §9 (activation ... attention_reduction) came later:
+/// The architecture keys (activation ... attention_reduction) came later:
 /// at their defaults they are left out of the resolved spec (SpecLoader.addedLater).
 public struct ModelSpec: Codable, Equatable, Sendable {
     public var widths: [Int]

@@ -4,7 +4,7 @@ import Foundation
 import LabRandom
 import Specs
 
-/// The spec's remedies for class imbalance (DESIGN.md §2), resolved against
+/// The spec's remedies for class imbalance (docs/imbalance.md), resolved against
 /// a training split: how each face's loss is weighted, how the logits are
 /// shifted in training, and which faces an epoch draws.
 struct Imbalance {

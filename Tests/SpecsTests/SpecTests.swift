@@ -90,7 +90,7 @@ final class SpecTests: XCTestCase {
         XCTAssertEqual(error(dir.appendingPathComponent("none.json").path), "\(dir.appendingPathComponent("none.json").path): no such spec file")
     }
 
-    /// The architecture keys (DESIGN.md §9): a bad value is one line naming
+    /// The architecture keys (the README's model section): a bad value is one line naming
     /// the file, the key path and the allowed values; a combination the
     /// engine cannot run names both keys; at its default a key is left out of
     /// the resolved spec (every stored spec keeps its hash).
