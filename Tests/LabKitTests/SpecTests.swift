@@ -49,7 +49,7 @@ final class SpecTests: XCTestCase {
             "narrow": ["model.widths"], "wide": ["model.widths"], "dropout_0": ["model.dropout"], "dropout_0.25": ["model.dropout"],
             "hard_labels": ["dataset.labels"], "no_augmentation": ["augment.flip", "augment.rotation", "augment.translation"],
             "no_rotation": ["augment.rotation"], "lr_1e-3": ["train.lr"], "batch_32": ["train.batch_size"],
-            "class_weights": ["train.class_weights"], "class_weights_per_class": ["train.class_weights"],
+            "class_weights": ["train.class_weights", "train.reweight_from_epoch"], "class_weights_per_class": ["train.class_weights"],
             "balanced_sampling": ["train.sampling"], "logit_adjustment": ["train.logit_adjustment"], "final": ["evaluate.test"],
             "se": ["model.attention"], "cbam": ["model.attention"], "separable": ["model.conv"], "projection": ["model.shortcut"],
             "kernel_5": ["model.kernel"], "avg_pool": ["model.pool"], "silu": ["model.activation"], "no_hidden": ["model.hidden"],
