@@ -62,6 +62,11 @@ public enum Compare {
         return out
     }
 
+    /// Only the runs with these seeds; experiments left without runs drop out.
+    public static func restricted(_ all: [String: [RunData]], toSeeds seeds: [Int]) -> [String: [RunData]] {
+        all.mapValues { $0.filter { seeds.contains($0.seed) } }.filter { !$0.value.isEmpty }
+    }
+
     /// Forward FLOPs per image of a stored spec's model (NaN if it no longer resolves).
     static func forwardFLOPs(_ specJSON: String) -> Double {
         guard let stored = try? JSONValue(parsing: Data(specJSON.utf8)),
