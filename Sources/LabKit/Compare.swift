@@ -109,11 +109,10 @@ public enum Compare {
         let wanted = only.isEmpty ? all.keys.sorted() : only
         for w in wanted where all[w] == nil { throw Failure(.registry, "no completed runs of experiment \(w) with predictions on this split") }
         if let baseline, all[baseline] == nil { throw Failure(.registry, "baseline \(baseline) has no completed runs with predictions on this split") }
-        // Baselines first, then their ablations.
-        let ordered = wanted.sorted { a, b in
-            let pa = all[a]!.first!.parent == nil || a == baseline, pb = all[b]!.first!.parent == nil || b == baseline
-            return pa != pb ? pa : a < b
-        }
+        // Baselines first (no parent, --baseline, or the parent of another row shown), then their ablations.
+        let parents = Set(wanted.compactMap { all[$0]!.first!.parent })
+        func isBase(_ name: String) -> Bool { all[name]!.first!.parent == nil || name == baseline || parents.contains(name) }
+        let ordered = wanted.sorted { a, b in isBase(a) != isBase(b) ? isBase(a) : a < b }
         return withHolm(ordered.map { name in
             var row = summary(name, all[name]!)
             if let n = leftOut[name] { row.note = "\(n) run\(n == 1 ? "" : "s") of an earlier spec with this name left out" }
