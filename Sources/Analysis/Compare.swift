@@ -59,6 +59,11 @@ public enum Compare {
         return out
     }
 
+    /// Only the runs with these seeds; experiments left without runs drop out.
+    public static func restricted(_ all: [String: [RunData]], toSeeds seeds: [Int]) -> [String: [RunData]] {
+        all.mapValues { $0.filter { seeds.contains($0.seed) } }.filter { !$0.value.isEmpty }
+    }
+
     /// Forward FLOPs per image of a stored spec's model (NaN if it no longer resolves).
     static func forwardFLOPs(_ specJSON: String) -> Double {
         guard let spec = try? SpecLoader.stored(specJSON, file: "stored spec") else { return .nan }
@@ -104,11 +109,10 @@ public enum Compare {
         if let baseline, all[baseline] == nil {
             throw Failure(.registry, "baseline \(baseline) has no completed runs with predictions on this split")
         }
-        // Baselines first, then their ablations.
-        let ordered = wanted.sorted { a, b in
-            let pa = all[a]!.first!.parent == nil || a == baseline, pb = all[b]!.first!.parent == nil || b == baseline
-            return pa != pb ? pa : a < b
-        }
+        // Baselines first (no parent, --baseline, or the parent of another row shown), then their ablations.
+        let parents = Set(wanted.compactMap { all[$0]!.first!.parent })
+        func isBase(_ name: String) -> Bool { all[name]!.first!.parent == nil || name == baseline || parents.contains(name) }
+        let ordered = wanted.sorted { a, b in isBase(a) != isBase(b) ? isBase(a) : a < b }
         return withHolm(ordered.map { name in
             var row = summary(name, all[name]!)
             if let n = leftOut[name] { row.note = "\(n) run\(n == 1 ? "" : "s") of an earlier spec with this name left out" }

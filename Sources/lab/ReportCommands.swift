@@ -20,6 +20,10 @@ extension Lab {
         @Option(help: "The split compared (test: only runs evaluated on test).")
         var split = EvalSplit.val
 
+        @Option(help: "Only runs with these seeds, e.g. 1,2,3 (arms of equal size when a baseline has more runs).",
+                transform: SeedList.parse)
+        var seeds: [Int]?
+
         @Flag(help: "CSV on stdout instead of a table.")
         var csv = false
 
@@ -27,7 +31,8 @@ extension Lab {
 
         func run() throws {
             let reg = try registry.open()
-            let all = try Compare.load(reg, split: split)
+            var all = try Compare.load(reg, split: split)
+            if let seeds { all = Compare.restricted(all, toSeeds: seeds) }
             if all.isEmpty {
                 print("no completed runs with \(split.name) predictions in \(registry.path)")
                 return

@@ -49,7 +49,7 @@ final class SpecTests: XCTestCase {
             "narrow": ["model.widths"], "wide": ["model.widths"], "dropout_0": ["model.dropout"], "dropout_0.25": ["model.dropout"],
             "hard_labels": ["dataset.labels"], "no_augmentation": ["augment.flip", "augment.rotation", "augment.translation"],
             "no_rotation": ["augment.rotation"], "lr_1e-3": ["train.lr"], "batch_32": ["train.batch_size"],
-            "class_weights": ["train.class_weights"], "class_weights_per_class": ["train.class_weights"],
+            "class_weights": ["train.class_weights", "train.reweight_from_epoch"], "class_weights_per_class": ["train.class_weights"],
             "balanced_sampling": ["train.sampling"], "logit_adjustment": ["train.logit_adjustment"], "final": ["evaluate.test"],
             "se": ["model.attention"], "cbam": ["model.attention"], "separable": ["model.conv"], "projection": ["model.shortcut"],
             "kernel_5": ["model.kernel"], "avg_pool": ["model.pool"], "silu": ["model.activation"], "no_hidden": ["model.hidden"],
@@ -63,10 +63,33 @@ final class SpecTests: XCTestCase {
         XCTAssertEqual(quick.dataset.source, .synthetic); XCTAssertTrue(quick.evaluate.test)
         // The quickstart's description names each change from the baseline; a new change needs a new reason there.
         XCTAssertEqual(Set(SpecDiff.changed(base.resolved, quick.resolved)), [
-            "dataset.source", "dataset.synthetic.train", "dataset.synthetic.test", "model.widths", "model.dropout",
+            "dataset.source", "dataset.synthetic.train", "dataset.synthetic.test", "model.widths", "model.hidden", "model.dropout",
             "train.max_epochs", "train.lr", "train.batch_size", "train.schedule", "train.warmup_epochs", "train.logit_adjustment", "train.seeds",
             "evaluate.test", "explain.enabled", "explain.images", "report",
         ])
+    }
+
+    /// experiments/synthetic: the quickstart's recipe on validation only, and one model key per factor.
+    func testSyntheticStudyIsOneFactorAgainstTheQuickstartRecipe() throws {
+        let dir = experiments.appendingPathComponent("synthetic")
+        let quick = try SpecLoader.load(experiments.appendingPathComponent("quickstart.json").path)
+        let ref = try SpecLoader.load(dir.appendingPathComponent("reference.json").path)
+        XCTAssertEqual(ref.parent, "quickstart")
+        XCTAssertEqual(Set(SpecDiff.changed(quick.resolved, ref.resolved)), ["evaluate.test", "explain.enabled", "report", "train.seeds"],
+                       "the same training as the quickstart")
+        let expected: [String: Set<String>] = [
+            "se": ["model.attention"], "cbam": ["model.attention"], "separable": ["model.conv"], "projection": ["model.shortcut"],
+            "kernel_5": ["model.kernel"], "avg_pool": ["model.pool"], "silu": ["model.activation"], "hidden_64": ["model.hidden"],
+            "narrow": ["model.widths"], "quarter": ["model.widths"],
+            "no_augmentation": ["augment.flip", "augment.rotation", "augment.translation"],
+        ]
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") && $0 != "reference.json" }
+        XCTAssertEqual(Set(files.map { String($0.dropLast(5)) }), Set(expected.keys), "every study file is listed here")
+        for (name, keys) in expected {
+            let s = try SpecLoader.load(dir.appendingPathComponent("\(name).json").path)
+            XCTAssertEqual(s.name, "syn_\(name)"); XCTAssertEqual(s.parent, "syn_reference", name)
+            XCTAssertEqual(Set(SpecDiff.changed(ref.resolved, s.resolved)), keys, name)
+        }
     }
 
     func testBadSpecsNameFileAndKey() {
