@@ -145,9 +145,9 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(Double(csv[3][column("min_detectable")])!, expected.minDetectable, accuracy: 1e-4)
         XCTAssertEqual(csv[3][column("mcnemar_p")], "")
         // lab compare --seeds 1,2,3: arms of three.
-        let three3 = try Compare.rows(Compare.restricted(try Compare.load(reg, split: "val"), toSeeds: [1, 2, 3]))
+        let three3 = try Compare.rows(Compare.restricted(try Compare.load(reg, split: .val), toSeeds: [1, 2, 3]))
         XCTAssertEqual(three3.map(\.runs), [3, 1, 3])
-        XCTAssertEqual(Compare.restricted(try Compare.load(reg, split: "val"), toSeeds: [4, 5]).keys.sorted(), ["base"])
+        XCTAssertEqual(Compare.restricted(try Compare.load(reg, split: .val), toSeeds: [4, 5]).keys.sorted(), ["base"])
     }
 
     /// Four ablations and a baseline, p-values by hand: Holm over the four shown.
