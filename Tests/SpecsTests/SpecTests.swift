@@ -80,7 +80,7 @@ final class SpecTests: XCTestCase {
         let expected: [String: Set<String>] = [
             "se": ["model.attention"], "cbam": ["model.attention"], "separable": ["model.conv"], "projection": ["model.shortcut"],
             "kernel_5": ["model.kernel"], "avg_pool": ["model.pool"], "silu": ["model.activation"], "hidden_64": ["model.hidden"],
-            "narrow": ["model.widths"], "quarter": ["model.widths"],
+            "narrow": ["model.widths"], "quarter": ["model.widths"], "low_lr": ["train.lr"],
             "no_augmentation": ["augment.flip", "augment.rotation", "augment.translation"],
         ]
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") && $0 != "reference.json" }
