@@ -223,7 +223,10 @@ extension CLITests {
         let twice = try lab("sweep", spec("long", epochs: 8, slow: true), "--seeds", "1", "--slurm", "--db", db)
         XCTAssertEqual(twice.status, 1)
         XCTAssertTrue(twice.err.contains("Error: sweep \(id) is still queued or running as array job \(array)"), twice.err)
-        // Slurm holds a requeued job back for a while; let it start now.
+        // Slurm holds a requeued job back for a while; let it start now, but not within the second of the
+        // kill: slurmd refuses a credential made in the same second as the revocation ("Job credential
+        // revoked") and the task would end there, unresumed (seen once in CI).
+        Thread.sleep(forTimeInterval: 2)
         _ = try command(["scontrol", "update", "jobid=\(array)_0", "StartTime=now"])
         try waitForJobs([array, merge], timeout: 300)
         XCTAssertEqual(try sql("SELECT COUNT(*) || ' ' || status FROM runs"), "1 completed")
