@@ -4,9 +4,12 @@
 
 For every completed run with predictions on the split: the run's `best`
 checkpoint loads into python/lab_model.py's LabNet with strict=True, the
-faces are read from the run's dataset folder with PIL (JPEG decode, then
-PIL's antialiased bilinear resize, which lab's resize reproduces) and
-normalized as the checkpoint's `lab.normalization` says, and PyTorch's argmax
+faces are read from the run's dataset folder (PIL decodes the JPEG, with
+libjpeg's defaults as lab's decoder), resized as lab resizes (`lab_resize`:
+PIL's BILINEAR rounds its horizontal pass to 8 bits, lab does not, and that
+one-level difference flips the argmax of up to 1% of the faces of a weakly
+trained network), normalized as the checkpoint's `lab.normalization` says,
+and PyTorch's argmax
 is compared with lab's `predicted_class`. Prints one line per run; exits 1
 if any run agrees on fewer than --min-agreement of its faces. Needs torch,
 numpy and pillow; reads the registry with Python's sqlite3 (read-only).
@@ -41,6 +44,40 @@ def face_path(root, image):
     raise FileNotFoundError(f"{image} not under {root}")
 
 
+def resize_taps(n_in, n_out):
+    """Sources/Faces/Resize.swift's taps: a triangle whose half-width widens with the downscale factor."""
+    scale = n_in / n_out
+    support = max(1.0, scale)
+    taps = []
+    for i in range(n_out):
+        center = (i + 0.5) * scale
+        lo, hi = max(0, int(np.floor(center - support))), min(n_in, int(np.ceil(center + support)))
+        v = [max(0.0, 1 - abs((j + 0.5 - center) / support)) for j in range(lo, hi)]
+        total = np.float32(sum(v))
+        taps.append((lo, [np.float32(x) / total for x in v]))
+    return taps
+
+
+def lab_resize(img, size):
+    """img [H, W, 3] uint8 -> [size, size, 3] uint8, as lab computes it: float32 sums in tap order, no
+    rounding between the passes, round half away from zero at the end."""
+    src = img.astype(np.float32)
+    h, w, _ = src.shape
+    tmp = np.zeros((h, size, 3), np.float32)
+    for x, (s, ws) in enumerate(resize_taps(w, size)):
+        acc = np.zeros((h, 3), np.float32)
+        for k, wk in enumerate(ws):
+            acc = acc + wk * src[:, s + k, :]
+        tmp[:, x, :] = acc
+    out = np.zeros((size, size, 3), np.float32)
+    for y, (s, ws) in enumerate(resize_taps(h, size)):
+        acc = np.zeros((size, 3), np.float32)
+        for k, wk in enumerate(ws):
+            acc = acc + wk * tmp[s + k, :, :]
+        out[y] = acc
+    return np.clip(np.floor(out + np.float32(0.5)), 0, 255).astype(np.uint8)
+
+
 def check_run(db, run_id, split, root, scratch):
     blob, = db.execute("SELECT data FROM checkpoints WHERE run_id = ? AND kind = 'best'", (run_id,)).fetchone()
     with open(scratch, "wb") as f:
@@ -54,8 +91,8 @@ def check_run(db, run_id, split, root, scratch):
     mean, std = np.array(norm["mean"], dtype=np.float32), np.array(norm["std"], dtype=np.float32)
     rows = db.execute("SELECT image, predicted_class FROM predictions WHERE run_id = ? AND split = ? ORDER BY image",
                       (run_id, split)).fetchall()
-    x = np.stack([np.asarray(Image.open(face_path(root, image)).convert("RGB").resize((size, size), Image.BILINEAR),
-                             dtype=np.float32) / 255.0 for image, _ in rows])
+    x = np.stack([lab_resize(np.asarray(Image.open(face_path(root, image)).convert("RGB")), size).astype(np.float32) / 255.0
+                  for image, _ in rows])
     x = (x - mean) / std
     with torch.no_grad():
         logits = torch.cat([net(torch.from_numpy(x[i:i + 256]).permute(0, 3, 1, 2).contiguous())
