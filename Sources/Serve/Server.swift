@@ -120,8 +120,9 @@ public enum Serve {
         }
         router.get("/runs/:id/checkpoint/best.safetensors") { _, c in
             let row = try site.run(c.parameters.get("id"))
-            guard let data = try site.registry.checkpointData(run: row.id,
-                                                              kind: .best) else { throw NotFound("run \(row.id) has no best checkpoint") }
+            guard let data = try site.registry.checkpointData(run: row.id, kind: .best) else {
+                throw NotFound("run \(row.id) has no best checkpoint")
+            }
             return Reply.bytes(data, type: "application/octet-stream",
                                extra: [.contentDisposition: "attachment; filename=\"\(row.id)-best.safetensors\""])
         }
@@ -160,8 +161,8 @@ public enum Serve {
         guard let split = c.parameters.get("split").flatMap(EvalSplit.init(rawValue:)),
               let index = c.parameters.get("index").flatMap({ Int($0) }),
               let p = try site.registry.prediction(run: row.id, split: split, index: index) else { throw NotFound("no such prediction") }
-        guard let url = site.images.file(root: row.datasetRoot,
-                                         image: p.image), let data = FileManager.default.contents(atPath: url.path) else {
+        guard let url = site.images.file(root: row.datasetRoot, image: p.image),
+              let data = FileManager.default.contents(atPath: url.path) else {
             throw NotFound("\(p.image) is not under \(row.datasetRoot ?? "the run's dataset folder") any more")
         }
         return Reply.bytes(data, type: ImageFinder.contentType(url))

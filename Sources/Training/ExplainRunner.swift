@@ -32,8 +32,9 @@ public enum ExplainRunner {
 
     public static func run(_ reg: Registry, run prefix: String, options o: ExplainOptions, reporter: Reporter) throws -> Report {
         let row = try RunRow.one(reg, prefix)
-        guard let best = try reg.checkpoint(run: row.id,
-                                            kind: .best) else { throw Failure(.registry, "run \(row.id) has no checkpoint yet") }
+        guard let best = try reg.checkpoint(run: row.id, kind: .best) else {
+            throw Failure(.registry, "run \(row.id) has no checkpoint yet")
+        }
         let (model, meta) = try Model.load(checkpoint: [UInt8](best.data), threads: o.threads)
         let explainer = try Explainer(model: model, layer: o.layer)
         let normalization = Normalization(checkpointMetadata: meta)

@@ -280,8 +280,9 @@ public final class Runner {
     /// second model would add its activations to the run's peak memory.
     func finish(_ t: RunInProgress, state: TrainerState) throws {
         let (spec, data) = (t.spec, t.data)
-        guard let best = try registry.checkpoint(run: t.id,
-                                                 kind: .best) else { throw Failure(.registry, "run \(t.id) has no best checkpoint") }
+        guard let best = try registry.checkpoint(run: t.id, kind: .best) else {
+            throw Failure(.registry, "run \(t.id) has no best checkpoint")
+        }
         try t.model.load(stateDict: Safetensors.decode([UInt8](best.data)).tensors)
         let val = evaluate(t.model, data: data, indices: data.validation, batch: spec.train.batchSize, S: spec.dataset.imageSize)
         try record(runID: t.id, split: .val, probs: val, indices: data.validation, data: data)

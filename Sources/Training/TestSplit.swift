@@ -30,8 +30,9 @@ public enum TestSplit {
     public static func evaluate(_ reg: Registry, _ row: RunRow, data: String?, threads: Int) throws {
         let spec = try row.resolvedSpec()
         let prepared = try row.prepareData(spec: spec, data: data, threads: threads, reporter: .silent)
-        guard let best = try reg.checkpoint(run: row.id,
-                                            kind: .best) else { throw Failure(.registry, "run \(row.id) has no best checkpoint") }
+        guard let best = try reg.checkpoint(run: row.id, kind: .best) else {
+            throw Failure(.registry, "run \(row.id) has no best checkpoint")
+        }
         let (model, _) = try Engine.Model.load(checkpoint: [UInt8](best.data), threads: threads)
         let runner = Runner(registry: reg,
                             reporter: Reporter(status: { _ in }, log: { FileHandle.standardError.write(Data(("\($0)\n").utf8)) }))
